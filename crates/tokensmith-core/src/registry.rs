@@ -1,0 +1,396 @@
+//! The [`Registry`] of adapter factories, and [`Providers`] loaded from config.
+//!
+//! A `kind` string selects a factory (opendal's shape). Loading a config
+//! validates every provider without touching the network and wraps each one in
+//! the cache ([`CachedProvider`]) exactly once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+
+use crate::config::{CommonConfig, RefreshTokenStoreConfig, from_table};
+use crate::http::{HttpSettings, TokenEndpoint};
+use crate::refresh_store::{
+    FileRefreshTokenStore, MemoryRefreshTokenStore, SharedRefreshTokenStore,
+};
+use crate::{
+    CacheConfig, CachedProvider, SharedClock, SharedTokenProvider, SystemClock, TokenError,
+};
+
+/// The built-in kinds and the crate (and facade feature) that provides each,
+/// so an unknown kind can say what to add.
+pub const KNOWN_KINDS: &[(&str, &str, &str)] = &[
+    ("soti-connect", "tokensmith-soti", "soti"),
+    ("configapi", "tokensmith-configapi", "configapi"),
+    ("oauth2", "tokensmith-oauth2", "oauth2"),
+    ("deyel", "tokensmith-deyel", "deyel"),
+];
+
+/// Builds providers of one `kind` from config. Each adapter crate exports one.
+///
+/// ```
+/// use tokensmith_core::{AdapterFactory, ProviderContext, SharedTokenProvider, TokenError};
+///
+/// #[derive(Debug)]
+/// struct Static;
+///
+/// impl AdapterFactory for Static {
+///     fn kind(&self) -> &'static str { "static" }
+///     fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError> {
+///         #[derive(serde::Deserialize)]
+///         #[serde(deny_unknown_fields)]
+///         struct Config { value: String }
+///         let config: Config = ctx.parse()?;
+///         let token = tokensmith_core::AccessToken::builder(config.value, ctx.clock().now()).build();
+///         Ok(std::sync::Arc::new(token))
+///     }
+/// }
+///
+/// let providers = tokensmith_core::Registry::new().with(Static).load_str(r#"
+///     [providers.fixed]
+///     kind = "static"
+///     token_url = "https://example.com/token"
+///     client_id = "me"
+///     value = "abc"
+/// "#).unwrap();
+/// assert!(providers.get("fixed").is_ok());
+/// ```
+pub trait AdapterFactory: Send + Sync + fmt::Debug + 'static {
+    /// The `kind` this factory builds, lowercase (`"soti-connect"`).
+    fn kind(&self) -> &'static str;
+
+    /// Validates the provider's config and builds the (uncached) provider.
+    /// Must not touch the network.
+    fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError>;
+}
+
+/// What a factory gets to build one provider: its name, the common fields,
+/// the rest of its table, and the shared clock.
+pub struct ProviderContext {
+    name: Arc<str>,
+    common: CommonConfig,
+    rest: toml::Table,
+    clock: SharedClock,
+}
+
+impl ProviderContext {
+    /// A context for the provider `name` (used by the registry; public so
+    /// adapters can be tested without a config file).
+    pub fn new(name: &str, table: toml::Table, clock: SharedClock) -> Result<Self, TokenError> {
+        let mut common_table = toml::Table::new();
+        let mut rest = toml::Table::new();
+        for (key, value) in table {
+            if COMMON_FIELDS.contains(&key.as_str()) {
+                common_table.insert(key, value);
+            } else {
+                rest.insert(key, value);
+            }
+        }
+        let mut common: CommonConfig = from_table(name, common_table)?;
+        common.kind = common.kind.to_ascii_lowercase();
+        Ok(Self { name: name.into(), common, rest, clock })
+    }
+
+    /// The provider's name (its `[providers.NAME]` key).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The fields common to every kind.
+    pub fn common(&self) -> &CommonConfig {
+        &self.common
+    }
+
+    /// The clock every token's receipt time is read from.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Deserializes the kind-specific fields into the adapter's config type.
+    /// Use `#[serde(deny_unknown_fields)]` on it so typos are errors.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, TokenError> {
+        from_table(&self.name, self.rest.clone())
+    }
+
+    /// A config error for `field` of this provider.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> TokenError {
+        TokenError::config(Some(&self.name), Some(field), message)
+    }
+
+    /// The client secret, or an error saying this kind needs one.
+    pub fn require_client_secret(&self) -> Result<SecretString, TokenError> {
+        self.common.client_secret.as_ref().map(|s| s.as_secret().clone()).ok_or_else(|| {
+            self.error(
+                "client_secret",
+                format!("kind {:?} requires a client_secret", self.common.kind),
+            )
+        })
+    }
+
+    /// The token endpoint built from `token_url` and the HTTP settings
+    /// (https rule, timeout, CA file), or an error if `token_url` is missing.
+    pub fn endpoint(&self) -> Result<TokenEndpoint, TokenError> {
+        let url = self
+            .common
+            .token_url
+            .clone()
+            .ok_or_else(|| self.error("token_url", "missing field `token_url`"))?;
+        self.endpoint_for(url)
+    }
+
+    /// A token endpoint for `url` with this provider's HTTP settings.
+    pub fn endpoint_for(&self, url: url::Url) -> Result<TokenEndpoint, TokenError> {
+        TokenEndpoint::new(&self.name, url, &self.http_settings(), self.clock.clone())
+    }
+
+    /// The provider's HTTP settings.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            timeout: self.common.timeout,
+            allow_insecure_http: self.common.allow_insecure_http,
+            ca_file: self.common.ca_file.clone(),
+            ..HttpSettings::default()
+        }
+    }
+
+    /// The store for rotated refresh tokens: the configured one, or an
+    /// in-memory store.
+    pub fn refresh_token_store(&self) -> SharedRefreshTokenStore {
+        match &self.common.refresh_token_store {
+            Some(RefreshTokenStoreConfig::File(path)) => {
+                Arc::new(FileRefreshTokenStore::new(&self.name, path.clone()))
+            }
+            Some(RefreshTokenStoreConfig::Memory) | None => {
+                Arc::new(MemoryRefreshTokenStore::default())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ProviderContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderContext")
+            .field("name", &self.name)
+            .field("common", &self.common)
+            .field("fields", &self.rest.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+const COMMON_FIELDS: &[&str] = &[
+    "kind",
+    "token_url",
+    "client_id",
+    "client_secret",
+    "timeout",
+    "expiry_margin",
+    "refresh_ahead",
+    "refresh_token_store",
+    "allow_insecure_http",
+    "ca_file",
+];
+
+/// Adapter factories by `kind`.
+///
+/// ```
+/// let registry = tokensmith_core::Registry::new();
+/// let err = registry.load_str(r#"
+///     [providers.mdm]
+///     kind = "soti-connect"
+///     token_url = "https://mdm.example.com/Connect/api/token"
+///     client_id = "Application1"
+/// "#).unwrap_err();
+/// assert!(err.to_string().contains("tokensmith-soti"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Registry {
+    factories: BTreeMap<&'static str, Arc<dyn AdapterFactory>>,
+    clock: SharedClock,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// An empty registry using the system clock.
+    pub fn new() -> Self {
+        Self { factories: BTreeMap::new(), clock: Arc::new(SystemClock) }
+    }
+
+    /// Registers a factory (replacing one of the same kind).
+    #[must_use]
+    pub fn with(mut self, factory: impl AdapterFactory) -> Self {
+        self.factories.insert(factory.kind(), Arc::new(factory));
+        self
+    }
+
+    /// Uses `clock` for every provider and cache built from now on (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The registered kinds, sorted.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.factories.keys().copied()
+    }
+
+    /// Loads and validates a config file (no network).
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Providers, TokenError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            TokenError::config(
+                None,
+                None,
+                format!("cannot read config file {}: {e}", path.display()),
+            )
+        })?;
+        self.load_str(&text).map_err(|e| match e {
+            TokenError::Config { provider: None, field, message } => TokenError::Config {
+                provider: None,
+                field,
+                message: format!("{}: {message}", path.display()),
+            },
+            other => other,
+        })
+    }
+
+    /// Loads and validates config text (no network).
+    pub fn load_str(&self, text: &str) -> Result<Providers, TokenError> {
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            TokenError::config(None, None, format!("invalid TOML: {}", one_line(&e.to_string())))
+        })?;
+        let providers = match doc.remove("providers") {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(TokenError::config(None, Some("providers"), "must be a table")),
+            None => toml::Table::new(),
+        };
+        if let Some(key) = doc.keys().next() {
+            return Err(TokenError::config(
+                None,
+                Some(key),
+                "unknown top-level key; providers go under [providers.NAME]",
+            ));
+        }
+        let mut map = BTreeMap::new();
+        for (name, value) in providers {
+            let toml::Value::Table(table) = value else {
+                return Err(TokenError::config(Some(&name), None, "must be a table"));
+            };
+            let entry = self.build_one(&name, table)?;
+            map.insert(name, entry);
+        }
+        Ok(Providers { map })
+    }
+
+    fn build_one(&self, name: &str, table: toml::Table) -> Result<ProviderEntry, TokenError> {
+        let ctx = ProviderContext::new(name, table, self.clock.clone())?;
+        let kind = ctx.common().kind.clone();
+        let Some(factory) = self.factories.get(kind.as_str()) else {
+            return Err(self.unknown_kind(name, &kind));
+        };
+        let info = ProviderInfo {
+            name: name.to_owned(),
+            kind: factory.kind(),
+            token_url: ctx.common().token_url.as_ref().map(ToString::to_string),
+            client_id: ctx.common().client_id.clone(),
+        };
+        let cache_config = CacheConfig::from_common(ctx.common());
+        let inner = factory.build(ctx)?;
+        let provider: SharedTokenProvider =
+            Arc::new(CachedProvider::new(name, inner, cache_config, self.clock.clone()));
+        Ok(ProviderEntry { info, provider })
+    }
+
+    fn unknown_kind(&self, name: &str, kind: &str) -> TokenError {
+        let available: Vec<&str> = self.kinds().collect();
+        let available = if available.is_empty() { "none".to_owned() } else { available.join(", ") };
+        let message = match KNOWN_KINDS.iter().find(|(k, _, _)| *k == kind) {
+            Some((_, krate, feature)) => format!(
+                "kind {kind:?} is not linked into this program: add the `{krate}` crate and register its factory (or enable the `{feature}` feature of `tokensmith`); available kinds: {available}"
+            ),
+            None => format!("unknown kind {kind:?}; available kinds: {available}"),
+        };
+        TokenError::config(Some(name), Some("kind"), message)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What `tokensmith list` and `check` show of a provider: no secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderInfo {
+    /// The provider's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Its token endpoint, when configured directly.
+    pub token_url: Option<String>,
+    /// Its client id.
+    pub client_id: String,
+}
+
+#[derive(Debug)]
+struct ProviderEntry {
+    info: ProviderInfo,
+    provider: SharedTokenProvider,
+}
+
+/// The providers of a loaded config, each already wrapped in the cache.
+#[derive(Debug)]
+pub struct Providers {
+    map: BTreeMap<String, ProviderEntry>,
+}
+
+impl Providers {
+    /// The provider called `name`.
+    pub fn get(&self, name: &str) -> Result<SharedTokenProvider, TokenError> {
+        self.map.get(name).map(|e| e.provider.clone()).ok_or_else(|| {
+            let names: Vec<&str> = self.map.keys().map(String::as_str).collect();
+            TokenError::config(
+                Some(name),
+                None,
+                format!(
+                    "no such provider; configured: {}",
+                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                ),
+            )
+        })
+    }
+
+    /// What is known about the provider called `name`.
+    pub fn info(&self, name: &str) -> Option<&ProviderInfo> {
+        self.map.get(name).map(|e| &e.info)
+    }
+
+    /// Every provider, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&ProviderInfo, &SharedTokenProvider)> {
+        self.map.values().map(|e| (&e.info, &e.provider))
+    }
+
+    /// The provider names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    /// How many providers there are.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
