@@ -1,2 +1,45 @@
-//! `cargo xtask`: project tasks.
-fn main() {}
+//! `cargo xtask`: the project's own tasks, in Rust so they run the same everywhere.
+//!
+//! - `cargo xtask ci`: everything CI checks, in order (see [`ci`]).
+//! - `cargo xtask deny`: only `cargo deny check` (with the offline advisory copy when present).
+//!
+//! The house rules that are plain assertions live in `tidy.rs` as a `#[test]`.
+
+mod ci;
+#[cfg(test)]
+mod tidy;
+
+use std::path::{Path, PathBuf};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci::run(&root, &args[1..]),
+        Some("deny") => ci::deny(&root),
+        Some("help" | "--help" | "-h") | None => {
+            usage();
+            Ok(())
+        }
+        Some(other) => {
+            usage();
+            anyhow::bail!("unknown task {other:?}")
+        }
+    }
+}
+
+#[allow(clippy::print_stderr, reason = "xtask talks to the developer on stderr")]
+fn usage() {
+    eprintln!(
+        "usage: cargo xtask <task>\n\n\
+         tasks:\n  \
+         ci     fmt check, clippy -D warnings, all tests and doctests, rustdoc -D warnings, cargo deny\n         \
+         (installs cargo-deny and the interop server's npm packages when missing)\n  \
+         deny   cargo deny check only"
+    );
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub(crate) fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+}

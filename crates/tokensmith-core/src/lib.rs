@@ -16,6 +16,7 @@
 //! | [`http`] | the one request helper: [`TokenEndpoint`], [`ClientAuth`] |
 //! | [`parse`] | the one tolerant response parser |
 //! | [`refresh_store`](RefreshTokenStore) | persisted refresh tokens |
+//! | [`renewal`](Renewal) | single-use codes and rotated refresh tokens |
 //!
 //! Applications usually depend on the `tokensmith` facade, or on this crate
 //! plus the adapter crates they use:
@@ -47,6 +48,7 @@ pub mod parse;
 pub mod provider;
 pub mod refresh_store;
 pub mod registry;
+pub mod renewal;
 pub mod secret;
 pub mod token;
 
@@ -60,6 +62,7 @@ pub use refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, SharedRefreshTokenStore,
 };
 pub use registry::{AdapterFactory, ProviderContext, ProviderInfo, Providers, Registry};
+pub use renewal::{Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};
 pub use token::{AccessToken, AccessTokenBuilder, DEFAULT_LIFETIME, Scope, TokenType};
 

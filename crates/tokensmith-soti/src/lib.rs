@@ -1,0 +1,2 @@
+//! SOTI Connect adapter (being written).
+#![forbid(unsafe_code)]

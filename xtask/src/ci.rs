@@ -1,0 +1,153 @@
+//! `cargo xtask ci`: the one test command of the README, and what `.ci/run` calls.
+//!
+//! Steps, in order, each failing fast with a clear message:
+//! 1. set-up: cargo-deny (installed with `cargo install --locked` when missing),
+//!    the interop server's npm packages (`npm ci --prefix tests/interop`);
+//! 2. `cargo fmt --all -- --check`;
+//! 3. `cargo clippy --workspace --all-targets -- -D warnings`;
+//! 4. `cargo test --workspace --exclude tokensmith-tests` (unit, integration and doc tests);
+//! 5. `cargo test -p tokensmith-tests` in its own invocation, so the facade is built with
+//!    only the features that package asks for (the single-adapter test depends on it);
+//! 6. `cargo doc --workspace --no-deps` with rustdoc warnings denied;
+//! 7. `cargo deny check` (offline, against `../shared/advisory-db` when that copy exists).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+/// The cargo-deny version line we install and test with.
+const CARGO_DENY: &str = "cargo-deny@0.20.2";
+
+pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    if let Some(a) = args.first() {
+        bail!("`cargo xtask ci` takes no arguments (got {a:?})");
+    }
+    setup(root)?;
+    step(root, "fmt", cargo(&["fmt", "--all", "--", "--check"]))?;
+    step(
+        root,
+        "clippy",
+        cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+    )?;
+    step(root, "test", cargo(&["test", "--workspace", "--exclude", "tokensmith-tests", "--locked"]))?;
+    step(root, "test (cross-crate)", cargo(&["test", "-p", "tokensmith-tests", "--locked"]))?;
+    let mut doc = cargo(&["doc", "--workspace", "--no-deps", "--locked"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    step(root, "doc", doc)?;
+    deny(root)?;
+    say("ci: all steps passed");
+    Ok(())
+}
+
+/// Installs what the tests need when it is missing, or says how.
+fn setup(root: &Path) -> anyhow::Result<()> {
+    if !has_cargo_subcommand("deny") {
+        say(&format!("setup: cargo-deny missing, installing {CARGO_DENY} (cargo install --locked)"));
+        step(root, "install cargo-deny", cargo(&["install", "--locked", CARGO_DENY]))?;
+    }
+    let interop = root.join("tests/interop");
+    if interop.join("package.json").exists() {
+        if Command::new("npm").arg("--version").output().is_err() {
+            bail!(
+                "the interop tests need Node.js 20+ and npm (oidc-provider runs on them): \
+                 install them (Debian: `apt-get install nodejs npm`) and run `cargo xtask ci` again"
+            );
+        }
+        let mut npm = Command::new("npm");
+        npm.args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&interop);
+        step(root, "npm ci (tests/interop)", npm)?;
+    }
+    Ok(())
+}
+
+/// `cargo deny check`, offline against the shared advisory snapshot when present.
+pub(crate) fn deny(root: &Path) -> anyhow::Result<()> {
+    let snapshot = root.join("../shared/advisory-db");
+    let mut cmd = cargo(&["deny"]);
+    if snapshot.join("crates").is_dir() {
+        // cargo-deny looks for `<db-path>/advisory-db-<hash of the default URL>` (a git checkout).
+        let db_root = root.join("target/advisory-dbs");
+        let db = db_root.join("advisory-db-3157b0e258782691");
+        if !db.join(".git").is_dir() {
+            say("setup: preparing the offline advisory database from ../shared/advisory-db");
+            std::fs::create_dir_all(&db).context("creating target/advisory-dbs")?;
+            copy_dir(&snapshot, &db)?;
+            let git = |args: &[&str]| -> anyhow::Result<()> {
+                let status = Command::new("git")
+                    .args(["-c", "user.name=ci", "-c", "user.email=ci@localhost"])
+                    .args(args)
+                    .current_dir(&db)
+                    .status()
+                    .context("running git")?;
+                if !status.success() {
+                    bail!("git {args:?} failed in {}", db.display());
+                }
+                Ok(())
+            };
+            git(&["init", "-q"])?;
+            git(&["add", "-A"])?;
+            git(&["commit", "-qm", "advisory-db snapshot"])?;
+        }
+        // --offline also stops cargo from downloading crates: fetch them first.
+        step(root, "fetch", cargo(&["fetch", "--locked"]))?;
+        // deny.toml's `db-path` points at target/advisory-dbs.
+        cmd.args(["--offline", "check"]);
+    } else {
+        cmd.args(["check"]);
+    }
+    step(root, "deny", cmd)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn has_cargo_subcommand(name: &str) -> bool {
+    Command::new("cargo").args([name, "--version"]).output().is_ok_and(|o| o.status.success())
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    cmd.args(args);
+    cmd
+}
+
+#[allow(clippy::disallowed_methods, reason = "xtask reports how long each CI step took")]
+fn step(root: &Path, name: &str, mut cmd: Command) -> anyhow::Result<()> {
+    say(&format!("==> {name}: {}", render(&cmd)));
+    let start = Instant::now();
+    let status = cmd.current_dir(root).status().with_context(|| format!("starting {name}"))?;
+    let took = start.elapsed().as_secs();
+    if !status.success() {
+        bail!("step `{name}` failed ({status}) after {took}s: {}", render(&cmd));
+    }
+    say(&format!("<== {name}: ok in {took}s"));
+    Ok(())
+}
+
+fn render(cmd: &Command) -> String {
+    let mut out = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        out.push(' ');
+        out.push_str(&a.to_string_lossy());
+    }
+    out
+}
+
+#[allow(clippy::print_stderr, reason = "xtask talks to the developer on stderr")]
+fn say(msg: &str) {
+    eprintln!("{msg}");
+}
