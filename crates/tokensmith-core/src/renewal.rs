@@ -22,7 +22,6 @@ use crate::{AccessToken, SharedRefreshTokenStore, TokenError, TransportErrorKind
 
 /// The grant a [`Renewal`] hands out for the next request.
 #[derive(Clone)]
-#[non_exhaustive]
 pub enum RenewalGrant {
     /// `grant_type=authorization_code` with this (not yet used) code.
     AuthorizationCode(SecretString),

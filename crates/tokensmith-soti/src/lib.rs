@@ -1,2 +1,142 @@
-//! SOTI Connect adapter (being written).
+#![doc = include_str!("../README.md")]
+//!
+//! The crate exports the factory [`SotiConnect`] (kind [`KIND`]) and the
+//! provider it builds, [`SotiProvider`].
+
 #![forbid(unsafe_code)]
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokensmith_core::secrecy::SecretString;
+use tokensmith_core::{
+    AccessToken, AdapterFactory, ClientAuth, ConfigSecret, ProviderContext, Renewal, RenewalGrant,
+    SharedTokenProvider, TokenEndpoint, TokenError, TokenProvider, async_trait,
+};
+
+/// The `kind` of SOTI Connect providers.
+pub const KIND: &str = "soti-connect";
+
+/// The factory for [`KIND`]: register it with
+/// [`Registry::with`](tokensmith_core::Registry::with).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SotiConnect;
+
+impl AdapterFactory for SotiConnect {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError> {
+        Ok(Arc::new(SotiProvider::from_context(&ctx)?))
+    }
+}
+
+/// The SOTI-specific fields of a provider table: the grant and its fields.
+#[derive(Deserialize)]
+#[serde(tag = "grant", rename_all = "snake_case", deny_unknown_fields)]
+enum Config {
+    /// Resource owner: a SOTI Connect administrator's credentials.
+    Password { username: String, password: ConfigSecret },
+    /// An authorization code (single-use).
+    AuthorizationCode { code: ConfigSecret },
+}
+
+/// What a provider sends in the form body.
+enum Grant {
+    Password { username: String, password: SecretString },
+    /// The unused code, then the refresh tokens SOTI returns.
+    AuthorizationCode(Renewal),
+}
+
+/// A SOTI Connect token endpoint: `POST /Connect/api/token` with
+/// `Authorization: Basic base64(client_id:client_secret)` and a password or
+/// authorization-code form. Every call to [`token`](TokenProvider::token) is
+/// one request: the registry adds the cache.
+pub struct SotiProvider {
+    endpoint: TokenEndpoint,
+    client_id: String,
+    client_secret: SecretString,
+    grant: Grant,
+}
+
+impl fmt::Debug for SotiProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let grant = match &self.grant {
+            Grant::Password { username, .. } => format!("password (username {username:?})"),
+            Grant::AuthorizationCode(renewal) => format!("authorization_code ({renewal:?})"),
+        };
+        f.debug_struct("SotiProvider")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("grant", &grant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SotiProvider {
+    /// Validates the provider's config (no network): a client secret, no `:`
+    /// in the client id or secret, and the grant's fields.
+    pub fn from_context(ctx: &ProviderContext) -> Result<Self, TokenError> {
+        let client_id = ctx.common().client_id.clone();
+        let client_secret = ctx.require_client_secret()?;
+        // SOTI joins id and secret with one colon and forbids any other.
+        if client_id.contains(':') {
+            return Err(ctx.error("client_id", "must not contain ':' (SOTI Connect forbids it)"));
+        }
+        if tokensmith_core::secrecy::ExposeSecret::expose_secret(&client_secret).contains(':') {
+            return Err(ctx.error("client_secret", "must not contain ':' (SOTI Connect forbids it)"));
+        }
+        let grant = match ctx.parse::<Config>()? {
+            Config::Password { username, password } => {
+                Grant::Password { username, password: password.as_secret().clone() }
+            }
+            Config::AuthorizationCode { code } => Grant::AuthorizationCode(Renewal::new(
+                ctx.name(),
+                Some(code.as_secret().clone()),
+                None,
+                ctx.refresh_token_store(),
+            )),
+        };
+        Ok(Self { endpoint: ctx.endpoint()?, client_id, client_secret, grant })
+    }
+
+    /// One token request.
+    pub async fn fetch(&self) -> Result<AccessToken, TokenError> {
+        let request = self.endpoint.request().client_auth(
+            ClientAuth::BasicRaw,
+            &self.client_id,
+            Some(&self.client_secret),
+        );
+        match &self.grant {
+            Grant::Password { username, password } => {
+                request
+                    .param("grant_type", "password")
+                    .param("username", username)
+                    .secret_param("password", password)
+                    .send()
+                    .await
+            }
+            Grant::AuthorizationCode(renewal) => {
+                let grant = renewal.next()?;
+                let request = match &grant {
+                    RenewalGrant::AuthorizationCode(code) => {
+                        request.param("grant_type", "authorization_code").secret_param("code", code)
+                    }
+                    RenewalGrant::RefreshToken(token) => request
+                        .param("grant_type", "refresh_token")
+                        .secret_param("refresh_token", token),
+                };
+                renewal.finish(grant, request.send().await)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TokenProvider for SotiProvider {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        self.fetch().await
+    }
+}
