@@ -38,7 +38,7 @@ import { parseArgs } from 'node:util';
 import Provider, { errors } from 'oidc-provider';
 
 const READY = 'TOKENSMITH_INTEROP_READY';
-export const RESOURCE = 'urn:tokensmith:api';
+const RESOURCE = 'urn:tokensmith:api';
 
 // oidc-provider prints its notices with console.info (stdout): keep stdout
 // for the ready line alone.

@@ -1,1 +1,4 @@
 //! Cross-crate integration tests: one binary, one module per concern.
+mod facade_single;
+mod interop;
+mod registry_e2e;

@@ -31,7 +31,11 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         "clippy",
         cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
     )?;
-    step(root, "test", cargo(&["test", "--workspace", "--exclude", "tokensmith-tests", "--locked"]))?;
+    step(
+        root,
+        "test",
+        cargo(&["test", "--workspace", "--exclude", "tokensmith-tests", "--locked"]),
+    )?;
     step(root, "test (cross-crate)", cargo(&["test", "-p", "tokensmith-tests", "--locked"]))?;
     let mut doc = cargo(&["doc", "--workspace", "--no-deps", "--locked"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
@@ -44,7 +48,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
 /// Installs what the tests need when it is missing, or says how.
 fn setup(root: &Path) -> anyhow::Result<()> {
     if !has_cargo_subcommand("deny") {
-        say(&format!("setup: cargo-deny missing, installing {CARGO_DENY} (cargo install --locked)"));
+        say(&format!(
+            "setup: cargo-deny missing, installing {CARGO_DENY} (cargo install --locked)"
+        ));
         step(root, "install cargo-deny", cargo(&["install", "--locked", CARGO_DENY]))?;
     }
     let interop = root.join("tests/interop");

@@ -52,7 +52,11 @@ fn every_rust_file_starts_with_a_module_doc() {
         })
         .map(|p| p.display().to_string())
         .collect();
-    assert!(offenders.is_empty(), "files without a leading `//!` doc comment:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "files without a leading `//!` doc comment:\n{}",
+        offenders.join("\n")
+    );
 }
 
 #[test]
@@ -86,7 +90,8 @@ fn every_crate_has_a_readme_and_forbids_unsafe() {
         if !dir.join("README.md").exists() {
             problems.push(format!("{}: no README.md", dir.display()));
         }
-        let root_file = ["src/lib.rs", "src/main.rs"].iter().map(|f| dir.join(f)).find(|p| p.exists());
+        let root_file =
+            ["src/lib.rs", "src/main.rs"].iter().map(|f| dir.join(f)).find(|p| p.exists());
         match root_file {
             Some(f) => {
                 let text = std::fs::read_to_string(&f).unwrap_or_default();
@@ -114,7 +119,8 @@ fn architecture_doc_maps_every_crate() {
 
 #[test]
 fn changelog_has_an_unreleased_section() {
-    let text = std::fs::read_to_string(project_root().join("CHANGELOG.md")).expect("CHANGELOG.md exists");
+    let text =
+        std::fs::read_to_string(project_root().join("CHANGELOG.md")).expect("CHANGELOG.md exists");
     assert!(text.contains("# Unreleased"), "CHANGELOG.md needs a `# Unreleased` section");
 }
 
@@ -122,8 +128,14 @@ fn changelog_has_an_unreleased_section() {
 fn readme_names_the_two_commands_and_ci_runs_the_test_one() {
     let root = project_root();
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md exists");
-    assert!(readme.contains("tokensmith demo") || readme.contains("-- demo"), "README must show how to run the demo");
-    assert!(readme.contains("cargo xtask ci"), "README must give the test command `cargo xtask ci`");
+    assert!(
+        readme.contains("tokensmith demo") || readme.contains("-- demo"),
+        "README must show how to run the demo"
+    );
+    assert!(
+        readme.contains("cargo xtask ci"),
+        "README must give the test command `cargo xtask ci`"
+    );
     let ci = std::fs::read_to_string(root.join(".ci/run")).expect(".ci/run exists");
     assert!(ci.contains("cargo xtask ci"), ".ci/run must call the README's test command");
 }

@@ -14,6 +14,18 @@ use std::time::{Duration, SystemTime};
 pub trait Clock: Send + Sync + Debug {
     /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// A cheap reading of the same clock for hot paths, which may lag behind
+    /// [`now`](Clock::now) by a few milliseconds (one kernel tick) and is never
+    /// ahead of it.
+    ///
+    /// The cache's hit path compares it with deadlines seconds away, where a
+    /// tick does not matter but a full clock read would double the cost. The
+    /// default returns [`now`](Clock::now), which is exact; [`SystemClock`]
+    /// reads `CLOCK_REALTIME_COARSE` on Linux (about 5 ns instead of 25).
+    fn now_coarse(&self) -> SystemTime {
+        self.now()
+    }
 }
 
 /// A shared clock.
@@ -27,6 +39,18 @@ impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods, reason = "the one place that reads the real time")]
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[inline]
+    fn now_coarse(&self) -> SystemTime {
+        use rustix::time::{ClockId, clock_gettime};
+        let ts = clock_gettime(ClockId::RealtimeCoarse);
+        // Seconds before the epoch (a badly set clock) read as the epoch, as
+        // in `ManualClock`; nanoseconds are always below one second.
+        let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+        let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
+        SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
     }
 }
 

@@ -13,7 +13,17 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// `error_uri`; the code normalised to lowercase, so Deyel's
 /// `Invalid_request` reads `invalid_request`) and from the scoped `OAuth2`
 /// vendor's `{"meta":…,"errors":[{"httpcode":…,"message":"…"}]}` (no code,
-/// the message as description).
+/// the messages as description). Every part is one line (control characters
+/// and runs of whitespace become one space) and bounded in length, so a
+/// server cannot break the one-line `Display` of [`TokenError`].
+///
+/// ```
+/// use tokensmith_core::ErrorDetail;
+///
+/// let detail = ErrorDetail::new(Some("Invalid_request"), Some("Invalid client_id"));
+/// assert_eq!(detail.code.as_deref(), Some("invalid_request"));
+/// assert_eq!(detail.to_string(), "invalid_request: Invalid client_id");
+/// ```
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 #[non_exhaustive]
 pub struct ErrorDetail {
@@ -26,13 +36,35 @@ pub struct ErrorDetail {
 }
 
 impl ErrorDetail {
+    /// The longest code kept, in characters (longer ones are cut, marked `…`).
+    pub const MAX_CODE_CHARS: usize = 100;
+    /// The longest description or URI kept, in characters.
+    pub const MAX_DESCRIPTION_CHARS: usize = 500;
+
     /// A detail with the given code (normalised to lowercase) and description.
+    /// Both are made one line and bounded; empty values become `None`.
     pub fn new(code: Option<&str>, description: Option<&str>) -> Self {
         Self {
-            code: code.map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty()),
-            description: description.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()),
+            code: code
+                .map(|c| one_line(c, Self::MAX_CODE_CHARS).to_lowercase())
+                .filter(|c| !c.is_empty()),
+            description: description
+                .map(|d| one_line(d, Self::MAX_DESCRIPTION_CHARS))
+                .filter(|d| !d.is_empty()),
             uri: None,
         }
+    }
+
+    /// The same detail with an `error_uri` (made one line, bounded; empty is `None`).
+    #[must_use]
+    pub fn with_uri(mut self, uri: Option<&str>) -> Self {
+        self.uri = uri.map(|u| one_line(u, Self::MAX_DESCRIPTION_CHARS)).filter(|u| !u.is_empty());
+        self
+    }
+
+    /// Whether there is neither a code nor a description.
+    pub fn is_empty(&self) -> bool {
+        self.code.is_none() && self.description.is_none()
     }
 }
 
@@ -47,12 +79,79 @@ impl fmt::Display for ErrorDetail {
     }
 }
 
+/// `text` on one line: control characters and whitespace runs become one
+/// space, trimmed, cut after `max` characters (marked `…`).
+fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut pending_space = false;
+    for ch in text.chars() {
+        if ch.is_control() || ch.is_whitespace() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if count >= max {
+            out.push('…');
+            break;
+        }
+        if pending_space {
+            out.push(' ');
+            count += 1;
+            pending_space = false;
+        }
+        out.push(ch);
+        count += 1;
+    }
+    out
+}
+
+/// The marker that replaces a secret value.
+const REDACTED: &str = "[REDACTED]";
+
+/// `text` with every occurrence of each non-empty secret replaced, in one
+/// pass: where occurrences overlap, the earliest (then the longest) wins, and
+/// the markers put in are never searched again.
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut hits: Vec<(usize, usize)> = Vec::new();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        hits.extend(text.match_indices(secret.as_str()).map(|(at, s)| (at, at + s.len())));
+    }
+    if hits.is_empty() {
+        return text.to_owned();
+    }
+    hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, end) in hits {
+        if start < copied {
+            // Overlaps a replaced occurrence: cover the rest of it too.
+            copied = copied.max(end);
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// A short, sanitised excerpt of a response body, kept for troubleshooting.
 ///
-/// At most [`BodySnippet::MAX_CHARS`] characters, control characters replaced,
-/// whitespace collapsed, and the values of secret-bearing fields
-/// (`access_token`, `refresh_token`, `id_token`, `client_secret`, `password`,
-/// `code`, `assertion`) replaced by `[REDACTED]`, so it is safe to log.
+/// At most [`BodySnippet::MAX_CHARS`] characters, on one line (control
+/// characters replaced, whitespace collapsed), and the values of
+/// secret-bearing fields ([`BodySnippet::SECRET_FIELDS`], any case) replaced
+/// by `[REDACTED]` wherever they look like a JSON member (`"field" : "value"`,
+/// also inside a JSON string as `\"field\":\"value\"`), a form pair
+/// (`field=value`) or `field: value` text, so it is safe to log. String,
+/// array, object and bare values are all redacted whole.
+///
+/// ```
+/// use tokensmith_core::BodySnippet;
+///
+/// let snippet = BodySnippet::new(br#"{"Access_Token" : "s3cr3t", "error": "x"}"#);
+/// assert_eq!(snippet.as_str(), r#"{"Access_Token" : "[REDACTED]", "error": "x"}"#);
+/// ```
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct BodySnippet(String);
 
@@ -60,7 +159,7 @@ impl BodySnippet {
     /// The longest snippet kept, in characters.
     pub const MAX_CHARS: usize = 200;
 
-    /// Fields whose values never appear in a snippet.
+    /// Fields whose values never appear in a snippet (matched in any case).
     pub const SECRET_FIELDS: &'static [&'static str] = &[
         "access_token",
         "refresh_token",
@@ -75,27 +174,12 @@ impl BodySnippet {
 
     /// Builds a sanitised snippet from raw body bytes.
     pub fn new(body: &[u8]) -> Self {
-        let text = String::from_utf8_lossy(body);
-        let redacted = redact(&text);
-        let mut out = String::new();
-        let mut last_space = true;
-        for ch in redacted.chars() {
-            let ch = if ch.is_control() || ch.is_whitespace() { ' ' } else { ch };
-            if ch == ' ' {
-                if last_space {
-                    continue;
-                }
-                last_space = true;
-            } else {
-                last_space = false;
-            }
-            if out.chars().count() >= Self::MAX_CHARS {
-                out.push('…');
-                break;
-            }
-            out.push(ch);
-        }
-        Self(out.trim_end().to_owned())
+        Self(one_line(&redact(&String::from_utf8_lossy(body)), Self::MAX_CHARS))
+    }
+
+    /// Whether `field` (any case) is one of [`SECRET_FIELDS`](Self::SECRET_FIELDS).
+    pub fn is_secret_field(field: &str) -> bool {
+        Self::SECRET_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(field))
     }
 
     /// The snippet text.
@@ -121,87 +205,169 @@ impl fmt::Display for BodySnippet {
     }
 }
 
-/// Replaces the values of [`BodySnippet::SECRET_FIELDS`] in JSON
-/// (`"field": "value"`) and form (`field=value`) text.
+/// Replaces the values of [`BodySnippet::SECRET_FIELDS`] in JSON, form and
+/// `key: value` text.
 fn redact(text: &str) -> String {
-    let mut out = text.to_owned();
+    // ASCII lowercasing keeps byte offsets, so positions found in `lower`
+    // index `text` too.
+    let lower = text.to_ascii_lowercase();
+    // Byte ranges of values to replace, with whether to keep surrounding quotes.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     for field in BodySnippet::SECRET_FIELDS {
-        out = redact_field(&out, field);
-    }
-    out
-}
-
-fn redact_field(text: &str, field: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = find_key(rest, field) {
-        let (before, after_key) = rest.split_at(pos + field.len());
-        out.push_str(before);
-        // JSON: optional closing quote, spaces, ':' then a value; form: '='.
-        let mut chars = after_key.char_indices().peekable();
-        let mut value_start = None;
-        while let Some(&(i, c)) = chars.peek() {
-            match c {
-                '"' | ' ' | '\t' if value_start.is_none() => {
-                    chars.next();
+        let mut from = 0;
+        while let Some(at) = find_key(&lower, field, from) {
+            let key_end = at + field.len();
+            match value_span(text.as_bytes(), key_end) {
+                Some((start, end)) => {
+                    spans.push((start, end));
+                    from = end.max(key_end);
                 }
-                ':' | '=' => {
-                    value_start = Some(i + 1);
-                    break;
-                }
-                _ => break,
+                None => from = key_end,
             }
         }
-        let Some(start) = value_start else {
-            rest = after_key;
-            continue;
-        };
-        let value_part = &after_key[start..];
-        let trimmed = value_part.trim_start();
-        let skipped = value_part.len() - trimmed.len();
-        let end = if let Some(stripped) = trimmed.strip_prefix('"') {
-            // JSON string: up to the next unescaped quote.
-            let mut escaped = false;
-            let mut end = stripped.len();
-            for (i, c) in stripped.char_indices() {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == '"' {
-                    end = i + 1;
-                    break;
-                }
-            }
-            1 + end
-        } else {
-            trimmed.find(['&', ',', '}', ' ', '\n', '\r', '<']).unwrap_or(trimmed.len())
-        };
-        out.push_str(&after_key[..start + skipped]);
-        out.push_str(if trimmed.starts_with('"') { "\"[REDACTED]\"" } else { "[REDACTED]" });
-        rest = &trimmed[end.min(trimmed.len())..];
     }
-    out.push_str(rest);
+    if spans.is_empty() {
+        return text.to_owned();
+    }
+    spans.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, end) in spans {
+        if end <= copied {
+            continue;
+        }
+        let start = start.max(copied);
+        out.push_str(&text[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
     out
 }
 
-/// Finds `field` as a whole key (not a suffix of a longer name).
-fn find_key(text: &str, field: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = text[from..].find(field) {
+/// Finds `field` from byte `from` on as a whole key (not part of a longer name).
+fn find_key(lower: &str, field: &str, mut from: usize) -> Option<usize> {
+    let is_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = lower.as_bytes();
+    while let Some(i) = lower.get(from..)?.find(field) {
         let at = from + i;
-        let prev_ok =
-            text[..at].chars().next_back().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
-        let next_ok = text[at + field.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+        let end = at + field.len();
+        let prev_ok = at == 0 || !is_name(bytes[at - 1]);
+        let next_ok = end == bytes.len() || !is_name(bytes[end]);
         if prev_ok && next_ok {
             return Some(at);
         }
-        from = at + field.len();
+        from = end;
     }
     None
+}
+
+/// The byte range of the value that follows a key ending at `key_end`: after
+/// closing quotes (plain or escaped) and spaces, a `:`, `=` or `=>`, then a
+/// string (the range is its content, so the quotes stay), an array or object
+/// (the whole of it), or a bare word. `None` when no value follows.
+fn value_span(b: &[u8], key_end: usize) -> Option<(usize, usize)> {
+    let mut i = key_end;
+    // Closing quote(s) of the key and spaces, at most a few characters.
+    while i < b.len()
+        && i - key_end < 8
+        && matches!(b[i], b'"' | b'\'' | b'\\' | b' ' | b'\t' | b'\r' | b'\n')
+    {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b':') => i += 1,
+        Some(b'=') => {
+            i += 1;
+            if b.get(i) == Some(&b'>') {
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    let start = i;
+    let end = match b.get(i)? {
+        b'"' => return Some((start + 1, string_end(b, start + 1, b'"'))),
+        b'\'' => return Some((start + 1, string_end(b, start + 1, b'\''))),
+        b'\\' if b.get(i + 1) == Some(&b'"') => {
+            return Some((start + 2, escaped_string_end(b, start + 2)));
+        }
+        b'[' | b'{' => bracket_end(b, start),
+        _ => {
+            let mut j = start;
+            while j < b.len()
+                && !b[j].is_ascii_whitespace()
+                && !matches!(
+                    b[j],
+                    b'&' | b',' | b';' | b'}' | b']' | b'"' | b'\'' | b'<' | b'>' | b'\\'
+                )
+            {
+                j += 1;
+            }
+            j
+        }
+    };
+    (end > start).then_some((start, end))
+}
+
+/// The index of the closing `quote` of a string whose content starts at
+/// `from` (backslash escapes honoured), or the end of the text.
+fn string_end(b: &[u8], from: usize, quote: u8) -> usize {
+    let mut i = from;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            c if c == quote => return i,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// Like [`string_end`] for a JSON string embedded in another JSON string
+/// (`\"…\"`): one level of escapes is undone before scanning. Returns the
+/// index of the backslash of the closing `\"`.
+fn escaped_string_end(b: &[u8], from: usize) -> usize {
+    let mut i = from;
+    let mut inner_escape = false;
+    while i < b.len() {
+        // One outer token: `\x` stands for `x`, anything else for itself.
+        let (ch, len) = if b[i] == b'\\' && i + 1 < b.len() { (b[i + 1], 2) } else { (b[i], 1) };
+        if inner_escape {
+            inner_escape = false;
+        } else if ch == b'\\' {
+            inner_escape = true;
+        } else if ch == b'"' {
+            return i;
+        }
+        i += len;
+    }
+    b.len()
+}
+
+/// The index just past the bracket matching the one at `open` (strings
+/// skipped), or the end of the text.
+fn bracket_end(b: &[u8], open: usize) -> usize {
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < b.len() {
+        match b[i] {
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            b'"' => i = string_end(b, i + 1, b'"'),
+            _ => {}
+        }
+        i += 1;
+    }
+    b.len()
 }
 
 /// What kind of transport failure happened.
@@ -565,10 +731,87 @@ mod tests {
             r#"{"error_code":"x","code":"[REDACTED]"}"#,
         );
         check_snippet("", "");
+        check_snippet(" \r\n ", "");
+        // hardening: any case, spaces and newlines around `:`, arrays,
+        // objects, bare values, escaped JSON inside a string, `=>`
+        check_snippet(
+            "{\n  \"Access_Token\"\n  :\n  \"abc\" }",
+            r#"{ "Access_Token" : "[REDACTED]" }"#,
+        );
+        check_snippet(
+            r#"{"access_token":["a","b"],"x":1}"#,
+            r#"{"access_token":[REDACTED],"x":1}"#,
+        );
+        check_snippet(
+            r#"{"refresh_token":{"v":"a,b}"},"x":1}"#,
+            r#"{"refresh_token":[REDACTED],"x":1}"#,
+        );
+        check_snippet(r#"{"password":12345,"x":1}"#, r#"{"password":[REDACTED],"x":1}"#);
+        check_snippet(
+            r#"{"echo":"{\"access_token\":\"a\\\"b\",\"x\":1}"}"#,
+            r#"{"echo":"{\"access_token\":\"[REDACTED]\",\"x\":1}"}"#,
+        );
+        check_snippet("access_token => 'abc', x", "access_token => '[REDACTED]', x");
+        check_snippet("id_token: abc def", "id_token: [REDACTED] def");
+        check_snippet("CLIENT_SECRET=abc&x=1", "CLIENT_SECRET=[REDACTED]&x=1");
+        check_snippet(r#"{"access_token":"abc"#, r#"{"access_token":"[REDACTED]"#);
+        check_snippet(r#"{"access_token":["abc"#, r#"{"access_token":[REDACTED]"#);
+        check_snippet(
+            r#"{"access_token":"é\"ü","x":"ö"}"#,
+            r#"{"access_token":"[REDACTED]","x":"ö"}"#,
+        );
+        // not keys: longer names, a key with no value
+        check_snippet(r#"{"my_access_token":"abc"}"#, r#"{"my_access_token":"abc"}"#);
+        check_snippet(r#"{"error":"missing access_token"}"#, r#"{"error":"missing access_token"}"#);
         let long = "x".repeat(1000);
         assert_eq!(
             BodySnippet::new(long.as_bytes()).as_str().chars().count(),
             BodySnippet::MAX_CHARS + 1
         );
+        // whitespace runs before a secret do not push the cut past it
+        let padded = format!("{}access_token=abc", " \n".repeat(10_000));
+        assert_eq!(BodySnippet::new(padded.as_bytes()).as_str(), "access_token=[REDACTED]");
+    }
+
+    #[track_caller]
+    fn check_scrub(text: &str, secrets: &[&str], expected: &str) {
+        let secrets: Vec<String> = secrets.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(scrub(text, &secrets), expected);
+    }
+
+    #[test]
+    fn scrubbing_is_one_pass() {
+        check_scrub("got abc", &["abc"], "got [REDACTED]");
+        check_scrub("got abc", &[], "got abc");
+        check_scrub("got abc", &[""], "got abc");
+        check_scrub("got abc and R", &["abc", "R"], "got [REDACTED] and [REDACTED]");
+        check_scrub("abcd", &["abc", "bcd"], "[REDACTED]");
+        check_scrub("abcd", &["bc", "abcd"], "[REDACTED]");
+        check_scrub("aaaa", &["aa"], "[REDACTED][REDACTED]");
+    }
+
+    #[track_caller]
+    fn check_detail(code: Option<&str>, description: Option<&str>, expected: &str) {
+        assert_eq!(ErrorDetail::new(code, description).to_string(), expected);
+    }
+
+    #[test]
+    fn details_are_one_bounded_line() {
+        check_detail(
+            Some("Invalid_request"),
+            Some("Invalid client_id"),
+            "invalid_request: Invalid client_id",
+        );
+        check_detail(Some(" X "), Some(" a\r\n\tb\u{0}c "), "x: a b c");
+        check_detail(Some(""), Some("  "), "no error detail");
+        check_detail(None, Some("d"), "d");
+        check_detail(Some("c"), None, "c");
+        let long = ErrorDetail::new(None, Some(&"y".repeat(10_000)));
+        assert_eq!(
+            long.description.unwrap().chars().count(),
+            ErrorDetail::MAX_DESCRIPTION_CHARS + 1
+        );
+        assert_eq!(ErrorDetail::default().with_uri(Some(" u\n ")).uri.as_deref(), Some("u"));
+        assert!(ErrorDetail::default().with_uri(Some("")).uri.is_none());
     }
 }

@@ -2,14 +2,31 @@
 //! endpoint, safely.
 //!
 //! - client authentication in one of four [`ClientAuth`] styles;
-//! - a whole-request timeout; the response body capped (1 MiB by default)
-//!   while streaming; redirects never followed (so credentials are never
-//!   replayed to another host);
-//! - `https` required, except for loopback hosts or with `allow_insecure_http`;
-//! - `User-Agent: tokensmith/<version>`, `Accept: application/json`, an
-//!   optional extra CA bundle;
-//! - one `reqwest::Client` per provider, reused for every request;
+//! - a whole-request timeout (connect, send, and the whole response body);
+//! - the response body capped ([`DEFAULT_MAX_BODY_BYTES`], 1 MiB) while
+//!   streaming: a larger body, announced by `Content-Length` or not, is
+//!   refused as [`TokenError::InvalidResponse`] without being read to the end;
+//! - redirects never followed, so credentials are never replayed to another
+//!   host: a 3xx is a [`TransportErrorKind::Redirect`] error naming the target
+//!   origin;
+//! - `https` required, except for loopback hosts (`127.0.0.0/8`, `::1`,
+//!   `localhost`) or with `allow_insecure_http`; URLs carrying credentials
+//!   (`https://user:pass@host`) are refused;
+//! - `User-Agent: tokensmith/<version>`, `Accept: application/json`,
+//!   `Content-Type: application/x-www-form-urlencoded`, an optional extra CA
+//!   bundle (`ca_file`, PEM) for a private PKI;
+//! - proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`, …) are honoured,
+//!   except for loopback hosts, which are always reached directly;
+//! - one `reqwest::Client` per provider ([`TokenEndpoint`]), reused for every
+//!   request so connections are kept alive;
+//! - transport failures classified ([`TransportErrorKind`]), each a one-line
+//!   message naming the provider, never a secret nor the URL's path or query;
+//! - `Retry-After` read in its delay-seconds form (`Retry-After: 120`); the
+//!   HTTP-date form is ignored (no date parser in the dependency tree, and
+//!   token endpoints send seconds);
 //! - the response handed to the one tolerant parser ([`crate::parse`]).
+//!
+//! [`fetch_json`] GETs a JSON document (OIDC discovery) under the same rules.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -25,6 +42,7 @@ use url::Url;
 use url::form_urlencoded;
 
 use crate::config::DEFAULT_TIMEOUT;
+use crate::error::BodySnippet;
 use crate::parse::{RawResponse, parse_response};
 use crate::{AccessToken, SharedClock, TokenError, TransportErrorKind};
 
@@ -34,15 +52,32 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The `User-Agent` sent with every request.
 pub const USER_AGENT: &str = concat!("tokensmith/", env!("CARGO_PKG_VERSION"));
 
+/// The `Content-Type` of every token request.
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// How much of an oversized body is kept for the error's snippet.
+const SNIPPET_SOURCE_BYTES: usize = 4096;
+
 /// HTTP settings of one provider.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokensmith_core::HttpSettings;
+///
+/// let mut settings = HttpSettings::default();
+/// settings.timeout = Duration::from_secs(5);
+/// assert_eq!(settings.max_body_bytes, 1024 * 1024);
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HttpSettings {
-    /// Whole-request timeout (connect, send, receive the whole body).
+    /// Whole-request timeout (connect, send, receive the whole body); must
+    /// not be zero.
     pub timeout: Duration,
     /// Allow plain `http://` to hosts other than loopback.
     pub allow_insecure_http: bool,
-    /// Extra trusted CA certificates (PEM bundle).
+    /// Extra trusted CA certificates (PEM bundle), added to the built-in
+    /// roots.
     pub ca_file: Option<PathBuf>,
     /// The largest response body accepted.
     pub max_body_bytes: usize,
@@ -60,14 +95,21 @@ impl Default for HttpSettings {
 }
 
 /// How the client authenticates to the token endpoint.
+///
+/// Both Basic encodings exist on purpose: RFC 6749 §2.3.1 says to
+/// form-urlencode the id and secret before Basic-encoding them, many servers
+/// never decode them. Clients that switched between the two broke real users,
+/// so each provider picks one.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum ClientAuth {
-    /// HTTP Basic with the id and secret each form-urlencoded first, as RFC
-    /// 6749 §2.3.1 says (`client_secret_basic`).
+    /// HTTP Basic with the id and secret each form-urlencoded first
+    /// (`application/x-www-form-urlencoded`: space as `+`, bytes other than
+    /// ASCII alphanumerics and `*-._` percent-encoded as UTF-8), as RFC 6749
+    /// §2.3.1 says (`client_secret_basic`).
     BasicFormEncoded,
-    /// HTTP Basic with the id and secret as given (SOTI, Deyel, and many
-    /// servers that never decode).
+    /// HTTP Basic with the id and secret as given, UTF-8 (SOTI, Deyel, and
+    /// many servers that never decode).
     BasicRaw,
     /// `client_id` and `client_secret` in the form body (`client_secret_post`).
     RequestBody,
@@ -75,68 +117,135 @@ pub enum ClientAuth {
     None,
 }
 
+/// What bounds one request.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl From<&HttpSettings> for Limits {
+    fn from(settings: &HttpSettings) -> Self {
+        Self { timeout: settings.timeout, max_body_bytes: settings.max_body_bytes }
+    }
+}
+
 /// A token endpoint of one provider, with its reused HTTP client.
+///
+/// Cloning is cheap and shares the client (and its connection pool).
 #[derive(Clone)]
 pub struct TokenEndpoint {
     provider: Arc<str>,
     url: Url,
     client: reqwest::Client,
     clock: SharedClock,
-    max_body_bytes: usize,
+    limits: Limits,
 }
 
 impl fmt::Debug for TokenEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenEndpoint")
             .field("provider", &self.provider)
-            .field("url", &self.url.as_str())
+            .field("url", &redacted_url(&self.url))
+            .field("timeout", &self.limits.timeout)
             .finish_non_exhaustive()
     }
 }
 
+/// The URL without its query and fragment (which may carry secrets), for
+/// `Debug` output.
+fn redacted_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let had_query = shown.query().is_some();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    // Userinfo is refused by `check_url`, but never print one anyway.
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    let mut out = String::from(shown);
+    if had_query {
+        out.push_str("?…");
+    }
+    out
+}
+
 /// Whether `url` may be used: `https`, or `http` to a loopback host, or `http`
-/// anywhere when `allow_insecure_http`.
+/// anywhere when `allow_insecure_http`; never with credentials in the URL.
+///
+/// `field` names the config field the URL came from, for the error. No
+/// network.
+///
+/// ```
+/// use tokensmith_core::Url;
+/// use tokensmith_core::http::check_url;
+///
+/// let ok = |u: &str| check_url("p", "token_url", &Url::parse(u).unwrap(), false).is_ok();
+/// assert!(ok("https://login.example.com/token"));
+/// assert!(ok("http://127.0.0.1:8080/token"));
+/// assert!(!ok("http://login.example.com/token"));
+/// ```
 pub fn check_url(
     provider: &str,
     field: &str,
     url: &Url,
     allow_insecure_http: bool,
 ) -> Result<(), TokenError> {
+    let refuse = |message: String| Err(TokenError::config(Some(provider), Some(field), message));
+    if !url.username().is_empty() || url.password().is_some() {
+        return refuse(
+            "credentials in the URL are refused; use client_id and client_secret".to_owned(),
+        );
+    }
     match url.scheme() {
         "https" => Ok(()),
         "http" if allow_insecure_http || is_loopback(url) => Ok(()),
-        "http" => Err(TokenError::config(
-            Some(provider),
-            Some(field),
-            format!(
-                "plain http to non-loopback host {:?} is refused; use https (or set allow_insecure_http = true)",
-                url.host_str().unwrap_or_default()
-            ),
+        "http" => refuse(format!(
+            "plain http to non-loopback host {:?} is refused; use https (or set allow_insecure_http = true)",
+            url.host_str().unwrap_or_default()
         )),
-        other => Err(TokenError::config(
-            Some(provider),
-            Some(field),
-            format!("unsupported URL scheme {other:?}; use https"),
-        )),
+        other => refuse(format!("unsupported URL scheme {other:?}; use https")),
     }
 }
 
-/// Whether the URL's host is loopback: `localhost`, `127.0.0.0/8` or `::1`.
+/// Whether the URL's host is loopback: `localhost` (any case, a trailing dot
+/// allowed), `127.0.0.0/8` or `::1`. IPv4-mapped addresses (`::ffff:127.0.0.1`)
+/// and names that merely resolve to loopback do not count.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Domain(d)) => {
+            d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case("localhost")
+        }
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
     }
 }
 
-/// Builds the HTTP client for one provider: timeout, no redirects, TLS
-/// settings, default headers.
+/// Builds an HTTP client with the provider's settings: whole-request
+/// timeout, no redirects, TLS settings (`ca_file`), default headers.
+///
+/// Adapters normally use [`TokenEndpoint`] (or [`fetch_json`]) instead, which
+/// also apply the https rule, the body cap and reach loopback hosts without a
+/// proxy. No network.
 pub fn build_client(
     provider: &str,
     settings: &HttpSettings,
 ) -> Result<reqwest::Client, TokenError> {
+    client_for(provider, settings, false)
+}
+
+/// Builds the client; `direct` disables proxies (for loopback targets, which
+/// a proxy cannot reach and must not see in plain text).
+fn client_for(
+    provider: &str,
+    settings: &HttpSettings,
+    direct: bool,
+) -> Result<reqwest::Client, TokenError> {
+    let config_error =
+        |field: &str, message: String| TokenError::config(Some(provider), Some(field), message);
+    if settings.timeout.is_zero() {
+        return Err(config_error("timeout", "the timeout must be longer than zero".to_owned()));
+    }
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     let mut builder = reqwest::Client::builder()
@@ -145,40 +254,42 @@ pub fn build_client(
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(USER_AGENT)
         .default_headers(headers);
+    if direct {
+        builder = builder.no_proxy();
+    }
     if let Some(path) = &settings.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            TokenError::config(
-                Some(provider),
-                Some("ca_file"),
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
+        let pem = std::fs::read(path)
+            .map_err(|e| config_error("ca_file", format!("cannot read {}: {e}", path.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            TokenError::config(
-                Some(provider),
-                Some("ca_file"),
-                format!("invalid PEM in {}: {e}", path.display()),
-            )
+            config_error("ca_file", format!("invalid PEM in {}: {}", path.display(), one_line(&e)))
         })?;
         if certs.is_empty() {
-            return Err(TokenError::config(
-                Some(provider),
-                Some("ca_file"),
-                format!("no certificate found in {}", path.display()),
+            return Err(config_error(
+                "ca_file",
+                format!("no PEM certificate found in {}", path.display()),
             ));
         }
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder.build().map_err(|e| {
-        TokenError::config(Some(provider), None, format!("cannot build HTTP client: {e}"))
+    builder.build().map_err(|e| match &settings.ca_file {
+        // With rustls the certificates are only parsed here.
+        Some(path) => config_error(
+            "ca_file",
+            format!("cannot use the certificates in {}: {}", path.display(), one_line(&e)),
+        ),
+        None => TokenError::config(
+            Some(provider),
+            None,
+            format!("cannot build HTTP client: {}", one_line(&e)),
+        ),
     })
 }
 
 impl TokenEndpoint {
-    /// Validates `url` (the https rule) and builds the provider's client.
-    /// No network.
+    /// Validates `url` (the https rule, see [`check_url`]) and builds the
+    /// provider's client. No network.
     pub fn new(
         provider: &str,
         url: Url,
@@ -186,14 +297,8 @@ impl TokenEndpoint {
         clock: SharedClock,
     ) -> Result<Self, TokenError> {
         check_url(provider, "token_url", &url, settings.allow_insecure_http)?;
-        let client = build_client(provider, settings)?;
-        Ok(Self {
-            provider: provider.into(),
-            url,
-            client,
-            clock,
-            max_body_bytes: settings.max_body_bytes,
-        })
+        let client = client_for(provider, settings, is_loopback(&url))?;
+        Ok(Self { provider: provider.into(), url, client, clock, limits: settings.into() })
     }
 
     /// The provider this endpoint belongs to.
@@ -225,7 +330,9 @@ enum Value {
 /// A form POST to a [`TokenEndpoint`] being built.
 ///
 /// Secret values are added with [`secret_param`](Self::secret_param) and
-/// stay in `secrecy` types until the body is encoded.
+/// stay in `secrecy` types until the body is encoded. The client-auth fields
+/// (`client_id`, `client_secret`) come first in the body, then the fields in
+/// the order they were added.
 #[must_use]
 pub struct TokenRequest<'a> {
     endpoint: &'a TokenEndpoint,
@@ -245,6 +352,8 @@ impl fmt::Debug for TokenRequest<'_> {
 
 impl TokenRequest<'_> {
     /// Sets the client authentication style and credentials.
+    ///
+    /// With a Basic style and no secret, the secret is empty (`id:`).
     pub fn client_auth(
         mut self,
         auth: ClientAuth,
@@ -269,6 +378,27 @@ impl TokenRequest<'_> {
 
     /// The `Authorization` header value and form body this request will send
     /// (exposed for tests of the exact bytes).
+    ///
+    /// ```
+    /// use secrecy::{ExposeSecret, SecretString};
+    /// use tokensmith_core::{ClientAuth, HttpSettings, SystemClock, TokenEndpoint, Url};
+    ///
+    /// let url = Url::parse("https://mdm.example.com/Connect/api/token").unwrap();
+    /// let endpoint =
+    ///     TokenEndpoint::new("mdm", url, &HttpSettings::default(), std::sync::Arc::new(SystemClock))
+    ///         .unwrap();
+    /// let secret = SecretString::from("Application1Password");
+    /// let (header, body) = endpoint
+    ///     .request()
+    ///     .client_auth(ClientAuth::BasicRaw, "Application1", Some(&secret))
+    ///     .param("grant_type", "client_credentials")
+    ///     .encode();
+    /// assert_eq!(
+    ///     header.unwrap().expose_secret(),
+    ///     "Basic QXBwbGljYXRpb24xOkFwcGxpY2F0aW9uMVBhc3N3b3Jk"
+    /// );
+    /// assert_eq!(body.expose_secret(), "grant_type=client_credentials");
+    /// ```
     pub fn encode(&self) -> (Option<SecretString>, SecretString) {
         let mut body = form_urlencoded::Serializer::new(String::new());
         let mut header = None;
@@ -277,9 +407,10 @@ impl TokenRequest<'_> {
             match auth {
                 ClientAuth::BasicFormEncoded => {
                     let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
-                    let sec: String =
-                        form_urlencoded::byte_serialize(secret_str.as_bytes()).collect();
-                    header = Some(basic(&id, &sec));
+                    let sec = SecretString::from(
+                        form_urlencoded::byte_serialize(secret_str.as_bytes()).collect::<String>(),
+                    );
+                    header = Some(basic(&id, sec.expose_secret()));
                 }
                 ClientAuth::BasicRaw => header = Some(basic(id, secret_str)),
                 ClientAuth::RequestBody => {
@@ -307,89 +438,171 @@ impl TokenRequest<'_> {
         let endpoint = self.endpoint;
         let provider = &*endpoint.provider;
         let (header, body) = self.encode();
-        let mut req = endpoint
+        let mut request = endpoint
             .client
             .post(endpoint.url.clone())
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
             .body(body.expose_secret().to_owned());
-        if let Some(h) = header {
-            let mut value = HeaderValue::try_from(h.expose_secret()).map_err(|_| {
+        if let Some(header) = header {
+            // Base64 output is always a valid header value.
+            let mut value = HeaderValue::try_from(header.expose_secret()).map_err(|_| {
                 TokenError::config(
                     Some(provider),
                     Some("client_id"),
-                    "credentials contain bytes a header cannot carry",
+                    "credentials cannot be carried in a header",
                 )
             })?;
             value.set_sensitive(true);
-            req = req.header(AUTHORIZATION, value);
+            request = request.header(AUTHORIZATION, value);
         }
-        let mut resp = req.send().await.map_err(|e| transport_error(provider, e))?;
-        let status = resp.status();
-        if status.is_redirection() {
-            let target = resp
-                .headers()
-                .get(LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| endpoint.url.join(l).ok())
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_else(|| "an unknown location".to_owned());
-            return Err(TokenError::transport(
-                provider,
-                TransportErrorKind::Redirect,
-                format!(
-                    "HTTP {} to {target} not followed (credentials are never replayed)",
-                    status.as_u16()
-                ),
-                None,
-            ));
-        }
-        let content_type =
-            resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let limit = endpoint.max_body_bytes;
-        if resp.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(too_large(provider, status.as_u16(), limit));
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(provider, e))? {
-            if bytes.len() + chunk.len() > limit {
-                return Err(too_large(provider, status.as_u16(), limit));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let received = execute(provider, &endpoint.url, request, endpoint.limits).await?;
         let received_at = endpoint.clock.now();
-        parse_response(
-            provider,
-            &RawResponse {
-                status: status.as_u16(),
-                content_type: content_type.as_deref(),
-                retry_after,
-                body: &bytes,
-            },
-            received_at,
-        )
+        let mut raw =
+            RawResponse::new(received.status, received.content_type.as_deref(), &received.body);
+        raw.retry_after = received.retry_after;
+        parse_response(provider, &raw, received_at)
     }
 }
 
-fn basic(id: &str, secret: &str) -> SecretString {
-    SecretString::from(format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))))
+/// GETs the JSON document at `url` (an OIDC discovery document,
+/// for instance) under the same rules as token requests: the https rule
+/// (a refusal names the field `url`; callers should also [`check_url`] at
+/// config load, naming their own field), the whole-request timeout, the body
+/// cap, no redirects, the `Accept` and `User-Agent` headers, `ca_file`.
+///
+/// A 2xx with a JSON body is the document; a 5xx is
+/// [`TokenError::Server`]; any other status, or a body that is not JSON, is
+/// [`TokenError::InvalidResponse`]. Each call builds its own client: meant
+/// for a document fetched once, not for a hot path.
+pub async fn fetch_json(
+    provider: &str,
+    url: &Url,
+    settings: &HttpSettings,
+) -> Result<serde_json::Value, TokenError> {
+    check_url(provider, "url", url, settings.allow_insecure_http)?;
+    let client = client_for(provider, settings, is_loopback(url))?;
+    let received = execute(provider, url, client.get(url.clone()), settings.into()).await?;
+    let status = received.status;
+    if status >= 500 {
+        return Err(TokenError::Server {
+            provider: provider.to_owned(),
+            status,
+            detail: None,
+            body: BodySnippet::new(&received.body),
+            retry_after: received.retry_after,
+        });
+    }
+    if !(200..300).contains(&status) {
+        return Err(TokenError::invalid_response(
+            provider,
+            status,
+            format!("HTTP {status} where a JSON document was expected"),
+            &received.body,
+        ));
+    }
+    serde_json::from_slice(&received.body).map_err(|e| {
+        TokenError::invalid_response(
+            provider,
+            status,
+            format!("not a JSON document: {e}"),
+            &received.body,
+        )
+    })
 }
 
-fn too_large(provider: &str, status: u16, limit: usize) -> TokenError {
+/// A response read within the limits.
+struct Received {
+    status: u16,
+    content_type: Option<String>,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+}
+
+/// Sends `request` to `url` and reads the response within `limits`: a
+/// redirect is an error, the body is read up to `limits.max_body_bytes`.
+async fn execute(
+    provider: &str,
+    url: &Url,
+    request: reqwest::RequestBuilder,
+    limits: Limits,
+) -> Result<Received, TokenError> {
+    let mut response = request.send().await.map_err(|e| transport_error(provider, limits, e))?;
+    let status = response.status();
+    if status.is_redirection() {
+        let target = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| url.join(l).ok())
+            .map(|u| u.origin())
+            .filter(url::Origin::is_tuple)
+            .map_or_else(|| "an unknown location".to_owned(), |o| o.ascii_serialization());
+        return Err(TokenError::transport(
+            provider,
+            TransportErrorKind::Redirect,
+            format!(
+                "HTTP {} to {target} not followed (credentials are never replayed); \
+                 configure the final URL",
+                status.as_u16()
+            ),
+            None,
+        ));
+    }
+    let status = status.as_u16();
+    let headers = response.headers();
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let retry_after = headers.get(RETRY_AFTER).and_then(parse_retry_after);
+    let limit = limits.max_body_bytes;
+    let announced = response.content_length();
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(provider, status, limit, b""));
+    }
+    let capacity = announced.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
+    let mut body = Vec::with_capacity(capacity);
+    while let Some(chunk) =
+        response.chunk().await.map_err(|e| transport_error(provider, limits, e))?
+    {
+        if body.len() + chunk.len() > limit {
+            // Dropping the response closes the connection: the rest is never read.
+            return Err(too_large(provider, status, limit, &body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Received { status, content_type, retry_after, body })
+}
+
+/// `Retry-After` as delay-seconds (`120`); the HTTP-date form gives `None`.
+fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: only overflow can fail; a delay that long means "not soon".
+    Some(Duration::from_secs(text.parse().unwrap_or(u64::MAX)))
+}
+
+fn basic(id: &str, secret: &str) -> SecretString {
+    let credentials = SecretString::from(format!("{id}:{secret}"));
+    SecretString::from(format!("Basic {}", STANDARD.encode(credentials.expose_secret())))
+}
+
+fn too_large(provider: &str, status: u16, limit: usize, start: &[u8]) -> TokenError {
+    let size = if limit.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", limit / (1024 * 1024))
+    } else if limit.is_multiple_of(1024) {
+        format!("{} KiB", limit / 1024)
+    } else {
+        format!("{limit} bytes")
+    };
     TokenError::invalid_response(
         provider,
         status,
-        format!("response body larger than {} KiB refused", limit / 1024),
-        b"",
+        format!("response body larger than {size} refused"),
+        &start[..start.len().min(SNIPPET_SOURCE_BYTES)],
     )
 }
 
-fn transport_error(provider: &str, err: reqwest::Error) -> TokenError {
+fn transport_error(provider: &str, limits: Limits, err: reqwest::Error) -> TokenError {
     let kind = if err.is_timeout() {
         TransportErrorKind::Timeout
     } else if err.is_connect() {
@@ -397,21 +610,75 @@ fn transport_error(provider: &str, err: reqwest::Error) -> TokenError {
     } else {
         TransportErrorKind::Io
     };
+    // Never the URL: its query may carry a secret.
     let err = err.without_url();
     let message = match kind {
-        TransportErrorKind::Timeout => "no complete response within the timeout".to_owned(),
-        _ => error_chain(&err),
+        TransportErrorKind::Timeout => {
+            format!("no complete response within {}", humantime::format_duration(limits.timeout))
+        }
+        _ => one_line(&err),
     };
     TokenError::transport(provider, kind, message, Some(Box::new(err)))
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its sources on one line, repeated messages skipped.
+fn one_line(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
-    out
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_retry_after(header: &str, expected: Option<u64>) {
+        let value = HeaderValue::from_str(header).unwrap();
+        assert_eq!(parse_retry_after(&value), expected.map(Duration::from_secs), "{header:?}");
+    }
+
+    #[test]
+    fn retry_after_seconds_only() {
+        check_retry_after("120", Some(120));
+        check_retry_after(" 7 ", Some(7));
+        check_retry_after("0", Some(0));
+        check_retry_after("99999999999999999999999", Some(u64::MAX));
+        check_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", None);
+        check_retry_after("+5", None);
+        check_retry_after("-5", None);
+        check_retry_after("1.5", None);
+        check_retry_after("", None);
+    }
+
+    #[track_caller]
+    fn check_redacted(url: &str, expected: &str) {
+        assert_eq!(redacted_url(&Url::parse(url).unwrap()), expected);
+    }
+
+    #[test]
+    fn debug_url_hides_query_fragment_and_userinfo() {
+        check_redacted("https://a.example/t", "https://a.example/t");
+        check_redacted("https://a.example/t?code=s3cr3t#x", "https://a.example/t?…");
+        check_redacted("https://u:p@a.example:8443/t", "https://a.example:8443/t");
+    }
+
+    #[test]
+    fn too_large_names_the_limit() {
+        let reason = |limit| match too_large("p", 200, limit, b"") {
+            TokenError::InvalidResponse { reason, .. } => reason,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(reason(DEFAULT_MAX_BODY_BYTES), "response body larger than 1 MiB refused");
+        assert_eq!(reason(2048), "response body larger than 2 KiB refused");
+        assert_eq!(reason(100), "response body larger than 100 bytes refused");
+    }
 }

@@ -52,7 +52,7 @@ pub mod renewal;
 pub mod secret;
 pub mod token;
 
-pub use cache::{CacheConfig, CachedProvider};
+pub use cache::{CacheConfig, CacheStats, CachedProvider};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::CommonConfig;
 pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind};

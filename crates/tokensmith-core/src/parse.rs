@@ -1,8 +1,102 @@
 //! The one tolerant token-response parser every adapter uses.
+//!
+//! [`parse_response`] turns whatever a token endpoint answered into an
+//! [`AccessToken`] or a [`TokenError`]. It never panics and does work linear
+//! in the body, which the request helper has already capped at 1 MiB.
+//!
+//! # Statuses
+//!
+//! | status | result |
+//! |---|---|
+//! | any 2xx with a token | the [`AccessToken`] |
+//! | any 2xx whose body carries `error` (or a non-empty `errors` list) | [`TokenError::Rejected`]: some servers refuse with a 200 |
+//! | any 2xx without a usable `access_token` (missing, empty, not a string; an HTML page; an empty or unreadable body) | [`TokenError::InvalidResponse`] with the reason |
+//! | 4xx | [`TokenError::Rejected`], with the vendor's error when the body has one |
+//! | 5xx | [`TokenError::Server`], with the vendor's error when the body has one |
+//! | anything else | [`TokenError::InvalidResponse`] |
+//!
+//! `Retry-After` is kept on rejections and server failures.
+//!
+//! # Bodies
+//!
+//! - **JSON**, whatever the `Content-Type` says (`application/json`,
+//!   `text/plain`, none): a body that starts with `{` is JSON. A UTF-8 BOM and
+//!   surrounding whitespace are ignored. Trailing commas (the configapi vendor
+//!   documents `"expires_in":"3599",}`) and a missing `:` between a key and its
+//!   value (Deyel's documented `"access_token""eyJ…"`) are repaired; anything
+//!   after the first complete value is ignored.
+//! - **Form** (`application/x-www-form-urlencoded`, or a body of `key=value`
+//!   pairs served as anything but HTML): `access_token=…&token_type=bearer&expires_in=3600`.
+//!   The first of repeated keys wins.
+//!
+//! # Fields
+//!
+//! - `access_token`: required, a non-empty string, kept as a secret.
+//! - `token_type`: normalised by [`TokenType::parse`]: missing or any case of
+//!   `bearer` is [`TokenType::Bearer`].
+//! - `expires_in`: an integer, a string (`"3599"`) or a float. `0` means the
+//!   token expires on receipt. Values above 2³¹−1 seconds (about 68 years) are
+//!   clamped to it, as golang/oauth2 does. When it is absent, negative or not
+//!   a number, and the access token is a JWT (three dot-separated segments)
+//!   whose payload has an `exp` claim, that claim is used (the payload is
+//!   base64url-decoded, with or without padding, **without verifying** the
+//!   signature: it only decides when to fetch a new token). Otherwise
+//!   [`AccessToken::expires_at`] stays `None` and the cache assumes
+//!   [`DEFAULT_LIFETIME`](crate::DEFAULT_LIFETIME) (one hour) through
+//!   [`AccessToken::effective_expires_at`].
+//! - `scope`: a space-delimited string (or a list of strings), parsed by
+//!   [`Scope::parse`].
+//! - `refresh_token`, `id_token`: kept as secrets when non-empty strings.
+//!
+//! # Error shapes
+//!
+//! [`ErrorDetail`] is filled from:
+//!
+//! - RFC 6749 §5.2: `error`, `error_description`, `error_uri`, the code
+//!   lowercased (Deyel's `Invalid_request` reads `invalid_request`); also
+//!   `error` as an object with `code` and `message`;
+//! - the scoped `OAuth2` vendor's `{"meta":{…},"errors":[{"httpcode":400,"message":"…"}]}`:
+//!   no code, the messages joined with `"; "`;
+//! - for 4xx and 5xx only, a lone `error_description`, `message`, `detail`
+//!   (RFC 9457) or `title`.
+//!
+//! Other bodies (HTML, text, empty) are kept only as a [`BodySnippet`].
+//!
+//! # Secrets
+//!
+//! No error carries a secret. A snippet of a JSON body is the body
+//! re-serialised with the values of [`BodySnippet::SECRET_FIELDS`] (at any
+//! depth, any key spelling serde decodes) replaced; a form body with such a
+//! field is re-encoded the same way; other text goes through
+//! [`BodySnippet::new`]'s redaction. On top of that, every token found in the
+//! body is scrubbed from the snippet and from the vendor's error text.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tokensmith_core::parse::{RawResponse, parse_response};
+//!
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+//! let body = b"{\n\"access_token\":\"abc\",\n\"token_type\":\"Bearer\",\n\"expires_in\":\"3599\",\n}";
+//! let token = parse_response("api", &RawResponse::new(200, Some("text/plain"), body), now).unwrap();
+//! assert_eq!(token.expires_at(), Some(now + Duration::from_secs(3599)));
+//!
+//! let body = br#"{"error_description": "Invalid client_id","error": "Invalid_request"}"#;
+//! let err = parse_response("deyel", &RawResponse::new(400, None, body), now).unwrap_err();
+//! assert_eq!(err.oauth_error_code(), Some("invalid_request"));
+//! ```
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
-use crate::{AccessToken, TokenError};
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+use url::form_urlencoded;
+
+use crate::error::scrub;
+use crate::{AccessToken, BodySnippet, ErrorDetail, Scope, TokenError, TokenType};
 
 /// A token endpoint's response, as read by the request helper.
 #[derive(Clone, Copy, Debug)]
@@ -23,19 +117,1350 @@ impl<'a> RawResponse<'a> {
     pub fn new(status: u16, content_type: Option<&'a str>, body: &'a [u8]) -> Self {
         Self { status, content_type, retry_after: None, body }
     }
+
+    /// The same response with a `Retry-After` delay.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
 }
 
-/// Parses a token response into an [`AccessToken`] or a [`TokenError`].
+/// The longest lifetime believed: 2³¹−1 seconds, as golang/oauth2 clamps.
+pub const MAX_EXPIRES_IN: Duration = Duration::from_secs((1 << 31) - 1);
+
+/// Token fields whose values are scrubbed from every error built from the body.
+const TOKEN_FIELDS: [&str; 3] = ["access_token", "refresh_token", "id_token"];
+
+/// Parses a token response into an [`AccessToken`] or a [`TokenError`]; see
+/// the [module docs](self) for every rule.
 pub fn parse_response(
     provider: &str,
     response: &RawResponse<'_>,
     received_at: SystemTime,
 ) -> Result<AccessToken, TokenError> {
-    let _ = received_at;
-    Err(TokenError::invalid_response(
-        provider,
-        response.status,
-        "parser not written yet",
-        response.body,
-    ))
+    let status = response.status;
+    let body = Body::decode(response.content_type, response.body);
+    let fields = body.fields();
+    let secrets = fields.as_deref().map(token_secrets).unwrap_or_default();
+    // The vendor's error is read from the fields with every token scrubbed.
+    let detail = || fields.as_deref().and_then(|f| error_detail(&scrubbed(f, &secrets)));
+    let snippet = || body.snippet(response.body, &secrets);
+    let rejected = |detail: Option<ErrorDetail>| TokenError::Rejected {
+        provider: provider.to_owned(),
+        status,
+        detail: detail.unwrap_or_default(),
+        body: snippet(),
+        retry_after: response.retry_after,
+    };
+    let invalid = |reason: String| TokenError::InvalidResponse {
+        provider: provider.to_owned(),
+        status,
+        reason,
+        body: snippet(),
+    };
+    match status {
+        200..=299 => {
+            let Some(fields) = fields else {
+                return Err(invalid(body.why_not_token(response.content_type)));
+            };
+            if let Some(carried) = carried_error(&scrubbed(&fields, &secrets)) {
+                return Err(rejected(Some(carried)));
+            }
+            token_from(&fields, received_at).map_err(invalid)
+        }
+        400..=499 => Err(rejected(detail())),
+        500..=599 => Err(TokenError::Server {
+            provider: provider.to_owned(),
+            status,
+            detail: detail(),
+            body: snippet(),
+            retry_after: response.retry_after,
+        }),
+        _ => Err(invalid(format!("unexpected HTTP status {status}"))),
+    }
+}
+
+/// The vendor's error from an error body (4xx, 5xx) of any known shape.
+///
+/// Public so an adapter with its own error handling reads bodies the same
+/// way; [`parse_response`] already does this for every status.
+///
+/// ```
+/// use tokensmith_core::parse::error_detail_from_body;
+///
+/// let body = br#"{"meta":{"pagination":{"limit":0}},"errors":[{"httpcode":403,"message":"no"}]}"#;
+/// let detail = error_detail_from_body(Some("application/json"), body).unwrap();
+/// assert_eq!(detail.code, None);
+/// assert_eq!(detail.description.as_deref(), Some("no"));
+/// ```
+pub fn error_detail_from_body(content_type: Option<&str>, body: &[u8]) -> Option<ErrorDetail> {
+    let decoded = Body::decode(content_type, body);
+    let fields = decoded.fields()?;
+    error_detail(&scrubbed(&fields, &token_secrets(&fields)))
+}
+
+/// A decoded response body.
+enum Body {
+    /// Nothing but whitespace.
+    Empty,
+    /// A JSON value (an object for a token response).
+    Json(Value),
+    /// Looked like JSON but did not parse, even repaired: the parser's message.
+    BadJson(String),
+    /// `key=value` pairs, decoded.
+    Form(Vec<(String, String)>),
+    /// An HTML page.
+    Html,
+    /// Anything else.
+    Other,
+}
+
+impl Body {
+    fn decode(content_type: Option<&str>, raw: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(raw);
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text).trim();
+        if text.is_empty() {
+            return Self::Empty;
+        }
+        let media = media_type(content_type);
+        let looks_like_form = !text.starts_with(['{', '[', '<'])
+            && text.contains('=')
+            && !text.contains(char::is_whitespace);
+        if text.starts_with(['{', '[']) || (media.ends_with("json") && !looks_like_form) {
+            return match parse_json(text) {
+                Ok(value) => Self::Json(value),
+                Err(message) => Self::BadJson(message),
+            };
+        }
+        if media.contains("html") || text.starts_with('<') {
+            return Self::Html;
+        }
+        if media == "application/x-www-form-urlencoded" || looks_like_form {
+            return Self::Form(
+                form_urlencoded::parse(text.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
+            );
+        }
+        Self::Other
+    }
+
+    /// The fields of a JSON object or form body.
+    fn fields(&self) -> Option<Cow<'_, Map<String, Value>>> {
+        match self {
+            Self::Json(Value::Object(map)) => Some(Cow::Borrowed(map)),
+            Self::Form(pairs) => {
+                let mut map = Map::new();
+                for (key, value) in pairs {
+                    map.entry(key.as_str()).or_insert_with(|| Value::String(value.clone()));
+                }
+                Some(Cow::Owned(map))
+            }
+            _ => None,
+        }
+    }
+
+    /// Why a 2xx body without fields is no token response.
+    fn why_not_token(&self, content_type: Option<&str>) -> String {
+        match self {
+            Self::Empty => "empty body, expected a token response".to_owned(),
+            Self::Html => "an HTML page, not a token response".to_owned(),
+            Self::BadJson(message) => format!("malformed JSON: {message}"),
+            Self::Json(value) => {
+                format!("the JSON body is {}, not an object", json_type(value))
+            }
+            Self::Form(_) | Self::Other => {
+                let media = media_type(content_type);
+                let media = if media.is_empty() { "none".into() } else { media };
+                let media: String = media.chars().take(60).filter(|c| !c.is_control()).collect();
+                format!("unrecognised body (content type {media}), expected JSON or a form")
+            }
+        }
+    }
+
+    /// A snippet safe to keep in an error.
+    fn snippet(&self, raw: &[u8], secrets: &[String]) -> BodySnippet {
+        match self {
+            Self::Json(value) => {
+                let text = serde_json::to_vec(&redacted(value, secrets, true)).unwrap_or_default();
+                BodySnippet::new(&text)
+            }
+            Self::Form(pairs) if pairs.iter().any(|(k, _)| BodySnippet::is_secret_field(k)) => {
+                let encode = |s: &str| -> String {
+                    form_urlencoded::byte_serialize(scrub(s, secrets).as_bytes()).collect()
+                };
+                let text = pairs
+                    .iter()
+                    .map(|(k, v)| {
+                        if BodySnippet::is_secret_field(k) {
+                            format!("{}=[REDACTED]", encode(k))
+                        } else {
+                            format!("{}={}", encode(k), encode(v))
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("&");
+                BodySnippet::new(text.as_bytes())
+            }
+            _ => BodySnippet::new(raw),
+        }
+    }
+}
+
+/// The lowercase media type of a `Content-Type` header (`text/plain`), or "".
+fn media_type(content_type: Option<&str>) -> String {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses the first JSON value of `text`, repairing trailing commas and
+/// missing colons when the strict parse fails. The error is the strict
+/// parser's message (positions refer to the body as received).
+fn parse_json(text: &str) -> Result<Value, String> {
+    let first = |text: &str| {
+        serde_json::Deserializer::from_str(text)
+            .into_iter::<Value>()
+            .next()
+            .unwrap_or_else(|| Err(serde::de::Error::custom("no JSON value")))
+    };
+    first(text).or_else(|strict| first(&repair_json(text)).map_err(|_| strict.to_string()))
+}
+
+/// `text` with trailing commas (`,}` and `,]`) dropped and a missing `:`
+/// inserted between an object key and its value. Strings are copied as they
+/// are; everything else is left for the JSON parser to judge.
+fn repair_json(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len() + 16);
+    let mut in_object: Vec<bool> = Vec::new();
+    let mut key_position = false; // next string is an object key
+    let mut colon_due = false; // a key just ended
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let starts_value =
+            matches!(c, b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n');
+        if colon_due && starts_value {
+            out.push(b':');
+        }
+        colon_due = false;
+        match c {
+            b'"' => {
+                let end = json_string_end(b, i);
+                out.extend_from_slice(&b[i..end]);
+                colon_due = key_position;
+                key_position = false;
+                i = end;
+                continue;
+            }
+            b',' => {
+                let next = b[i + 1..].iter().find(|c| !c.is_ascii_whitespace());
+                if matches!(next, Some(b'}' | b']')) {
+                    i += 1;
+                    continue;
+                }
+                key_position = in_object.last() == Some(&true);
+            }
+            b'{' => {
+                in_object.push(true);
+                key_position = true;
+            }
+            b'[' => {
+                in_object.push(false);
+                key_position = false;
+            }
+            b'}' | b']' => {
+                in_object.pop();
+                key_position = false;
+            }
+            _ => key_position = false,
+        }
+        out.push(c);
+        i += 1;
+    }
+    // Only ASCII was inserted or dropped, and strings were copied whole.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The index just past the JSON string starting with the quote at `open`.
+fn json_string_end(b: &[u8], open: usize) -> usize {
+    let mut i = open + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// A copy of `value` with `secrets` scrubbed from every string and, when
+/// `redact_fields`, the values of [`BodySnippet::SECRET_FIELDS`] replaced, at
+/// any depth.
+fn redacted(value: &Value, secrets: &[String], redact_fields: bool) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if redact_fields && BodySnippet::is_secret_field(k) {
+                        Value::String("[REDACTED]".to_owned())
+                    } else {
+                        redacted(v, secrets, redact_fields)
+                    };
+                    (scrub(k, secrets), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| redacted(v, secrets, redact_fields)).collect())
+        }
+        Value::String(s) => Value::String(scrub(s, secrets)),
+        other => other.clone(),
+    }
+}
+
+/// `fields` with `secrets` scrubbed from every string (borrowed when there
+/// is nothing to scrub).
+fn scrubbed<'f>(fields: &'f Map<String, Value>, secrets: &[String]) -> Cow<'f, Map<String, Value>> {
+    if secrets.is_empty() {
+        return Cow::Borrowed(fields);
+    }
+    let scrubbed = fields.iter().map(|(k, v)| (scrub(k, secrets), redacted(v, secrets, false)));
+    Cow::Owned(scrubbed.collect())
+}
+
+/// Every string value of a token field, at any depth, longest first (so a
+/// secret containing another is scrubbed whole).
+fn token_secrets(fields: &Map<String, Value>) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack: Vec<&Map<String, Value>> = vec![fields];
+    let mut arrays: Vec<&Value> = Vec::new();
+    while let Some(map) = stack.pop() {
+        for (key, value) in map {
+            if TOKEN_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(key)) {
+                collect_strings(value, &mut found);
+            }
+            arrays.push(value);
+        }
+        while let Some(value) = arrays.pop() {
+            match value {
+                Value::Object(inner) => stack.push(inner),
+                Value::Array(items) => arrays.extend(items),
+                _ => {}
+            }
+        }
+    }
+    found.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    found.dedup();
+    found
+}
+
+fn collect_strings(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::String(s) if !s.is_empty() => found.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, found)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, found)),
+        _ => {}
+    }
+}
+
+fn str_field<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m str> {
+    map.get(key).and_then(Value::as_str).filter(|s| !s.trim().is_empty())
+}
+
+/// The error a body carries as such (`error`, `errors`): what turns a 2xx
+/// into a rejection.
+fn carried_error(map: &Map<String, Value>) -> Option<ErrorDetail> {
+    match map.get("error") {
+        Some(Value::String(code)) if !code.trim().is_empty() => {
+            return Some(
+                ErrorDetail::new(Some(code), str_field(map, "error_description"))
+                    .with_uri(str_field(map, "error_uri")),
+            );
+        }
+        Some(Value::Object(inner)) if !inner.is_empty() => {
+            let code = str_field(inner, "code").or_else(|| str_field(inner, "error"));
+            let description = ["message", "error_description", "description"]
+                .iter()
+                .find_map(|k| str_field(inner, k))
+                .or_else(|| str_field(map, "error_description"));
+            return Some(ErrorDetail::new(code, description));
+        }
+        _ => {}
+    }
+    let Some(Value::Array(errors)) = map.get("errors") else {
+        return None;
+    };
+    if errors.is_empty() {
+        return None;
+    }
+    let messages: Vec<&str> = errors
+        .iter()
+        .filter_map(|e| match e {
+            Value::String(s) => Some(s.as_str()),
+            Value::Object(o) => ["message", "error_description", "detail", "error"]
+                .iter()
+                .find_map(|k| str_field(o, k)),
+            _ => None,
+        })
+        .filter(|m| !m.trim().is_empty())
+        .take(20)
+        .collect();
+    Some(ErrorDetail::new(None, (!messages.is_empty()).then(|| messages.join("; ")).as_deref()))
+}
+
+/// The vendor's error in an error body: [`carried_error`], else a lone
+/// description-like field.
+fn error_detail(map: &Map<String, Value>) -> Option<ErrorDetail> {
+    carried_error(map).filter(|d| !d.is_empty()).or_else(|| {
+        ["error_description", "message", "detail", "title"]
+            .iter()
+            .find_map(|k| str_field(map, k))
+            .map(|d| ErrorDetail::new(None, Some(d)))
+    })
+}
+
+/// Builds the token from the fields of a 2xx body, or says what is missing.
+fn token_from(map: &Map<String, Value>, received_at: SystemTime) -> Result<AccessToken, String> {
+    let token = match map.get("access_token") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.as_str(),
+        Some(Value::String(_)) => return Err("the access_token is empty".to_owned()),
+        None | Some(Value::Null) => return Err("no access_token in the response".to_owned()),
+        Some(other) => {
+            return Err(format!("the access_token is {}, not a string", json_type(other)));
+        }
+    };
+    let expires_at = match map.get("expires_in").and_then(seconds) {
+        Some(lifetime) => received_at.checked_add(lifetime.min(MAX_EXPIRES_IN)),
+        None => jwt_expiry(token).map(|exp| match received_at.checked_add(MAX_EXPIRES_IN) {
+            Some(latest) => exp.min(latest),
+            None => exp,
+        }),
+    };
+    let scope = match map.get("scope") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(Scope::parse(s)),
+        Some(Value::Array(items)) => {
+            let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            (!parts.is_empty()).then(|| Scope::parse(&parts.join(" ")))
+        }
+        _ => None,
+    };
+    let secret = |key: &str| str_field(map, key).map(|s| SecretString::from(s.to_owned()));
+    Ok(AccessToken::builder(token, received_at)
+        .token_type(TokenType::parse(map.get("token_type").and_then(Value::as_str)))
+        .expires_at(expires_at)
+        .scope(scope)
+        .refresh_token(secret("refresh_token"))
+        .id_token(secret("id_token"))
+        .build())
+}
+
+/// A non-negative number of seconds from a JSON number or numeric string;
+/// `None` for negative, non-finite or non-numeric values. Huge values
+/// saturate (the caller clamps).
+fn seconds(value: &Value) -> Option<Duration> {
+    const CEILING: f64 = 4_294_967_296.0; // above MAX_EXPIRES_IN, exact in f64
+    let from_f64 = |f: f64| Duration::try_from_secs_f64(f.min(CEILING)).ok();
+    match value {
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Some(Duration::from_secs(u)),
+            (None, Some(_)) => None, // negative
+            (None, None) => n.as_f64().and_then(from_f64),
+        },
+        Value::String(s) => {
+            let s = s.trim();
+            match s.parse::<i128>() {
+                Ok(i) if i < 0 => None,
+                Ok(i) => Some(Duration::from_secs(u64::try_from(i).unwrap_or(u64::MAX))),
+                Err(_) => s.parse::<f64>().ok().filter(|f| f.is_finite()).and_then(from_f64),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The `exp` claim of a JWT access token, decoded without verification.
+fn jwt_expiry(token: &str) -> Option<SystemTime> {
+    const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+
+    let mut parts = token.trim().split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let bytes = URL_SAFE.decode(payload).or_else(|_| STANDARD.decode(payload)).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = seconds(claims.get("exp")?)?;
+    SystemTime::UNIX_EPOCH.checked_add(exp)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use proptest::prelude::*;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn parse(
+        status: u16,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Result<AccessToken, TokenError> {
+        parse_response("p", &RawResponse::new(status, content_type, body.as_bytes()), now())
+    }
+
+    fn ok(status: u16, content_type: Option<&str>, body: &str) -> AccessToken {
+        match parse(status, content_type, body) {
+            Ok(token) => token,
+            Err(e) => panic!("expected a token from {body:?}, got {e}"),
+        }
+    }
+
+    fn err(status: u16, content_type: Option<&str>, body: &str) -> TokenError {
+        match parse(status, content_type, body) {
+            Ok(token) => panic!("expected an error from {body:?}, got {token:?}"),
+            Err(e) => e,
+        }
+    }
+
+    // ---- seed bodies, verbatim from ../shared/seeds/ ----
+
+    const SOTI: &str = r#"{"access_token":"AAEAAK0OiDDPciqCR5sZ6Nu6c8wIvURVwCTxslETUGp xDfmf6uzkXAg9MKzfJqm4k9ADBYIaOsT20wllKWQgQvH5sYkaIWxtOZ9OntAkxwPn wBRO7rNqCGj9yfg-COpYCdr2GEMl5SzaAPx2_WBQ3SwhKuGWuuDxVMzRWdAW1r36J Y6N9Fp-rYK3CtoNs4ibqswOs7qSPzuwo_K9l9_c5oCz7d6qJxJdhKoh3MC8vqFXxJ SXIEAwXnL7KWtrhanIcj_m0abZWfvR7e5npIHDcHH-bfVmc6wp-SsKJ-FyG7_zg2F d8HjvoqivTqRO5i1RSpaPpOa318g2FMIw-Lh6I5K0FAOUAQAAAAEAABW2-Dr_0-vr bZGMubz8ZGqpo6Z67n3JqBIFPgMOPotNHVJSUc_2HbozYt7smfuCIeIvE0gd84ti3 LBJXSkiOBPJmxp-WhdC1IbB7y2W5G8D4l5MD3VbDTz6ov_VnZGpRc-h7Q9Knn1Vyk QTHo4NknDUdVkqDe3VHQsjtn12QINEzb04Ch-RpudIHnKG-P-jhIIszo2M0_Po8_U aHVwrpPtwhUCzqOU_Gus1nS694dP-8rXqjtbLxh_5GB1iQQBitMd-VgD8XzQrLqqH a6HcK1C41ZyA1Ot2_47vOKNrf_Mg6Ig8quYMpUypOdwFl9_Nb815TN-eSuDwQsSKn SnHDvTH8bSz9O0vHoiPexh2Weuf2N0KGZUlpC0OLy3oRb0d_aBOUdpnoIJ59Gc95H 7yTAnNPRuBnX0wDnvTFNkuN7ezKzfP2rNmfKPeoj0Xyf2FhGiSHgBJUuNpWwGJkz5 0tVX5nPl42Ow2ua9pLZqPg-GJQnmXwukVgV6w4dDoRsFVYbrRSdp-quU4pyNfj987 GWM","token_type":"bearer","expires_in":3600}"#;
+
+    const CONFIGAPI: &str = "{\n\"access_token\":\"eyJhbGciOiJSUzI1NiI5q9Jgt...6HznsvPWy7UP3MINA\",\n\"token_type\":\"Bearer\",\n\"expires_in\":\"3599\",\n}";
+
+    const CONFIGAPI_TOKEN: &str = "eyJhbGciOiJSUzI1NiI5q9Jgt...6HznsvPWy7UP3MINA";
+
+    const SCOPED_SUCCESS: &str = "{\n  \"access_token\": \"string\",\n  \"expires_in\": 0,\n  \"scope\": \"string\",\n  \"token_type\": \"bearer\"\n}";
+
+    /// The scoped vendor documents the same example body for 400 and 403.
+    const SCOPED_ERROR: &str = "{\n  \"meta\": {\n    \"pagination\": {\n      \"limit\": 0,\n      \"offset\": 0,\n      \"total_count\": 0\n    }\n  },\n  \"errors\": [\n    {\n      \"httpcode\": 0,\n      \"message\": \"string\"\n    }\n  ]\n}";
+
+    const DEYEL_JWT: &str = "eyJraWQiOiJrMSIsImFsZyI6IlJTMjU2In0.eyJpc3MiOiJEZXllbCIsImV4cCI6MTY1NDI2MTQ5MCwiY2RPcmdVbml0IjoiMDAwMDAwMDAwMSIsImdyYW50X3R5cGUiOiJjbGllbnRfY3JlZGVudGlhbHMiLCJwZXJtaXNzaW9ucyI6IntcImR0VmFsaWRpdHlcIjpcIkp1biAyLCAyMDIyLCAxMDowNDo1MCBBTVwiLFwibHNQZXJtaXNzaW9uc1wiOlt7XCJpZEFwcGxpY2F0aW9uXCI6XCJERVlFTFwiLFwiY2RQZXJtaXNzaW9uXCI6XCJVU1VBUklPRklOQUxcIn1dfSIsImNvbXBhbnkiOiJDU1QiLCJudVNlY0hpZGRlbiI6IjIwMjIwNjAyMTAwNDUwLjg2NjAuODA1Mjc1NzQ3NDc1NzUxOSIsImlkRGF0YUJhc2VTZXNzaW9uIjoiREVZRUxCT1QqMjAyMjA2MDIxMDA0NTAuODY2MC44MDUyNzU3NDc0NzU3NTE5IiwianRpIjoieDN1UnhXM09xbVZvMlBWdmsxWGZmdyIsImlhdCI6MTY1NDE3NTA5MCwic3ViIjoiREVZRUxCT1QifQ.M8EHKFhMwJQsdJbg4VQkPcvlJxoRyG-XO6h4eVWyMtkyvcCxN658hCqg8luu2yM5rEVMpUqOhNWKAoJdcvOvCMpAi21oYttkVlQxSdENUVNu4fmhDavQshstzvqGrY3qu9gaxdCfcLjwf62bEf9227TpvDGbZyFP8jYLbA81gwo1y6Q2NOaIE_yrChMB4LRm-bhEx5epdL1lMsE3JuwjMQ0tN2j-EehA1dDPB3AY8461wTGOPULF66B81iGmnOvexvoeS0vZQU3cMXwpxy-yQ8ulJRIdj-BprxmkFWkc3_MyD7SgkyqQwVSjiXDgfbJoFkCTPYHprZVDE362yBYW";
+
+    /// The `exp` claim of [`DEYEL_JWT`].
+    const DEYEL_EXP: u64 = 1_654_261_490;
+
+    /// Deyel's success body exactly as documented: the `:` after
+    /// `"access_token"` is missing on the page.
+    fn deyel_success_verbatim() -> String {
+        format!(
+            "{{\n\n                                                                                         \"access_token\"\"{DEYEL_JWT}\",\n\n    \"token_type\": \"Bearer\",\n\n    \"expires_in\": 86400\n\n}}"
+        )
+    }
+
+    /// Deyel's success body as the server sends it (with the `:`).
+    fn deyel_success() -> String {
+        deyel_success_verbatim().replacen("\"access_token\"\"", "\"access_token\": \"", 1)
+    }
+
+    const DEYEL_ERROR: &str = "{\n\n    \"error_description\": \"Invalid client_id\",\n\n    \"error\": \"Invalid_request\"\n\n}";
+
+    // ---- success: one line per case ----
+
+    /// What a parsed token should look like.
+    struct Want<'a> {
+        token: &'a str,
+        token_type: TokenType,
+        expires_in: Option<u64>,
+        scope: Option<&'a str>,
+    }
+
+    fn want(token: &str, expires_in: Option<u64>) -> Want<'_> {
+        Want { token, token_type: TokenType::Bearer, expires_in, scope: None }
+    }
+
+    #[track_caller]
+    fn check_ok(status: u16, content_type: Option<&str>, body: &str, want: &Want<'_>) {
+        let token = ok(status, content_type, body);
+        assert_eq!(token.secret().expose_secret(), want.token, "token of {body:?}");
+        assert_eq!(token.token_type(), &want.token_type, "token_type of {body:?}");
+        assert_eq!(
+            token.expires_at(),
+            want.expires_in.map(|s| now() + Duration::from_secs(s)),
+            "expires_at of {body:?}"
+        );
+        assert_eq!(token.scope().map(Scope::as_str), want.scope, "scope of {body:?}");
+        assert_eq!(token.received_at(), now());
+    }
+
+    #[test]
+    fn seed_success_bodies() {
+        let soti_token = &SOTI[17..SOTI.find("\",\"token_type").unwrap()];
+        assert!(soti_token.starts_with("AAEAAK0") && soti_token.contains(' '));
+        check_ok(200, Some("application/json"), SOTI, &want(soti_token, Some(3600)));
+        check_ok(200, Some("application/json"), CONFIGAPI, &want(CONFIGAPI_TOKEN, Some(3599)));
+        check_ok(
+            200,
+            Some("application/json"),
+            SCOPED_SUCCESS,
+            &Want { scope: Some("string"), ..want("string", Some(0)) },
+        );
+        check_ok(200, Some("application/json"), &deyel_success(), &want(DEYEL_JWT, Some(86400)));
+        check_ok(200, None, &deyel_success_verbatim(), &want(DEYEL_JWT, Some(86400)));
+    }
+
+    #[test]
+    fn content_types_and_encodings() {
+        let body = r#"{"access_token":"abc","expires_in":60}"#;
+        let abc = want("abc", Some(60));
+        check_ok(200, Some("application/json"), body, &abc);
+        check_ok(200, Some("application/json; charset=utf-8"), body, &abc);
+        check_ok(200, Some("text/plain"), body, &abc);
+        check_ok(200, Some("text/html"), body, &abc);
+        check_ok(200, None, body, &abc);
+        check_ok(200, Some("application/octet-stream"), body, &abc);
+        check_ok(200, Some("text/plain"), CONFIGAPI, &want(CONFIGAPI_TOKEN, Some(3599)));
+        check_ok(200, None, &format!("\u{feff}  \r\n{body}\n\n"), &abc);
+        check_ok(200, Some("application/json"), &format!("{body} trailing garbage"), &abc);
+        check_ok(
+            200,
+            None,
+            r#"{"access_token":"abc","expires_in":60,,}"#.replace(",,", ",").as_str(),
+            &abc,
+        );
+        check_ok(200, None, "{\"access_token\":\"abc\",\"x\":[1,2,],\"expires_in\":60 , }", &abc);
+        let form = "access_token=abc&token_type=bearer&expires_in=60";
+        check_ok(200, Some("application/x-www-form-urlencoded"), form, &abc);
+        check_ok(200, Some("application/x-www-form-urlencoded; charset=utf-8"), form, &abc);
+        check_ok(200, Some("text/plain"), form, &abc);
+        check_ok(200, Some("application/json"), form, &abc);
+        check_ok(200, None, form, &abc);
+        check_ok(
+            200,
+            None,
+            "access_token=a%2Bb+c&expires_in=60&access_token=second",
+            &want("a+b c", Some(60)),
+        );
+        check_ok(
+            200,
+            Some("application/x-www-form-urlencoded"),
+            "access_token=abc&scope=read+write&token_type=mac",
+            &Want {
+                token_type: TokenType::Other("mac".into()),
+                scope: Some("read write"),
+                ..want("abc", None)
+            },
+        );
+    }
+
+    #[test]
+    fn any_2xx_is_success() {
+        for status in [200, 201, 202, 203, 204, 299] {
+            check_ok(status, None, r#"{"access_token":"abc"}"#, &want("abc", None));
+        }
+    }
+
+    #[test]
+    fn token_types() {
+        #[track_caller]
+        fn check(field: &str, expected: &TokenType) {
+            let body = format!(r#"{{"access_token":"abc"{field}}}"#);
+            assert_eq!(ok(200, None, &body).token_type(), expected, "{body}");
+        }
+        check("", &TokenType::Bearer);
+        check(r#","token_type":null"#, &TokenType::Bearer);
+        check(r#","token_type":"""#, &TokenType::Bearer);
+        check(r#","token_type":"bearer""#, &TokenType::Bearer);
+        check(r#","token_type":"BEARER""#, &TokenType::Bearer);
+        check(r#","token_type":"BeArEr""#, &TokenType::Bearer);
+        check(r#","token_type":"Bearer""#, &TokenType::Bearer);
+        check(r#","token_type":"N_A""#, &TokenType::Other("N_A".into()));
+        check(r#","token_type":42"#, &TokenType::Bearer);
+    }
+
+    #[test]
+    fn expires_in_shapes() {
+        /// `expires_in` as written in JSON, and the expected lifetime in seconds.
+        #[track_caller]
+        fn check(token: &str, expires_in: &str, expected: Option<SystemTime>) {
+            let field = if expires_in.is_empty() {
+                String::new()
+            } else {
+                format!(r#","expires_in":{expires_in}"#)
+            };
+            let body = format!(r#"{{"access_token":"{token}"{field}}}"#);
+            assert_eq!(ok(200, None, &body).expires_at(), expected, "{body}");
+        }
+        let after = |s: u64| Some(now() + Duration::from_secs(s));
+        let jwt_exp = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(DEYEL_EXP));
+        let max = Some(now() + MAX_EXPIRES_IN);
+        check("abc", "3600", after(3600));
+        check("abc", r#""3599""#, after(3599));
+        check("abc", r#"" 3599 ""#, after(3599));
+        check("abc", "3599.0", after(3599));
+        check("abc", r#""3599.0""#, after(3599));
+        check("abc", "3599.75", Some(now() + Duration::from_millis(3_599_750)));
+        check("abc", "0", Some(now()));
+        check("abc", r#""0""#, Some(now()));
+        check("abc", "1e3", after(1000));
+        check("abc", "2147483647", max);
+        check("abc", "2147483648", max);
+        check("abc", "18446744073709551615", max);
+        check("abc", "1e300", max);
+        check("abc", r#""99999999999999999999999999999999999999999999""#, max);
+        check("abc", r#""1e999""#, None);
+        check("abc", "-1", None);
+        check("abc", r#""-3600""#, None);
+        check("abc", "-0.5", None);
+        check("abc", "null", None);
+        check("abc", "true", None);
+        check("abc", r#""soon""#, None);
+        check("abc", r#""""#, None);
+        check("abc", "[3600]", None);
+        check("abc", "", None);
+        // Absent, negative or unusable: the JWT's `exp`, when the token is one.
+        check(DEYEL_JWT, "", jwt_exp);
+        check(DEYEL_JWT, "-1", jwt_exp);
+        check(DEYEL_JWT, r#""n/a""#, jwt_exp);
+        check(DEYEL_JWT, "86400", after(86400));
+    }
+
+    #[test]
+    fn jwt_exp_claims() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+        #[track_caller]
+        fn check(token: &str, expected: Option<u64>) {
+            assert_eq!(
+                jwt_expiry(token),
+                expected.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)),
+                "{token}"
+            );
+        }
+        let jwt = |payload: &str, engine: &GeneralPurpose| {
+            format!("eyJhbGciOiJub25lIn0.{}.sig", engine.encode(payload))
+        };
+        check(DEYEL_JWT, Some(DEYEL_EXP));
+        // `{"exp":1700003600}` has a payload needing padding.
+        let payload = r#"{"exp":1700003600,"s":"??>"}"#;
+        check(&jwt(payload, &URL_SAFE_NO_PAD), Some(1_700_003_600));
+        check(&jwt(payload, &URL_SAFE), Some(1_700_003_600));
+        check(&jwt(payload, &STANDARD), Some(1_700_003_600));
+        assert_eq!(
+            jwt_expiry(&jwt(r#"{"exp":1700003600.5}"#, &URL_SAFE_NO_PAD)),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_003_600_500))
+        );
+        check(&jwt(r#"{"exp":-5}"#, &URL_SAFE_NO_PAD), None);
+        check(&jwt(r#"{"exp":"soon"}"#, &URL_SAFE_NO_PAD), None);
+        check(&jwt(r#"{"iat":1}"#, &URL_SAFE_NO_PAD), None);
+        check(&jwt("[1]", &URL_SAFE_NO_PAD), None);
+        check("abc", None);
+        check("a.b", None);
+        check("a.!!!.c", None);
+        check("a.b.c.d.e", None);
+        check("", None);
+        // A far-future `exp` is clamped like `expires_in`.
+        let far = jwt(r#"{"exp":99999999999}"#, &URL_SAFE_NO_PAD);
+        let body = format!(r#"{{"access_token":"{far}"}}"#);
+        assert_eq!(ok(200, None, &body).expires_at(), Some(now() + MAX_EXPIRES_IN));
+    }
+
+    #[test]
+    fn scopes_and_secondary_tokens() {
+        let body =
+            r#"{"access_token":"a","refresh_token":"r","id_token":"i","scope":"read  write read"}"#;
+        let token = ok(200, None, body);
+        assert_eq!(token.refresh_token().map(ExposeSecret::expose_secret), Some("r"));
+        assert_eq!(token.id_token().map(ExposeSecret::expose_secret), Some("i"));
+        let scope = token.scope().unwrap();
+        assert_eq!(scope.as_str(), "read  write read");
+        assert_eq!(scope.iter().collect::<Vec<_>>(), ["read", "write"]);
+
+        let token = ok(
+            200,
+            None,
+            r#"{"access_token":"a","refresh_token":"","id_token":7,"scope":["a","b"]}"#,
+        );
+        assert!(token.refresh_token().is_none() && token.id_token().is_none());
+        assert_eq!(token.scope().map(Scope::as_str), Some("a b"));
+        assert!(ok(200, None, r#"{"access_token":"a","scope":""}"#).scope().is_none());
+        assert!(ok(200, None, r#"{"access_token":"a","scope":null}"#).scope().is_none());
+    }
+
+    // ---- errors: one line per case ----
+
+    /// The expected error: its kind, status, code, description and a part of
+    /// its body snippet.
+    const JSON: Option<&str> = Some("application/json");
+    const HTML: Option<&str> = Some("text/html; charset=utf-8");
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Kind {
+        Rejected,
+        Server,
+        Invalid,
+    }
+    use Kind::{Invalid, Rejected, Server};
+
+    #[track_caller]
+    fn check_err(
+        status: u16,
+        content_type: Option<&str>,
+        body: &str,
+        kind: Kind,
+        code: Option<&str>,
+        description: Option<&str>,
+    ) -> TokenError {
+        let e = err(status, content_type, body);
+        let actual = match &e {
+            TokenError::Rejected { .. } => Rejected,
+            TokenError::Server { .. } => Server,
+            TokenError::InvalidResponse { .. } => Invalid,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(actual, kind, "{body:?}: {e}");
+        assert_eq!(e.status(), Some(status), "{body:?}");
+        assert_eq!(e.provider(), Some("p"));
+        assert_eq!(e.detail().and_then(|d| d.code.as_deref()), code, "code of {body:?}");
+        assert_eq!(
+            e.detail().and_then(|d| d.description.as_deref()),
+            description,
+            "description of {body:?}"
+        );
+        let shown = e.to_string();
+        assert!(!shown.contains('\n') && shown.starts_with("provider \"p\": "), "{shown}");
+        e
+    }
+
+    #[test]
+    fn seed_error_bodies() {
+        check_err(
+            400,
+            JSON,
+            DEYEL_ERROR,
+            Rejected,
+            Some("invalid_request"),
+            Some("Invalid client_id"),
+        );
+        check_err(
+            401,
+            JSON,
+            DEYEL_ERROR,
+            Rejected,
+            Some("invalid_request"),
+            Some("Invalid client_id"),
+        );
+        check_err(400, JSON, SCOPED_ERROR, Rejected, None, Some("string"));
+        check_err(403, JSON, SCOPED_ERROR, Rejected, None, Some("string"));
+        let e = check_err(
+            200,
+            JSON,
+            DEYEL_ERROR,
+            Rejected,
+            Some("invalid_request"),
+            Some("Invalid client_id"),
+        );
+        assert_eq!(
+            e.to_string(),
+            "provider \"p\": token endpoint refused the request (HTTP 200): invalid_request: Invalid client_id"
+        );
+        let e = check_err(403, JSON, SCOPED_ERROR, Rejected, None, Some("string"));
+        assert_eq!(
+            e.to_string(),
+            "provider \"p\": token endpoint refused the request (HTTP 403): string"
+        );
+        assert!(
+            e.body().unwrap().as_str().contains(r#""errors":[{"httpcode":0,"message":"string"}]"#)
+        );
+    }
+
+    #[test]
+    fn error_shapes() {
+        // RFC 6749 §5.2
+        check_err(400, JSON, r#"{"error":"invalid_grant"}"#, Rejected, Some("invalid_grant"), None);
+        check_err(
+            400,
+            JSON,
+            r#"{"error":"INVALID_CLIENT","error_description":"bad\nsecret"}"#,
+            Rejected,
+            Some("invalid_client"),
+            Some("bad secret"),
+        );
+        check_err(
+            401,
+            Some("text/plain"),
+            r#"{"error":"invalid_client",}"#,
+            Rejected,
+            Some("invalid_client"),
+            None,
+        );
+        check_err(
+            400,
+            FORM,
+            "error=invalid_scope&error_description=no+such+scope",
+            Rejected,
+            Some("invalid_scope"),
+            Some("no such scope"),
+        );
+        check_err(400, None, "error=invalid_scope", Rejected, Some("invalid_scope"), None);
+        let e = check_err(
+            400,
+            JSON,
+            r#"{"error":"invalid_grant","error_uri":"https://x/e"}"#,
+            Rejected,
+            Some("invalid_grant"),
+            None,
+        );
+        assert_eq!(e.detail().unwrap().uri.as_deref(), Some("https://x/e"));
+    }
+
+    #[test]
+    fn other_error_body_shapes() {
+        // `error` as an object, and description-only bodies
+        check_err(
+            401,
+            JSON,
+            r#"{"error":{"code":"InvalidAuth","message":"no"}}"#,
+            Rejected,
+            Some("invalidauth"),
+            Some("no"),
+        );
+        check_err(401, JSON, r#"{"message":"Unauthorized"}"#, Rejected, None, Some("Unauthorized"));
+        check_err(
+            400,
+            JSON,
+            r#"{"type":"about:blank","title":"Bad","detail":"Missing grant"}"#,
+            Rejected,
+            None,
+            Some("Missing grant"),
+        );
+        check_err(
+            400,
+            JSON,
+            r#"{"errors":[{"httpcode":400,"message":"a"},{"message":"b"},"c"]}"#,
+            Rejected,
+            None,
+            Some("a; b; c"),
+        );
+        check_err(400, JSON, r#"{"errors":[]}"#, Rejected, None, None);
+    }
+
+    #[test]
+    fn error_bodies_without_detail() {
+        // no detail: the snippet tells
+        let e = check_err(
+            401,
+            HTML,
+            "<html>\n<body><h1>401 Unauthorized</h1></body>\n</html>",
+            Rejected,
+            None,
+            None,
+        );
+        assert_eq!(
+            e.body().unwrap().as_str(),
+            "<html> <body><h1>401 Unauthorized</h1></body> </html>"
+        );
+        assert!(
+            e.to_string()
+                .ends_with("; body: <html> <body><h1>401 Unauthorized</h1></body> </html>")
+        );
+        let e = check_err(404, None, "", Rejected, None, None);
+        assert!(e.to_string().ends_with("(HTTP 404); body: (empty body)"), "{e}");
+        check_err(429, Some("text/plain"), "slow down", Rejected, None, None);
+        check_err(400, JSON, r#"{"error":null}"#, Rejected, None, None);
+        check_err(400, JSON, "[1,2]", Rejected, None, None);
+        check_err(400, JSON, "{not json", Rejected, None, None);
+    }
+
+    #[test]
+    fn server_errors() {
+        // 5xx
+        check_err(500, HTML, "<html><body>Internal Server Error</body></html>", Server, None, None);
+        check_err(502, None, "", Server, None, None);
+        check_err(
+            503,
+            JSON,
+            r#"{"error":"temporarily_unavailable","error_description":"later"}"#,
+            Server,
+            Some("temporarily_unavailable"),
+            Some("later"),
+        );
+        check_err(500, JSON, SCOPED_ERROR, Server, None, Some("string"));
+    }
+
+    #[test]
+    fn a_2xx_carrying_an_error_is_a_rejection() {
+        // 2xx carrying an error
+        check_err(
+            200,
+            JSON,
+            r#"{"error":"invalid_client","error_description":"nope"}"#,
+            Rejected,
+            Some("invalid_client"),
+            Some("nope"),
+        );
+        check_err(
+            200,
+            JSON,
+            r#"{"access_token":"abc","error":"Access_Denied"}"#,
+            Rejected,
+            Some("access_denied"),
+            None,
+        );
+        check_err(
+            200,
+            FORM,
+            "error=unauthorized_client",
+            Rejected,
+            Some("unauthorized_client"),
+            None,
+        );
+        check_err(
+            200,
+            JSON,
+            r#"{"errors":[{"httpcode":403,"message":"forbidden"}]}"#,
+            Rejected,
+            None,
+            Some("forbidden"),
+        );
+        check_ok(
+            200,
+            JSON,
+            r#"{"access_token":"abc","error":null,"errors":[]}"#,
+            &want("abc", None),
+        );
+        check_ok(200, JSON, r#"{"access_token":"abc","error":""}"#, &want("abc", None));
+    }
+
+    #[test]
+    fn a_2xx_without_a_token_is_invalid() {
+        // 2xx that is no token response
+        check_err(200, HTML, "<!DOCTYPE html><html><body>Login</body></html>", Invalid, None, None);
+        check_err(200, None, "<html>Login</html>", Invalid, None, None);
+        check_err(200, JSON, "", Invalid, None, None);
+        check_err(200, None, " \r\n ", Invalid, None, None);
+        check_err(200, JSON, "{}", Invalid, None, None);
+        check_err(200, JSON, r#"{"token":"abc"}"#, Invalid, None, None);
+        check_err(200, JSON, r#"{"access_token":""}"#, Invalid, None, None);
+        check_err(200, JSON, r#"{"access_token":"  "}"#, Invalid, None, None);
+        check_err(200, JSON, r#"{"access_token":null}"#, Invalid, None, None);
+        check_err(200, JSON, r#"{"access_token":42}"#, Invalid, None, None);
+        check_err(200, JSON, r#"{"access_token":{"v":"x"}}"#, Invalid, None, None);
+        check_err(200, JSON, r#""abc""#, Invalid, None, None);
+        check_err(200, JSON, "[]", Invalid, None, None);
+        check_err(200, JSON, "null", Invalid, None, None);
+        check_err(200, JSON, r#"{"access_token":"abc""#, Invalid, None, None);
+        check_err(200, Some("text/plain"), "just text", Invalid, None, None);
+        check_err(200, FORM, "", Invalid, None, None);
+        check_err(200, FORM, "token_type=bearer", Invalid, None, None);
+    }
+
+    #[test]
+    fn other_statuses_are_invalid() {
+        // other statuses
+        check_err(100, None, "", Invalid, None, None);
+        check_err(304, None, "", Invalid, None, None);
+        check_err(399, JSON, r#"{"access_token":"abc"}"#, Invalid, None, None);
+        check_err(600, None, "", Invalid, None, None);
+        check_err(0, None, "", Invalid, None, None);
+    }
+
+    #[test]
+    fn invalid_response_reasons() {
+        #[track_caller]
+        fn check(status: u16, content_type: Option<&str>, body: &str, reason: &str) {
+            match err(status, content_type, body) {
+                TokenError::InvalidResponse { reason: actual, .. } => {
+                    assert_eq!(actual, reason, "{body:?}");
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+        let json = Some("application/json");
+        check(200, json, "", "empty body, expected a token response");
+        check(200, Some("text/html"), "<p>hi</p>", "an HTML page, not a token response");
+        check(200, json, "{}", "no access_token in the response");
+        check(200, json, r#"{"access_token":""}"#, "the access_token is empty");
+        check(200, json, r#"{"access_token":[1]}"#, "the access_token is an array, not a string");
+        check(200, json, "[]", "the JSON body is an array, not an object");
+        check(200, json, "{\"a\":", "malformed JSON: EOF while parsing a value at line 1 column 5");
+        check(
+            200,
+            Some("text/plain"),
+            "hello",
+            "unrecognised body (content type text/plain), expected JSON or a form",
+        );
+        check(200, None, "hello", "unrecognised body (content type none), expected JSON or a form");
+        check(302, None, "", "unexpected HTTP status 302");
+    }
+
+    #[test]
+    fn retry_after_is_kept() {
+        #[track_caller]
+        fn check(status: u16, expected: Option<Duration>) {
+            let raw = RawResponse::new(status, None, b"{\"error\":\"slow_down\"}")
+                .with_retry_after(Some(Duration::from_secs(7)));
+            let e = parse_response("p", &raw, now()).unwrap_err();
+            assert_eq!(e.retry_after(), expected, "{status}");
+        }
+        check(429, Some(Duration::from_secs(7)));
+        check(503, Some(Duration::from_secs(7)));
+        check(200, Some(Duration::from_secs(7)));
+        check(302, None);
+    }
+
+    #[test]
+    fn repairs() {
+        #[track_caller]
+        fn check(input: &str, expected: &str) {
+            assert_eq!(repair_json(input), expected);
+        }
+        check(r#"{"a":1,}"#, r#"{"a":1}"#);
+        check("{\"a\":[1,2,\n],\n}", "{\"a\":[1,2\n]\n}");
+        check(r#"{"a""b"}"#, r#"{"a":"b"}"#);
+        check(r#"{"a" 1,"b" {"c" [true]}}"#, r#"{"a" :1,"b" :{"c" :[true]}}"#);
+        check(r#"{"a":"x,}\",]"}"#, r#"{"a":"x,}\",]"}"#);
+        check(r#"["a" "b"]"#, r#"["a" "b"]"#);
+        check(r#"{"ü":"é",}"#, r#"{"ü":"é"}"#);
+        check(r#"{"a"#, r#"{"a"#);
+    }
+
+    #[test]
+    fn error_snippets_never_hold_tokens() {
+        #[track_caller]
+        fn check(status: u16, content_type: Option<&str>, body: &str, snippet: &str) {
+            let e = err(status, content_type, body);
+            assert_eq!(e.body().map(BodySnippet::as_str), Some(snippet), "{body:?}");
+            for shown in [format!("{e}"), format!("{e:?}"), format!("{e:#?}")] {
+                assert!(!shown.contains("SECRET"), "{shown}");
+            }
+        }
+        let json = Some("application/json");
+        check(
+            200,
+            json,
+            r#"{"access_token":"SECRET","error":"x"}"#,
+            r#"{"access_token":"[REDACTED]","error":"x"}"#,
+        );
+        check(
+            200,
+            json,
+            r#"{ "access_token" : "SE\"CRET" , "error" : "x" }"#,
+            r#"{"access_token":"[REDACTED]","error":"x"}"#,
+        );
+        check(
+            200,
+            json,
+            r#"{"access\u005ftoken":"SECRET","error":"x"}"#,
+            r#"{"access_token":"[REDACTED]","error":"x"}"#,
+        );
+        check(
+            200,
+            json,
+            r#"{"Access_Token":"SECRET","error":"x"}"#,
+            r#"{"Access_Token":"[REDACTED]","error":"x"}"#,
+        );
+        check(
+            200,
+            json,
+            r#"{"access_token":["SECRET","SECRET2"]}"#,
+            r#"{"access_token":"[REDACTED]"}"#,
+        );
+        check(
+            200,
+            json,
+            r#"{"refresh_token":"SECRET","id_token":"SECRET2"}"#,
+            r#"{"id_token":"[REDACTED]","refresh_token":"[REDACTED]"}"#,
+        );
+        check(
+            200,
+            json,
+            r#"{"access_token":"SECRET","error":"x","error_description":"token SECRET is bad"}"#,
+            r#"{"access_token":"[REDACTED]","error":"x","error_description":"token [REDACTED] is bad"}"#,
+        );
+        check(
+            200,
+            json,
+            r#"{"data":{"access_token":"SECRET"},"note":"SECRET"}"#,
+            r#"{"data":{"access_token":"[REDACTED]"},"note":"[REDACTED]"}"#,
+        );
+        check(
+            200,
+            json,
+            r#"{"access_token":"SECRET","error":"x",,"#,
+            r#"{"access_token":"[REDACTED]","error":"x",,"#,
+        );
+        check(
+            200,
+            Some("application/x-www-form-urlencoded"),
+            "access_token=SECRET&error=x",
+            "access_token=[REDACTED]&error=x",
+        );
+        check(200, None, "access%5Ftoken=SECRET&error=x", "access_token=[REDACTED]&error=x");
+        check(200, None, "ACCESS_TOKEN=SECRET&error=x", "ACCESS_TOKEN=[REDACTED]&error=x");
+        check(
+            400,
+            Some("text/plain"),
+            "bad access_token: SECRET given",
+            "bad access_token: [REDACTED] given",
+        );
+        check(
+            400,
+            json,
+            r#"{"error":"x","echo":"{\"access_token\":\"SE\\\"CRET\"}"}"#,
+            r#"{"echo":"{\"access_token\":\"[REDACTED]\"}","error":"x"}"#,
+        );
+        check(
+            500,
+            Some("text/plain"),
+            r#"{"echo":"{\"access_token\":\"SE\\\"CRET\"}", broken"#,
+            r#"{"echo":"{\"access_token\":\"[REDACTED]\"}", broken"#,
+        );
+        check(
+            500,
+            Some("text/html"),
+            "<pre>access_token => \"SECRET\"</pre>",
+            "<pre>access_token => \"[REDACTED]\"</pre>",
+        );
+    }
+
+    #[test]
+    fn echoed_tokens_are_scrubbed_before_text_is_made_one_line() {
+        let body =
+            r#"{"access_token":"Zq9  =a=0","error":"a","error_description":"got Zq9  =a=0!"}"#;
+        assert_eq!(
+            err(200, None, body).to_string(),
+            "provider \"p\": token endpoint refused the request (HTTP 200): a: got [REDACTED]!"
+        );
+    }
+
+    #[test]
+    fn long_error_text_is_bounded() {
+        let description = "x".repeat(5000);
+        let body =
+            format!(r#"{{"error":"{}","error_description":"{description}"}}"#, "E".repeat(500));
+        let e = err(400, None, &body);
+        let detail = e.detail().unwrap();
+        assert_eq!(detail.code.as_ref().unwrap().chars().count(), ErrorDetail::MAX_CODE_CHARS + 1);
+        assert_eq!(
+            detail.description.as_ref().unwrap().chars().count(),
+            ErrorDetail::MAX_DESCRIPTION_CHARS + 1
+        );
+        assert!(e.body().unwrap().as_str().chars().count() <= BodySnippet::MAX_CHARS + 1);
+    }
+
+    #[test]
+    fn public_error_detail_helper() {
+        #[track_caller]
+        fn check(
+            content_type: Option<&str>,
+            body: &str,
+            expected: Option<(Option<&str>, Option<&str>)>,
+        ) {
+            let detail = error_detail_from_body(content_type, body.as_bytes());
+            assert_eq!(
+                detail.as_ref().map(|d| (d.code.as_deref(), d.description.as_deref())),
+                expected,
+                "{body:?}"
+            );
+        }
+        check(None, DEYEL_ERROR, Some((Some("invalid_request"), Some("Invalid client_id"))));
+        check(None, SCOPED_ERROR, Some((None, Some("string"))));
+        check(Some("text/html"), "<html></html>", None);
+        check(None, "", None);
+        check(None, "{}", None);
+    }
+
+    /// A prefix no generated filler produces, so a hit is a real leak.
+    const MARK: &str = "Zq9";
+
+    proptest! {
+        #[test]
+        fn never_panics(
+            status in any::<u16>(),
+            content_type in proptest::option::of(prop_oneof![
+                Just("application/json".to_owned()),
+                Just("text/plain".to_owned()),
+                Just("text/html".to_owned()),
+                Just("application/x-www-form-urlencoded".to_owned()),
+                ".{0,40}",
+            ]),
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            retry in proptest::option::of(0u64..100_000),
+        ) {
+            let raw = RawResponse::new(status, content_type.as_deref(), &body)
+                .with_retry_after(retry.map(Duration::from_secs));
+            let result = parse_response("p", &raw, now());
+            if let Err(e) = result {
+                let shown = e.to_string();
+                prop_assert!(!shown.contains('\n'));
+            }
+        }
+
+        #[test]
+        fn never_panics_on_json_like_text(
+            status in prop_oneof![Just(200u16), Just(400u16), Just(500u16), any::<u16>()],
+            body in r#"[{}\[\]",:= a-z0-9_.\\\-]{0,200}"#,
+        ) {
+            let _ = parse_response("p", &RawResponse::new(status, None, body.as_bytes()), now());
+            let _ = BodySnippet::new(body.as_bytes());
+        }
+
+        #[test]
+        fn tokens_never_leak_into_errors(
+            status in prop_oneof![200u16..300, 400u16..500, 500u16..600, 0u16..200],
+            field in prop_oneof![Just("access_token"), Just("refresh_token"), Just("id_token"), Just("ACCESS_TOKEN")],
+            secret in "[A-Za-z0-9+/=._~\\- ]{6,40}",
+            echo in any::<bool>(),
+            as_form in any::<bool>(),
+            error in proptest::option::of("[a-z_]{1,20}"),
+        ) {
+            let secret = format!("{MARK}{secret}");
+            let description = if echo { format!("got {secret}") } else { "bad".to_owned() };
+            let body = if as_form {
+                let mut s = form_urlencoded::Serializer::new(String::new());
+                s.append_pair(field, &secret);
+                if let Some(code) = &error {
+                    s.append_pair("error", code);
+                }
+                s.append_pair("error_description", &description);
+                s.finish()
+            } else {
+                let mut map = Map::new();
+                map.insert(field.to_owned(), Value::String(secret.clone()));
+                if let Some(code) = &error {
+                    map.insert("error".into(), Value::String(code.clone()));
+                }
+                map.insert("error_description".into(), Value::String(description));
+                Value::Object(map).to_string()
+            };
+            if let Err(e) = parse_response("p", &RawResponse::new(status, None, body.as_bytes()), now()) {
+                for shown in [format!("{e}"), format!("{e:?}"), format!("{e:#?}")] {
+                    prop_assert!(!shown.contains(MARK), "{shown}");
+                }
+            }
+        }
+    }
 }

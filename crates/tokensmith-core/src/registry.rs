@@ -266,7 +266,18 @@ impl Registry {
     /// Loads and validates config text (no network).
     pub fn load_str(&self, text: &str) -> Result<Providers, TokenError> {
         let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            TokenError::config(None, None, format!("invalid TOML: {}", one_line(&e.to_string())))
+            // The message and position only: the error's `Display` quotes the
+            // offending line, which may hold a secret.
+            let at = e
+                .span()
+                .map(|span| {
+                    let before = text.get(..span.start).unwrap_or(text);
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    format!(" at line {line}, column {column}")
+                })
+                .unwrap_or_default();
+            TokenError::config(None, None, format!("invalid TOML{at}: {}", one_line(e.message())))
         })?;
         let providers = match doc.remove("providers") {
             Some(toml::Value::Table(t)) => t,

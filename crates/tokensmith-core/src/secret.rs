@@ -104,38 +104,87 @@ impl fmt::Debug for ConfigSecret {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Raw {
-    Literal(String),
-    Ref(Ref),
-}
+/// Deserializes a literal string or an `{ env }` / `{ file }` table. A
+/// visitor (not an untagged enum) so serde's own errors, such as "missing
+/// field `password`", reach the user unchanged.
+struct SecretVisitor;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Ref {
-    env: Option<String>,
-    file: Option<PathBuf>,
+const EXPECTED: &str = "a secret: a string, { env = \"VAR\" } or { file = \"PATH\" }";
+
+impl<'de> de::Visitor<'de> for SecretVisitor {
+    type Value = ConfigSecret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(EXPECTED)
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<ConfigSecret, E> {
+        Ok(ConfigSecret::literal(value))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ConfigSecret, A::Error> {
+        let mut env = None;
+        let mut file = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "env" if env.is_none() => env = Some(map.next_value::<String>()?),
+                "file" if file.is_none() => file = Some(map.next_value::<PathBuf>()?),
+                "env" | "file" => return Err(de::Error::custom(format!("duplicate key `{key}`"))),
+                _ => {
+                    return Err(de::Error::custom(format!(
+                        "unknown key `{key}` in a secret reference; expected `env` or `file`"
+                    )));
+                }
+            }
+        }
+        match (env, file) {
+            (Some(var), None) => ConfigSecret::from_env(&var).map_err(de::Error::custom),
+            (None, Some(path)) => ConfigSecret::from_file(path).map_err(de::Error::custom),
+            _ => Err(de::Error::custom("a secret reference takes exactly one of `env` or `file`")),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for ConfigSecret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Raw::deserialize(deserializer).map_err(|_| {
-            de::Error::custom(
-                "expected a secret: a string, { env = \"VAR\" } or { file = \"PATH\" }",
-            )
-        })?;
-        match raw {
-            Raw::Literal(s) => Ok(Self::literal(s)),
-            Raw::Ref(Ref { env: Some(var), file: None }) => {
-                Self::from_env(&var).map_err(de::Error::custom)
-            }
-            Raw::Ref(Ref { env: None, file: Some(path) }) => {
-                Self::from_file(path).map_err(de::Error::custom)
-            }
-            Raw::Ref(_) => {
-                Err(de::Error::custom("a secret reference takes exactly one of `env` or `file`"))
-            }
-        }
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Creds {
+        secret: ConfigSecret,
+    }
+
+    #[track_caller]
+    fn check_error(toml_text: &str, expected: &str) {
+        let err = toml::from_str::<Creds>(toml_text).err().expect("an error");
+        assert!(err.message().contains(expected), "{}", err.message());
+    }
+
+    #[test]
+    fn serde_errors_reach_the_user_unchanged() {
+        check_error("", "missing field `secret`");
+        check_error("secret = 5", "expected a secret: a string, { env");
+        check_error("secret = { env = \"A\", file = \"b\" }", "exactly one of `env` or `file`");
+        check_error("secret = { envv = \"A\" }", "unknown key `envv`");
+        check_error(
+            "secret = { env = \"TOKENSMITH_SURELY_UNSET_VAR\" }",
+            "TOKENSMITH_SURELY_UNSET_VAR",
+        );
+    }
+
+    #[test]
+    fn file_secrets_lose_one_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(&path, "hunter2\n\n").unwrap();
+        let creds: Creds = toml::from_str(&format!("secret = {{ file = {path:?} }}")).unwrap();
+        assert_eq!(creds.secret.expose_secret(), "hunter2\n");
+        assert_eq!(creds.secret.source(), &SecretSource::File(path));
     }
 }

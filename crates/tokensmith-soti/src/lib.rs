@@ -1,15 +1,14 @@
-#![doc = include_str!("../README.md")]
-//!
-//! The crate exports the factory [`SotiConnect`] (kind [`KIND`]) and the
+//! SOTI Connect adapter: the factory [`SotiConnect`] (kind [`KIND`]) and the
 //! provider it builds, [`SotiProvider`].
-
+//!
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tokensmith_core::secrecy::SecretString;
+use tokensmith_core::secrecy::{ExposeSecret, SecretString};
 use tokensmith_core::{
     AccessToken, AdapterFactory, ClientAuth, ConfigSecret, ProviderContext, Renewal, RenewalGrant,
     SharedTokenProvider, TokenEndpoint, TokenError, TokenProvider, async_trait,
@@ -45,7 +44,10 @@ enum Config {
 
 /// What a provider sends in the form body.
 enum Grant {
-    Password { username: String, password: SecretString },
+    Password {
+        username: String,
+        password: SecretString,
+    },
     /// The unused code, then the refresh tokens SOTI returns.
     AuthorizationCode(Renewal),
 }
@@ -85,8 +87,10 @@ impl SotiProvider {
         if client_id.contains(':') {
             return Err(ctx.error("client_id", "must not contain ':' (SOTI Connect forbids it)"));
         }
-        if tokensmith_core::secrecy::ExposeSecret::expose_secret(&client_secret).contains(':') {
-            return Err(ctx.error("client_secret", "must not contain ':' (SOTI Connect forbids it)"));
+        if client_secret.expose_secret().contains(':') {
+            return Err(
+                ctx.error("client_secret", "must not contain ':' (SOTI Connect forbids it)")
+            );
         }
         let grant = match ctx.parse::<Config>()? {
             Config::Password { username, password } => {

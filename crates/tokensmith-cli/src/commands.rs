@@ -1,0 +1,188 @@
+//! The commands that work on the config file: `token`, `header`, `check`,
+//! `list`, and `cache clear`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
+use tokensmith_core::{
+    AccessToken, CacheConfig, Clock, SharedTokenProvider, SystemClock, TokenError,
+};
+use tokio::runtime::Runtime;
+
+use crate::config;
+use crate::disk_cache::{CacheKey, DiskCache};
+use crate::output;
+
+/// What every config command needs.
+#[derive(Debug)]
+pub(crate) struct Context {
+    /// The config file.
+    pub(crate) config_path: PathBuf,
+    /// Skip the on-disk token cache.
+    pub(crate) no_cache: bool,
+}
+
+/// `tokensmith token NAME [--json]`
+pub(crate) fn token(ctx: &Context, rt: &Runtime, name: &str, json: bool) -> anyhow::Result<()> {
+    let (token, kind) = obtain(ctx, rt, name)?;
+    if json {
+        output::stdout(&output::token_json(name, kind, &token, SystemClock.now()))
+    } else {
+        output::stdout(token.secret().expose_secret())
+    }
+}
+
+/// `tokensmith header NAME`
+pub(crate) fn header(ctx: &Context, rt: &Runtime, name: &str) -> anyhow::Result<()> {
+    let (token, _) = obtain(ctx, rt, name)?;
+    let value = token.authorization_header().map_err(|_| {
+        TokenError::invalid_response(
+            name,
+            200,
+            "the access token holds bytes an HTTP header cannot carry",
+            b"",
+        )
+    })?;
+    output::stdout(value.to_str().context("the header value is not text")?)
+}
+
+/// `tokensmith check`: loads and validates every provider (no network).
+pub(crate) fn check(ctx: &Context) -> anyhow::Result<()> {
+    let providers = config::load(&ctx.config_path)?;
+    let rows: Vec<Vec<&str>> = providers
+        .iter()
+        .map(|(info, _)| {
+            vec![info.name.as_str(), info.kind, info.token_url.as_deref().unwrap_or("-")]
+        })
+        .collect();
+    for line in output::table(None, &rows) {
+        output::stdout(&line)?;
+    }
+    Ok(())
+}
+
+/// `tokensmith list`
+pub(crate) fn list(ctx: &Context) -> anyhow::Result<()> {
+    let providers = config::load(&ctx.config_path)?;
+    let rows: Vec<Vec<&str>> =
+        providers.iter().map(|(info, _)| vec![info.name.as_str(), info.kind]).collect();
+    for line in output::table(None, &rows) {
+        output::stdout(&line)?;
+    }
+    Ok(())
+}
+
+/// `tokensmith cache clear`
+pub(crate) fn cache_clear() -> anyhow::Result<()> {
+    let cache = DiskCache::from_env()
+        .context("no cache directory: neither XDG_CACHE_HOME nor HOME is set")?;
+    let removed = cache
+        .clear()
+        .with_context(|| format!("cannot clear the token cache {}", cache.dir().display()))?;
+    let plural = if removed == 1 { "" } else { "s" };
+    output::stdout(&format!(
+        "removed {removed} cached token{plural} from {}",
+        cache.dir().display()
+    ))
+}
+
+/// The token of provider `name` (from the on-disk cache when it holds a
+/// fresh one) and the provider's kind.
+fn obtain(ctx: &Context, rt: &Runtime, name: &str) -> anyhow::Result<(AccessToken, &'static str)> {
+    let providers = config::load(&ctx.config_path)?;
+    let provider = providers.get(name)?;
+    let kind = providers.info(name).map_or("", |info| info.kind);
+    if ctx.no_cache {
+        tracing::debug!(provider = name, "--no-cache: asking the token endpoint");
+        return Ok((fetch(rt, name, &provider)?, kind));
+    }
+    let Some(cache) = DiskCache::from_env() else {
+        output::stderr(
+            "tokensmith: warning: no cache directory (set XDG_CACHE_HOME or HOME); token not cached",
+        );
+        return Ok((fetch(rt, name, &provider)?, kind));
+    };
+    let table = config::provider_table(&ctx.config_path, name)?;
+    let key = CacheKey::for_provider(&table);
+    let timing = cache_config(name, &table)?;
+    if let Some(token) = cache.load(&key, SystemClock.now(), &timing) {
+        tracing::debug!(provider = name, dir = %cache.dir().display(), "token cache hit");
+        return Ok((token, kind));
+    }
+    // Serialise concurrent invocations for this provider, then look again:
+    // whoever held the lock may have just stored a fresh token.
+    let lock = match cache.lock(&key) {
+        Ok(lock) => Some(lock),
+        Err(e) => {
+            warn_cache(&cache, &e);
+            None
+        }
+    };
+    if lock.is_some()
+        && let Some(token) = cache.load(&key, SystemClock.now(), &timing)
+    {
+        tracing::debug!(provider = name, "token cache hit after waiting for another invocation");
+        return Ok((token, kind));
+    }
+    tracing::debug!(provider = name, "token cache miss");
+    let token = fetch(rt, name, &provider)?;
+    if lock.is_some()
+        && let Err(e) = cache.store(&key, name, kind, &token)
+    {
+        warn_cache(&cache, &e);
+    }
+    drop(lock);
+    Ok((token, kind))
+}
+
+fn fetch(
+    rt: &Runtime,
+    name: &str,
+    provider: &SharedTokenProvider,
+) -> Result<AccessToken, TokenError> {
+    tracing::debug!(provider = name, "requesting a token");
+    let result = rt.block_on(provider.token());
+    match &result {
+        Ok(token) => tracing::debug!(
+            provider = name,
+            token_type = %token.token_type(),
+            expires_in_s = token.expires_in(SystemClock.now()).map(|d| d.as_secs()),
+            "token received"
+        ),
+        Err(e) => tracing::debug!(provider = name, error = %error_chain(e), "token request failed"),
+    }
+    result
+}
+
+/// `err` and its sources, for `--verbose` (transport errors carry the
+/// underlying cause there; none of them holds a secret or a URL).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn warn_cache(cache: &DiskCache, err: &std::io::Error) {
+    output::stderr(&format!(
+        "tokensmith: warning: token cache {} unusable ({err}); token not cached",
+        cache.dir().display()
+    ));
+}
+
+/// The on-disk cache's staleness rule for this provider: its
+/// `expiry_margin`, else core's default ([`CacheConfig::margin_for`] scales it
+/// for short-lived tokens), exactly as the library's cache.
+fn cache_config(name: &str, table: &toml::Table) -> Result<CacheConfig, TokenError> {
+    match table.get("expiry_margin").and_then(toml::Value::as_str) {
+        Some(text) => tokensmith_core::config::parse_duration(text)
+            .map(|margin| CacheConfig::default().with_expiry_margin(margin))
+            .map_err(|e| TokenError::config(Some(name), Some("expiry_margin"), e)),
+        None => Ok(CacheConfig::default()),
+    }
+}

@@ -1,0 +1,92 @@
+//! Where the config file is, and loading it through the [`Registry`] of every
+//! built-in adapter.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use tokensmith_core::{Providers, Registry, TokenError};
+
+/// The environment variable naming the config file.
+pub(crate) const CONFIG_ENV: &str = "TOKENSMITH_CONFIG";
+
+/// The config file used when neither `--config` nor [`CONFIG_ENV`] is given.
+pub(crate) const DEFAULT_CONFIG: &str = "tokensmith.toml";
+
+/// The config file: `--config FILE`, else `$TOKENSMITH_CONFIG` (when set and
+/// not empty), else `./tokensmith.toml`.
+pub(crate) fn resolve_path(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
+    match (flag, env) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(env)) if !env.is_empty() => PathBuf::from(env),
+        (None, _) => PathBuf::from(DEFAULT_CONFIG),
+    }
+}
+
+/// The registry of every adapter this binary links: all four.
+pub(crate) fn registry() -> Registry {
+    Registry::new()
+        .with(tokensmith_soti::SotiConnect)
+        .with(tokensmith_configapi::ConfigApi)
+        .with(tokensmith_oauth2::OAuth2)
+        .with(tokensmith_deyel::Deyel)
+}
+
+/// Loads and validates the config file (no network).
+pub(crate) fn load(path: &Path) -> Result<Providers, TokenError> {
+    if !path.is_file() {
+        return Err(not_found(path));
+    }
+    let providers = registry().load_file(path)?;
+    tracing::debug!(path = %path.display(), providers = providers.len(), "config loaded");
+    Ok(providers)
+}
+
+/// The raw `[providers.NAME]` table of the config file, as written (secret
+/// references not resolved). Used to key the on-disk token cache.
+pub(crate) fn provider_table(path: &Path, name: &str) -> Result<toml::Table, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        TokenError::config(None, None, format!("cannot read config file {}: {e}", path.display()))
+    })?;
+    let mut doc: toml::Table = text
+        .parse()
+        .map_err(|_| TokenError::config(None, None, format!("{}: invalid TOML", path.display())))?;
+    match doc.remove("providers") {
+        Some(toml::Value::Table(mut providers)) => match providers.remove(name) {
+            Some(toml::Value::Table(table)) => Ok(table),
+            _ => Err(TokenError::config(Some(name), None, "no such provider")),
+        },
+        _ => Err(TokenError::config(Some(name), None, "no such provider")),
+    }
+}
+
+fn not_found(path: &Path) -> TokenError {
+    TokenError::config(
+        None,
+        None,
+        format!(
+            "config file {} not found (pass --config FILE or set {CONFIG_ENV})",
+            path.display()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_wins_then_the_environment_then_the_default() {
+        let flag = Path::new("flag.toml");
+        assert_eq!(resolve_path(Some(flag), Some("env.toml".into())), flag);
+        assert_eq!(resolve_path(None, Some("env.toml".into())), Path::new("env.toml"));
+        assert_eq!(resolve_path(None, Some(OsString::new())), Path::new(DEFAULT_CONFIG));
+        assert_eq!(resolve_path(None, None), Path::new(DEFAULT_CONFIG));
+    }
+
+    #[test]
+    fn a_missing_file_is_a_config_error_that_says_what_to_do() {
+        let err = load(Path::new("/nonexistent/tokensmith.toml")).unwrap_err();
+        assert!(err.is_config());
+        assert!(err.to_string().contains("TOKENSMITH_CONFIG"), "{err}");
+    }
+}

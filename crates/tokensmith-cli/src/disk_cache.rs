@@ -1,0 +1,554 @@
+//! The per-user on-disk token cache, so that a script calling
+//! `tokensmith token NAME` once per request hits the vendor once per token
+//! lifetime (as `gcloud` and `az` do).
+//!
+//! - **Where:** `$XDG_CACHE_HOME/tokensmith`, else `~/.cache/tokensmith`
+//!   (`%LOCALAPPDATA%\tokensmith` on Windows). The directory is created with
+//!   mode 0700.
+//! - **Key:** one file per provider *identity*: the SHA-256 of the provider's
+//!   table (kind, `token_url`, `client_id` and every other non-secret field,
+//!   canonicalised) together with a SHA-256 of its secrets as resolved
+//!   (literal, `env` or `file`), so a changed secret or URL misses. Neither the
+//!   secrets nor their hash are stored. The name of the provider is not part
+//!   of the key, and neither are the fields that only steer caching
+//!   (`timeout`, `expiry_margin`, `refresh_ahead`).
+//! - **Contents:** a small JSON document with the access token (needed to
+//!   reuse it), its type, receipt and expiry times and scope. Never a client
+//!   secret, password, code, refresh token or id token. Mode 0600.
+//! - **Writes** go to a temporary file in the same directory (mode 0600),
+//!   which is then renamed over the entry: a reader sees the old entry or the
+//!   new one, never half of one.
+//! - **Races:** a miss takes an exclusive lock on the entry's `.lock` file,
+//!   looks again, and only then asks the token endpoint; concurrent
+//!   invocations for the same provider therefore make one upstream request.
+//! - **Freshness:** an entry is used until it goes stale by the library's own
+//!   rule: `expires_at - margin`, the margin from
+//!   [`CacheConfig::margin_for`] (the provider's `expiry_margin`, else
+//!   core's default, scaled down for short-lived tokens).
+
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokensmith_core::{AccessToken, CacheConfig, ConfigSecret, Scope, TokenType};
+
+/// The version of the entry format; entries of another version are misses.
+const FORMAT_VERSION: u32 = 1;
+
+/// Fields whose values are secrets, whatever their form.
+const SECRET_FIELDS: &[&str] = &[
+    "client_secret",
+    "password",
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "client_assertion",
+    "assertion",
+    "private_key",
+];
+
+/// Fields that only steer caching or timing and so do not change which token
+/// the provider gets.
+const NOT_IDENTITY: &[&str] = &["timeout", "expiry_margin", "refresh_ahead"];
+
+/// The per-user token cache directory.
+#[derive(Clone, Debug)]
+pub(crate) struct DiskCache {
+    dir: PathBuf,
+}
+
+impl DiskCache {
+    /// The cache under `dir` (created on first write).
+    pub(crate) fn at(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    /// The per-user cache of this environment, or `None` when no cache
+    /// directory can be found (no `XDG_CACHE_HOME` and no `HOME`).
+    pub(crate) fn from_env() -> Option<Self> {
+        default_dir(
+            std::env::var_os("XDG_CACHE_HOME"),
+            std::env::var_os("HOME"),
+            std::env::var_os("LOCALAPPDATA"),
+        )
+        .map(Self::at)
+    }
+
+    /// The cache directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entry_path(&self, key: &CacheKey) -> PathBuf {
+        self.dir.join(format!("{}.json", key.0))
+    }
+
+    /// The cached token for `key`, when there is one that is not stale at
+    /// `now` under `config`'s margin. A missing, unreadable, corrupt or stale
+    /// entry is a miss.
+    pub(crate) fn load(
+        &self,
+        key: &CacheKey,
+        now: SystemTime,
+        config: &CacheConfig,
+    ) -> Option<AccessToken> {
+        let path = self.entry_path(key);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::debug!(path = %path.display(), error = %e, "token cache entry unreadable");
+                }
+                return None;
+            }
+        };
+        let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
+            tracing::debug!(path = %path.display(), "token cache entry corrupt; ignored");
+            return None;
+        };
+        if entry.version != FORMAT_VERSION {
+            return None;
+        }
+        let token = entry.into_token();
+        if is_fresh(&token, now, config) {
+            Some(token)
+        } else {
+            tracing::debug!(path = %path.display(), "cached token expired or within the margin");
+            None
+        }
+    }
+
+    /// Takes the exclusive lock for `key` (blocking while another invocation
+    /// holds it); released when the returned guard is dropped.
+    pub(crate) fn lock(&self, key: &CacheKey) -> io::Result<CacheLock> {
+        self.create_dir()?;
+        let path = self.dir.join(format!("{}.lock", key.0));
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let file = options.open(&path)?;
+        file.lock()?;
+        Ok(CacheLock { _file: file })
+    }
+
+    /// Stores `token` under `key`, atomically, mode 0600.
+    pub(crate) fn store(
+        &self,
+        key: &CacheKey,
+        provider: &str,
+        kind: &str,
+        token: &AccessToken,
+    ) -> io::Result<()> {
+        self.create_dir()?;
+        let entry = Entry::from_token(provider, kind, token);
+        let json = serde_json::to_vec(&entry).map_err(io::Error::other)?;
+        // `NamedTempFile` creates the file with mode 0600 on Unix.
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&self.dir)?;
+        tmp.write_all(&json)?;
+        tmp.as_file().sync_all()?;
+        let path = self.entry_path(key);
+        tmp.persist(&path).map_err(|e| e.error)?;
+        tracing::debug!(path = %path.display(), "token cached");
+        Ok(())
+    }
+
+    /// Deletes every cached token (and lock and temporary file); returns how
+    /// many tokens were removed.
+    pub(crate) fn clear(&self) -> io::Result<usize> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut tokens = 0;
+        for entry in entries {
+            let entry = entry?;
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+            if path.extension().is_some_and(|ext| ext == "json") {
+                tokens += 1;
+            }
+        }
+        Ok(tokens)
+    }
+
+    fn create_dir(&self) -> io::Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder.create(&self.dir)
+    }
+}
+
+/// Holds a cache entry's lock while alive.
+#[derive(Debug)]
+pub(crate) struct CacheLock {
+    _file: File,
+}
+
+/// The cache directory from the environment: `$XDG_CACHE_HOME/tokensmith`
+/// (an absolute path, as the XDG spec requires), else
+/// `%LOCALAPPDATA%\tokensmith` on Windows, else `$HOME/.cache/tokensmith`.
+pub(crate) fn default_dir(
+    xdg_cache_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+    local_app_data: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(xdg) = absolute(xdg_cache_home) {
+        return Some(xdg.join("tokensmith"));
+    }
+    if cfg!(windows)
+        && let Some(local) = absolute(local_app_data)
+    {
+        return Some(local.join("tokensmith"));
+    }
+    absolute(home).map(|h| h.join(".cache").join("tokensmith"))
+}
+
+/// Whether `token` is not yet stale at `now`: the library cache's rule,
+/// `now < expires_at - margin` with the margin [`CacheConfig::margin_for`]
+/// the token's lifetime (a token without an expiry lives the library's
+/// default lifetime from its receipt).
+pub(crate) fn is_fresh(token: &AccessToken, now: SystemTime, config: &CacheConfig) -> bool {
+    let expires = token.effective_expires_at();
+    let lifetime = expires.duration_since(token.received_at()).unwrap_or_default();
+    expires.checked_sub(config.margin_for(lifetime)).is_some_and(|stale_at| now < stale_at)
+}
+
+/// What identifies one provider's token: a hex SHA-256, safe in a file name.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct CacheKey(String);
+
+impl CacheKey {
+    /// The key of the provider whose config table is `table`.
+    ///
+    /// Secret values (the [`SECRET_FIELDS`], and any `{ env = … }` /
+    /// `{ file = … }` reference) are resolved and hashed separately; the
+    /// identity text holds only a placeholder for them.
+    pub(crate) fn for_provider(table: &toml::Table) -> Self {
+        let mut canon = Canonical { identity: String::new(), secrets: Sha256::new() };
+        let fields = table.iter().filter(|(k, _)| !NOT_IDENTITY.contains(&k.as_str()));
+        canon.table(fields, "", Field::Plain);
+        let mut key = Sha256::new();
+        key.update(b"tokensmith token cache v1\0");
+        key.update(canon.identity.as_bytes());
+        key.update(b"\0");
+        key.update(canon.secrets.finalize());
+        Self(hex(&key.finalize()))
+    }
+}
+
+/// How a config value enters the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Identity; `{ env }` / `{ file }` references resolved as secrets.
+    Plain,
+    /// A secret: only its hash enters the key.
+    Secret,
+    /// Taken as written, references not resolved (`refresh_token_store`
+    /// names a file whose contents rotate).
+    Verbatim,
+}
+
+/// The canonical identity text (sorted keys, secrets as a placeholder) and
+/// the hash of the secrets.
+struct Canonical {
+    identity: String,
+    secrets: Sha256,
+}
+
+impl Canonical {
+    fn table<'a>(
+        &mut self,
+        fields: impl Iterator<Item = (&'a String, &'a toml::Value)>,
+        path: &str,
+        mode: Field,
+    ) {
+        let mut fields: Vec<_> = fields.collect();
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        self.identity.push('{');
+        for (i, (key, value)) in fields.into_iter().enumerate() {
+            if i > 0 {
+                self.identity.push(',');
+            }
+            push_json_str(&mut self.identity, key);
+            self.identity.push(':');
+            let path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            let mode = match key.as_str() {
+                _ if mode != Field::Plain => mode,
+                "refresh_token_store" => Field::Verbatim,
+                k if SECRET_FIELDS.contains(&k) => Field::Secret,
+                _ => Field::Plain,
+            };
+            if path == "kind" {
+                let kind = value.as_str().unwrap_or_default().to_ascii_lowercase();
+                push_json_str(&mut self.identity, &kind);
+            } else {
+                self.value(value, &path, mode);
+            }
+        }
+        self.identity.push('}');
+    }
+
+    fn value(&mut self, value: &toml::Value, path: &str, mode: Field) {
+        if mode != Field::Verbatim
+            && let Some(reference) = secret_reference(value)
+        {
+            match value.clone().try_into::<ConfigSecret>() {
+                Ok(secret) => self.secret(path, secret.expose_secret()),
+                // Unresolvable here (the config was validated at load anyway):
+                // key on the reference itself.
+                Err(_) => self.secret(path, &reference),
+            }
+            return;
+        }
+        match value {
+            toml::Value::String(s) if mode == Field::Secret => self.secret(path, s),
+            toml::Value::String(s) => push_json_str(&mut self.identity, s),
+            toml::Value::Integer(i) => {
+                let _ = write!(self.identity, "{i}");
+            }
+            toml::Value::Float(f) => {
+                let _ = write!(self.identity, "{f:?}");
+            }
+            toml::Value::Boolean(b) => {
+                let _ = write!(self.identity, "{b}");
+            }
+            toml::Value::Datetime(d) => push_json_str(&mut self.identity, &d.to_string()),
+            toml::Value::Array(items) => {
+                self.identity.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.identity.push(',');
+                    }
+                    self.value(item, &format!("{path}[{i}]"), mode);
+                }
+                self.identity.push(']');
+            }
+            toml::Value::Table(table) => self.table(table.iter(), path, mode),
+        }
+    }
+
+    fn secret(&mut self, path: &str, value: &str) {
+        self.secrets.update(path.as_bytes());
+        self.secrets.update(b"\0");
+        self.secrets.update((value.len() as u64).to_le_bytes());
+        self.secrets.update(value.as_bytes());
+        self.identity.push_str("\"<secret>\"");
+    }
+}
+
+/// `{ env = "VAR" }` or `{ file = "PATH" }`: the reference, as text.
+fn secret_reference(value: &toml::Value) -> Option<String> {
+    let table = value.as_table()?;
+    if table.len() != 1 {
+        return None;
+    }
+    let (key, target) = table.iter().next()?;
+    let target = target.as_str()?;
+    matches!(key.as_str(), "env" | "file").then(|| format!("{key}={target}"))
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::Value::from(s).to_string());
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// One cache entry on disk. Holds the access token; no `Debug`, so it is
+/// never printed.
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    version: u32,
+    /// The provider name that wrote it (for a person looking at the file).
+    provider: String,
+    kind: String,
+    token_type: String,
+    access_token: String,
+    /// Seconds since the Unix epoch.
+    received_at: u64,
+    /// Seconds since the Unix epoch.
+    expires_at: Option<u64>,
+    scope: Option<String>,
+}
+
+impl Entry {
+    fn from_token(provider: &str, kind: &str, token: &AccessToken) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            provider: provider.to_owned(),
+            kind: kind.to_owned(),
+            token_type: token.token_type().as_str().to_owned(),
+            access_token: token.secret().expose_secret().to_owned(),
+            received_at: unix_secs(token.received_at()),
+            expires_at: token.expires_at().map(unix_secs),
+            scope: token.scope().map(|s| s.as_str().to_owned()),
+        }
+    }
+
+    fn into_token(self) -> AccessToken {
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+        AccessToken::builder(self.access_token, at(self.received_at))
+            .token_type(TokenType::parse(Some(&self.token_type)))
+            .expires_at(self.expires_at.map(at))
+            .scope(self.scope.as_deref().map(Scope::parse))
+            .build()
+    }
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> toml::Table {
+        text.parse().unwrap()
+    }
+
+    const BASE: &str = r#"
+        kind = "deyel"
+        token_url = "https://deyel.example.com/token"
+        client_id = "app"
+        client_secret = "s3cret"
+    "#;
+
+    fn key(text: &str) -> CacheKey {
+        CacheKey::for_provider(&table(text))
+    }
+
+    #[test]
+    fn the_key_follows_identity_and_secrets_but_not_timing() {
+        let base = key(BASE);
+        assert_eq!(base.0.len(), 64);
+        assert_eq!(base, key(BASE), "deterministic");
+        assert_eq!(base, key(&BASE.replace("deyel\"", "DEYEL\"")), "kind is case-insensitive");
+        assert_eq!(base, key(&format!("{BASE}\ntimeout = \"5s\"\nexpiry_margin = \"1m\"")));
+        assert_ne!(base, key(&BASE.replace("s3cret", "other")), "a changed secret misses");
+        assert_ne!(base, key(&BASE.replace("app", "app2")));
+        assert_ne!(base, key(&BASE.replace("/token", "/token2")));
+        assert_ne!(base, key(&format!("{BASE}\nscope = \"a\"")));
+    }
+
+    #[test]
+    fn secret_references_are_resolved_into_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        fs::write(&file, "s3cret\n").unwrap();
+        let by_file = BASE.replace(
+            "client_secret = \"s3cret\"",
+            &format!("client_secret = {{ file = {:?} }}", file.display().to_string()),
+        );
+        let before = key(&by_file);
+        fs::write(&file, "rotated\n").unwrap();
+        assert_ne!(before, key(&by_file), "a changed secret file misses");
+        // `refresh_token_store` names a path; its contents are not part of the key.
+        let store = dir.path().join("rt");
+        let with_store =
+            format!("{BASE}\nrefresh_token_store = {{ file = {:?} }}", store.display().to_string());
+        let k1 = key(&with_store);
+        fs::write(&store, "rt-2").unwrap();
+        assert_eq!(k1, key(&with_store));
+    }
+
+    fn token(expires_in: Option<u64>, now: SystemTime) -> AccessToken {
+        let b = AccessToken::builder("tok-123", now)
+            .token_type(TokenType::parse(Some("bearer")))
+            .scope(Some(Scope::parse("a b")));
+        match expires_in {
+            Some(s) => b.expires_in(Duration::from_secs(s)).build(),
+            None => b.build(),
+        }
+    }
+
+    #[test]
+    fn round_trips_with_mode_0600_and_no_client_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::at(dir.path().join("tokensmith"));
+        let key = key(BASE);
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let defaults = CacheConfig::default();
+        let margin = |secs| CacheConfig::default().with_expiry_margin(Duration::from_secs(secs));
+        assert!(cache.load(&key, now, &defaults).is_none());
+        cache.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+        let hit = cache.load(&key, now, &defaults).unwrap();
+        assert_eq!(hit.secret().expose_secret(), "tok-123");
+        assert_eq!(hit.token_type(), &TokenType::Bearer);
+        assert_eq!(hit.expires_at(), Some(now + Duration::from_hours(1)));
+        assert_eq!(hit.scope().unwrap().as_str(), "a b");
+        let path = cache.entry_path(&key);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("s3cret"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let mode = fs::metadata(cache.dir()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        // Within the margin of expiry (default 60 s for an hour's token): a miss.
+        let later = now + Duration::from_secs(3600 - 30);
+        assert!(cache.load(&key, later, &defaults).is_none());
+        assert!(cache.load(&key, later, &margin(10)).is_some());
+        assert!(cache.load(&key, now + Duration::from_secs(3600 - 61), &defaults).is_some());
+        // No expiry: the default lifetime applies.
+        cache.store(&key, "d", "deyel", &token(None, now)).unwrap();
+        assert!(cache.load(&key, now + Duration::from_mins(50), &defaults).is_some());
+        assert!(cache.load(&key, now + Duration::from_secs(3590), &margin(0)).is_some());
+        assert!(cache.load(&key, now + Duration::from_hours(1), &margin(0)).is_none());
+        // Corrupt: a miss.
+        fs::write(&path, "{not json").unwrap();
+        assert!(cache.load(&key, now, &defaults).is_none());
+        // Clear.
+        cache.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+        drop(cache.lock(&key).unwrap());
+        assert_eq!(cache.clear().unwrap(), 1);
+        assert!(cache.load(&key, now, &defaults).is_none());
+        assert_eq!(fs::read_dir(cache.dir()).unwrap().count(), 0);
+        assert_eq!(DiskCache::at(dir.path().join("none")).clear().unwrap(), 0);
+    }
+
+    #[test]
+    fn the_directory_follows_xdg_then_home() {
+        let xdg = Some("/xdg".into());
+        let home = Some("/home/u".into());
+        assert_eq!(default_dir(xdg, home.clone(), None), Some(PathBuf::from("/xdg/tokensmith")));
+        if !cfg!(windows) {
+            assert_eq!(
+                default_dir(Some("relative".into()), home.clone(), None),
+                Some(PathBuf::from("/home/u/.cache/tokensmith"))
+            );
+        }
+        assert_eq!(default_dir(None, None, None), None);
+    }
+}

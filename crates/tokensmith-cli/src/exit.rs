@@ -1,0 +1,122 @@
+//! Exit codes (contract §4) and the one stderr line for a failure.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 2 | usage or config error (also: a local problem such as an unusable cache directory) |
+//! | 3 | the token endpoint refused the request ([`TokenError::is_rejected`]) |
+//! | 4 | transport or server failure: connection, timeout, redirect, 5xx, unparseable or oversized response |
+
+use std::fmt;
+
+use tokensmith_core::TokenError;
+
+/// Success.
+pub(crate) const SUCCESS: u8 = 0;
+/// Usage or config error (clap's usage errors exit 2 as well).
+pub(crate) const USAGE: u8 = 2;
+/// The token endpoint refused the request.
+pub(crate) const REFUSED: u8 = 3;
+/// Transport or server failure.
+pub(crate) const FAILURE: u8 = 4;
+
+/// The exit code for a token error.
+pub(crate) fn for_token_error(err: &TokenError) -> u8 {
+    if err.is_config() {
+        USAGE
+    } else if err.is_rejected() {
+        REFUSED
+    } else {
+        FAILURE
+    }
+}
+
+/// The exit code for any error the commands return: the first
+/// [`TokenError`] or [`Exit`] in its chain decides; anything else is a local
+/// problem (a file, a port) and exits [`USAGE`].
+pub(crate) fn for_error(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(token_err) = cause.downcast_ref::<TokenError>() {
+            return for_token_error(token_err);
+        }
+        if let Some(exit) = cause.downcast_ref::<Exit>() {
+            return exit.code;
+        }
+    }
+    USAGE
+}
+
+/// The one line printed on stderr for `err`.
+///
+/// A [`TokenError`] is printed by its own `Display` (provider, HTTP status,
+/// vendor error code and message; never a secret), without the chain of
+/// underlying transport errors, which `--verbose` logs instead.
+pub(crate) fn message(err: &anyhow::Error) -> String {
+    let line = match err.chain().find_map(|c| c.downcast_ref::<TokenError>()) {
+        Some(token_err) => token_err.to_string(),
+        None => format!("{err:#}"),
+    };
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A failure with an explicit exit code (for example: the demo, when an
+/// adapter failed after the table was printed).
+#[derive(Debug)]
+pub(crate) struct Exit {
+    /// The exit code.
+    pub(crate) code: u8,
+    /// What failed.
+    pub(crate) message: String,
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+    use tokensmith_core::TransportErrorKind;
+
+    use super::*;
+
+    #[test]
+    fn token_errors_map_to_the_contract_codes() {
+        // Refusals by a real endpoint (exit 3) are covered end to end in tests/it.
+        let config = TokenError::config(Some("mdm"), Some("kind"), "unknown kind");
+        assert_eq!(for_token_error(&config), USAGE);
+        let reauth = TokenError::reauthorization_required("mdm", "new code needed");
+        assert_eq!(for_token_error(&reauth), REFUSED);
+        let timeout = TokenError::transport("mdm", TransportErrorKind::Timeout, "", None);
+        assert_eq!(for_token_error(&timeout), FAILURE);
+        let invalid = TokenError::invalid_response("mdm", 200, "no access_token", b"{}");
+        assert_eq!(for_token_error(&invalid), FAILURE);
+    }
+
+    #[test]
+    fn the_chain_decides_and_the_line_is_the_token_error() {
+        let err = anyhow::Error::new(TokenError::transport(
+            "mdm",
+            TransportErrorKind::Redirect,
+            "HTTP 302 to elsewhere.example not followed",
+            None,
+        ))
+        .context("getting a token");
+        assert_eq!(for_error(&err), FAILURE);
+        assert_eq!(
+            message(&err),
+            "provider \"mdm\": redirect refused: HTTP 302 to elsewhere.example not followed"
+        );
+        let local: anyhow::Result<()> =
+            Err(std::io::Error::other("disk full")).context("cannot write");
+        let local = local.unwrap_err();
+        assert_eq!(for_error(&local), USAGE);
+        assert_eq!(message(&local), "cannot write: disk full");
+        let exit = anyhow::Error::new(Exit { code: FAILURE, message: "2 of 4 failed".into() });
+        assert_eq!(for_error(&exit), FAILURE);
+    }
+}

@@ -1,0 +1,102 @@
+//! `tokensmith`: get OAuth 2.0 access tokens from enterprise vendors on the
+//! command line.
+//!
+//! ```text
+//! tokensmith [--config FILE] [--verbose] <command>
+//!
+//!   token NAME [--json] [--no-cache]   the access token alone, or a JSON object
+//!   header NAME [--no-cache]           the Authorization header value, `Bearer …`
+//!   check                              validate the config (no network)
+//!   list                               name and kind of every provider
+//!   cache clear                        empty the per-user token cache
+//!   demo                               every adapter against built-in emulators
+//!   mock-server --vendor KIND [--port N]
+//! ```
+//!
+//! Exit codes: 0 success, 2 usage or config error, 3 refused by the token
+//! endpoint, 4 transport or server failure. See `docs/cli.md`.
+//!
+//! Module map: `cli` (clap types), `config` (the config file), `commands`,
+//! `disk_cache` (the per-user token cache), `demo`, `mock_server`, `exit`
+//! (exit codes), `output` (the one module that prints).
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod config;
+mod demo;
+mod disk_cache;
+mod exit;
+mod mock_server;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{CacheAction, Cli, Command};
+use crate::commands::Context;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap writes the help, version or usage error itself; usage
+            // errors exit 2 like every other usage or config error.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { exit::USAGE } else { exit::SUCCESS });
+        }
+    };
+    if cli.verbose {
+        init_tracing();
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(err) => {
+            output::stderr(&format!("tokensmith: {}", exit::message(&err)));
+            ExitCode::from(exit::for_error(&err))
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config_path =
+        config::resolve_path(cli.config.as_deref(), std::env::var_os(config::CONFIG_ENV));
+    tracing::debug!(config = %config_path.display(), "config file");
+    let context = |no_cache| Context { config_path: config_path.clone(), no_cache };
+    match cli.command {
+        Command::Token { name, json, cache } => {
+            commands::token(&context(cache.no_cache), &runtime()?, &name, json)
+        }
+        Command::Header { name, cache } => {
+            commands::header(&context(cache.no_cache), &runtime()?, &name)
+        }
+        Command::Check => commands::check(&context(false)),
+        Command::List => commands::list(&context(false)),
+        Command::Cache { action: CacheAction::Clear } => commands::cache_clear(),
+        Command::Demo => demo::run(&runtime()?),
+        Command::MockServer { vendor, port } => mock_server::run(&runtime()?, vendor, port),
+    }
+}
+
+/// One runtime per invocation: a single thread drives the request (and, for
+/// `demo` and `mock-server`, the emulators).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `--verbose`: tokensmith's debug events on stderr. Nothing logged by
+/// tokensmith carries a secret (a house rule the tests check).
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_target(false)
+        .without_time()
+        .init();
+}

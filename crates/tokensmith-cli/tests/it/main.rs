@@ -1,0 +1,10 @@
+//! End-to-end tests of the `tokensmith` binary: each test runs the built
+//! binary against `tokensmith-testkit` emulators started in-process on
+//! 127.0.0.1, with its own temporary config file and cache directory.
+
+mod commands;
+mod demo;
+mod exit_codes;
+mod no_leak;
+mod support;
+mod token;

@@ -1,0 +1,495 @@
+//! Discovery: `issuer = "https://…"` instead of `token_url` (RFC 8414,
+//! OIDC Discovery 1.0).
+//!
+//! Loading the config only validates the issuer URL (the https rule, no
+//! query or fragment): no network. The first token request fetches the
+//! metadata document, once; later requests reuse what it said (a failed
+//! discovery is retried by the next request). Two locations are tried, in
+//! order:
+//!
+//! 1. `/.well-known/oauth-authorization-server` inserted before the issuer's
+//!    path (RFC 8414 §3.1);
+//! 2. `/.well-known/openid-configuration` appended to the issuer (OIDC
+//!    Discovery §4), when the first answers with a 4xx.
+//!
+//! Each fetch has the same safety limits as token requests (timeout, body
+//! cap, no redirects, the https rule, `ca_file`). The document must name the
+//! configured issuer (RFC 8414 §3.3) and a `token_endpoint` that passes the
+//! https rule; its `token_endpoint_auth_methods_supported` picks the client
+//! authentication when `auth_method` is not configured and a secret is set:
+//! `client_secret_basic` when listed (or when the list is absent, its RFC
+//! 8414 default), else `client_secret_post`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokensmith_core::http::{HttpSettings, check_url, fetch_json};
+use tokensmith_core::{ClientAuth, ProviderContext, SharedClock, TokenEndpoint, TokenError, Url};
+use tokio::sync::OnceCell;
+
+/// Where the token endpoint comes from: `token_url`, or discovery from
+/// `issuer`.
+pub(crate) enum EndpointSource {
+    /// `token_url`, with the configured (or default) client authentication.
+    Configured(TokenEndpoint),
+    /// Discovered from `issuer` on first use.
+    Discovered(Box<Discovery>),
+}
+
+impl fmt::Debug for EndpointSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Configured(endpoint) => fmt::Debug::fmt(endpoint, f),
+            Self::Discovered(discovery) => fmt::Debug::fmt(discovery, f),
+        }
+    }
+}
+
+impl EndpointSource {
+    /// `token_url` or `issuer` (exactly one of them), validated without
+    /// network. `auth_configured`: whether `auth_method` (or anything that
+    /// implies it) is set, so discovery must not pick one.
+    pub(crate) fn from_context(
+        ctx: &ProviderContext,
+        issuer: Option<&str>,
+        auth_configured: bool,
+    ) -> Result<Self, TokenError> {
+        match (issuer, ctx.common().token_url.is_some()) {
+            (Some(_), true) => {
+                Err(ctx.error("issuer", "set either token_url or issuer (discovery), not both"))
+            }
+            (Some(issuer), false) => {
+                Discovery::new(ctx, issuer, auth_configured).map(|d| Self::Discovered(Box::new(d)))
+            }
+            (None, true) => ctx.endpoint().map(Self::Configured),
+            (None, false) => {
+                Err(ctx.error("token_url", "missing field `token_url` (or `issuer` for discovery)"))
+            }
+        }
+    }
+
+    /// The token endpoint and the client authentication to use with it:
+    /// `auth` as configured, or for a discovered endpoint without a
+    /// configured method, the one the server lists.
+    pub(crate) async fn resolve(
+        &self,
+        auth: ClientAuth,
+    ) -> Result<(&TokenEndpoint, ClientAuth), TokenError> {
+        match self {
+            Self::Configured(endpoint) => Ok((endpoint, auth)),
+            Self::Discovered(discovery) => {
+                let found = discovery.resolve().await?;
+                let auth = match (discovery.auth_configured, auth, found.prefers_post) {
+                    (false, ClientAuth::BasicFormEncoded, true) => ClientAuth::RequestBody,
+                    _ => auth,
+                };
+                Ok((&found.endpoint, auth))
+            }
+        }
+    }
+}
+
+/// Discovery of one provider's token endpoint from its issuer.
+pub(crate) struct Discovery {
+    provider: Arc<str>,
+    issuer: String,
+    issuer_url: Url,
+    settings: HttpSettings,
+    clock: SharedClock,
+    auth_configured: bool,
+    found: OnceCell<Found>,
+}
+
+/// What the metadata document said.
+struct Found {
+    endpoint: TokenEndpoint,
+    /// `client_secret_post` is listed and `client_secret_basic` is not.
+    prefers_post: bool,
+}
+
+impl fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Discovery")
+            .field("issuer", &self.issuer)
+            .field("token_endpoint", &self.found.get().map(|found| found.endpoint.url().as_str()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Discovery {
+    /// Validates `issuer` (no network).
+    fn new(ctx: &ProviderContext, issuer: &str, auth_configured: bool) -> Result<Self, TokenError> {
+        let url =
+            Url::parse(issuer).map_err(|e| ctx.error("issuer", format!("invalid URL: {e}")))?;
+        let settings = ctx.http_settings();
+        check_url(ctx.name(), "issuer", &url, settings.allow_insecure_http)?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ctx.error("issuer", "an issuer has no query or fragment (RFC 8414 §2)"));
+        }
+        Ok(Self {
+            provider: ctx.name().into(),
+            issuer: issuer.to_owned(),
+            issuer_url: url,
+            settings,
+            clock: ctx.clock().clone(),
+            auth_configured,
+            found: OnceCell::new(),
+        })
+    }
+
+    async fn resolve(&self) -> Result<&Found, TokenError> {
+        self.found.get_or_try_init(|| self.discover()).await
+    }
+
+    async fn discover(&self) -> Result<Found, TokenError> {
+        let provider = &*self.provider;
+        let [rfc8414, openid] = well_known_urls(&self.issuer_url);
+        let document = match fetch_json(provider, &rfc8414, &self.settings).await {
+            Err(TokenError::InvalidResponse { status: 400..=499, .. }) => {
+                fetch_json(provider, &openid, &self.settings).await.map_err(|e| match e {
+                    TokenError::InvalidResponse { status: status @ 400..=499, body, .. } => {
+                        let reason = format!(
+                            "no discovery document for issuer {} (HTTP 4xx at {} and {})",
+                            self.issuer,
+                            rfc8414.path(),
+                            openid.path()
+                        );
+                        TokenError::invalid_response(
+                            provider,
+                            status,
+                            reason,
+                            body.as_str().as_bytes(),
+                        )
+                    }
+                    other => other,
+                })?
+            }
+            other => other?,
+        };
+        self.read(&document)
+    }
+
+    /// Reads the metadata document.
+    fn read(&self, document: &Value) -> Result<Found, TokenError> {
+        let provider = &*self.provider;
+        let invalid = |reason: String| {
+            TokenError::invalid_response(provider, 200, reason, document.to_string().as_bytes())
+        };
+        let issuer = document.get("issuer").and_then(Value::as_str).unwrap_or_default();
+        if !same_issuer(issuer, &self.issuer) {
+            return Err(invalid(format!(
+                "the discovery document names issuer {issuer:?}, not the configured {:?} (RFC 8414 §3.3)",
+                self.issuer
+            )));
+        }
+        let token_endpoint = document
+            .get("token_endpoint")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the discovery document has no token_endpoint".to_owned()))?;
+        let url = Url::parse(token_endpoint)
+            .map_err(|e| invalid(format!("the discovered token_endpoint is not a URL: {e}")))?;
+        check_url(provider, "issuer", &url, self.settings.allow_insecure_http).map_err(
+            |e| match e {
+                TokenError::Config { provider, field, message, .. } => TokenError::config(
+                    provider.as_deref(),
+                    field.as_deref(),
+                    format!("the discovered token_endpoint: {message}"),
+                ),
+                other => other,
+            },
+        )?;
+        let methods: Option<Vec<&str>> = document
+            .get("token_endpoint_auth_methods_supported")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(Value::as_str).collect());
+        let prefers_post = methods.is_some_and(|m| {
+            !m.contains(&"client_secret_basic") && m.contains(&"client_secret_post")
+        });
+        let endpoint = TokenEndpoint::new(provider, url, &self.settings, self.clock.clone())?;
+        Ok(Found { endpoint, prefers_post })
+    }
+}
+
+/// The issuer in the document matches the configured one: exactly, or up to
+/// the trailing slash of an empty path (`https://as.example` and
+/// `https://as.example/` are the same URL).
+fn same_issuer(found: &str, configured: &str) -> bool {
+    found == configured
+        || (found.trim_end_matches('/') == configured.trim_end_matches('/')
+            && Url::parse(found).is_ok_and(|u| u.path() == "/"))
+}
+
+/// The RFC 8414 and OIDC Discovery metadata URLs of `issuer`.
+fn well_known_urls(issuer: &Url) -> [Url; 2] {
+    let path = issuer.path().trim_end_matches('/');
+    let mut rfc8414 = issuer.clone();
+    rfc8414.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+    let mut openid = issuer.clone();
+    openid.set_path(&format!("{path}/.well-known/openid-configuration"));
+    [rfc8414, openid]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use tokensmith_core::{Registry, SystemClock};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[test]
+    fn metadata_urls_follow_rfc8414_and_openid_discovery() {
+        for (issuer, rfc8414, openid) in [
+            (
+                "https://as.example",
+                "https://as.example/.well-known/oauth-authorization-server",
+                "https://as.example/.well-known/openid-configuration",
+            ),
+            (
+                "https://as.example/",
+                "https://as.example/.well-known/oauth-authorization-server",
+                "https://as.example/.well-known/openid-configuration",
+            ),
+            (
+                "https://as.example:8443/tenant/v2.0",
+                "https://as.example:8443/.well-known/oauth-authorization-server/tenant/v2.0",
+                "https://as.example:8443/tenant/v2.0/.well-known/openid-configuration",
+            ),
+            (
+                "http://127.0.0.1:9000/realms/x/",
+                "http://127.0.0.1:9000/.well-known/oauth-authorization-server/realms/x",
+                "http://127.0.0.1:9000/realms/x/.well-known/openid-configuration",
+            ),
+        ] {
+            let [a, b] = well_known_urls(&Url::parse(issuer).unwrap());
+            assert_eq!((a.as_str(), b.as_str()), (rfc8414, openid), "{issuer}");
+        }
+    }
+
+    #[test]
+    fn issuer_comparison_is_exact_but_for_an_empty_path() {
+        for (found, configured, same) in [
+            ("https://as.example", "https://as.example", true),
+            ("https://as.example/", "https://as.example", true),
+            ("https://as.example", "https://as.example/", true),
+            ("https://as.example/t", "https://as.example/t/", false),
+            ("https://as.example/t", "https://as.example/u", false),
+            ("https://evil.example", "https://as.example", false),
+            ("", "https://as.example", false),
+        ] {
+            assert_eq!(same_issuer(found, configured), same, "{found} vs {configured}");
+        }
+    }
+
+    /// One request as the stub saw it.
+    #[derive(Clone, Debug)]
+    struct Seen {
+        path: String,
+        authorization: bool,
+        body: String,
+    }
+
+    /// A loopback HTTP server answering `respond(base, path)` and recording
+    /// every request.
+    struct Stub {
+        base: String,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl Stub {
+        async fn start(respond: fn(&str, &str) -> (u16, String)) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let (b, log) = (base.clone(), Arc::clone(&seen));
+            tokio::spawn(async move {
+                while let Ok((mut sock, _)) = listener.accept().await {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0_u8; 4096];
+                    let head_end = loop {
+                        let n = sock.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            break None;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break Some(i + 4);
+                        }
+                    };
+                    let Some(head_end) = head_end else { continue };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        let n = sock.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                    log.lock().unwrap_or_else(PoisonError::into_inner).push(Seen {
+                        authorization: head.contains("\r\nauthorization:"),
+                        body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
+                        path: path.clone(),
+                    });
+                    let (status, body) = respond(&b, &path);
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(response.as_bytes()).await;
+                }
+            });
+            Self { base, seen }
+        }
+
+        fn paths(&self) -> Vec<String> {
+            self.seen().into_iter().map(|s| s.path).collect()
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        }
+
+        /// A provider with `issuer` = this stub (plus `path`) and `extra` fields.
+        /// The bare adapter (no cache, so every `fetch` is one exchange).
+        fn provider(&self, path: &str, extra: &str) -> crate::OAuth2Provider {
+            let toml = format!(
+                "kind = \"oauth2\"\nissuer = \"{}{path}\"\nclient_id = \"id\"\n{extra}",
+                self.base
+            );
+            let ctx =
+                ProviderContext::new("p", toml.parse().unwrap(), Arc::new(SystemClock)).unwrap();
+            crate::OAuth2Provider::from_context(&ctx).unwrap()
+        }
+    }
+
+    const TOKEN: &str = r#"{"access_token":"at","token_type":"Bearer","expires_in":60}"#;
+    const RFC8414: &str = "/.well-known/oauth-authorization-server";
+    const OPENID: &str = "/.well-known/openid-configuration";
+
+    fn metadata(base: &str, methods: &str) -> String {
+        format!(
+            r#"{{"issuer":"{base}","token_endpoint":"{base}/token","token_endpoint_auth_methods_supported":{methods}}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn rfc8414_document_is_fetched_once_and_basic_is_the_default() {
+        let stub = Stub::start(|base, path| match path {
+            RFC8414 => (200, metadata(base, r#"["private_key_jwt","client_secret_basic"]"#)),
+            "/token" => (200, TOKEN.to_owned()),
+            _ => (404, "{}".to_owned()),
+        })
+        .await;
+        let p = stub.provider("", "client_secret = \"s\"");
+        assert!(stub.paths().is_empty(), "loading is network-free");
+        p.fetch().await.unwrap();
+        p.fetch().await.unwrap();
+        assert_eq!(stub.paths(), [RFC8414, "/token", "/token"]);
+        assert!(stub.seen().iter().skip(1).all(|s| s.authorization), "client_secret_basic");
+    }
+
+    #[tokio::test]
+    async fn openid_configuration_is_the_fallback_and_post_is_picked_when_basic_is_not_listed() {
+        let stub = Stub::start(|base, path| match path {
+            OPENID => (200, metadata(base, r#"["client_secret_post"]"#)),
+            "/token" => (200, TOKEN.to_owned()),
+            _ => (404, "{}".to_owned()),
+        })
+        .await;
+        stub.provider("", "client_secret = \"s3cret\"").fetch().await.unwrap();
+        assert_eq!(stub.paths(), [RFC8414, OPENID, "/token"]);
+        let token_request = &stub.seen()[2];
+        assert!(!token_request.authorization, "client_secret_post");
+        assert!(token_request.body.contains("client_secret=s3cret"), "{}", token_request.body);
+    }
+
+    #[tokio::test]
+    async fn a_configured_auth_method_wins_over_the_document() {
+        let stub = Stub::start(|base, path| match path {
+            OPENID => (200, metadata(base, r#"["client_secret_post"]"#)),
+            "/token" => (200, TOKEN.to_owned()),
+            _ => (404, "{}".to_owned()),
+        })
+        .await;
+        let extra = "client_secret = \"s\"\nauth_method = \"client_secret_basic\"";
+        stub.provider("", extra).fetch().await.unwrap();
+        assert!(stub.seen()[2].authorization);
+    }
+
+    #[tokio::test]
+    async fn a_document_for_another_issuer_is_refused_and_discovery_is_retried() {
+        let stub = Stub::start(|_, path| match path {
+            RFC8414 => (200, metadata("https://evil.example", "[]")),
+            _ => (404, "{}".to_owned()),
+        })
+        .await;
+        let p = stub.provider("", "client_secret = \"s\"");
+        for _ in 0..2 {
+            let err = p.fetch().await.unwrap_err();
+            assert!(matches!(err, TokenError::InvalidResponse { .. }), "{err}");
+            assert!(err.to_string().contains("RFC 8414 §3.3"), "{err}");
+        }
+        assert_eq!(stub.paths(), [RFC8414, RFC8414], "a failed discovery is not cached");
+    }
+
+    #[tokio::test]
+    async fn a_discovered_plain_http_endpoint_off_loopback_is_refused() {
+        let stub = Stub::start(|base, path| match path {
+            RFC8414 => (
+                200,
+                format!(r#"{{"issuer":"{base}","token_endpoint":"http://as.example/token"}}"#),
+            ),
+            _ => (404, "{}".to_owned()),
+        })
+        .await;
+        let err = stub.provider("", "client_secret = \"s\"").fetch().await.unwrap_err();
+        let TokenError::Config { field, message, .. } = &err else { panic!("{err}") };
+        assert_eq!(field.as_deref(), Some("issuer"));
+        assert!(message.contains("discovered token_endpoint"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn no_document_at_either_location_names_both() {
+        let stub = Stub::start(|_, _| (404, "{}".to_owned())).await;
+        let err = stub.provider("/tenant", "client_secret = \"s\"").fetch().await.unwrap_err();
+        assert_eq!(stub.paths(), [format!("{RFC8414}/tenant"), format!("/tenant{OPENID}")]);
+        let text = err.to_string();
+        assert!(text.contains("no discovery document"), "{text}");
+    }
+
+    #[test]
+    fn issuer_config_is_validated_at_load() {
+        let load = |fields: &str| {
+            let toml = format!(
+                "[providers.p]\nkind = \"oauth2\"\nclient_id = \"id\"\nclient_secret = \"s\"\n{fields}"
+            );
+            Registry::new().with(crate::OAuth2).load_str(&toml).map(|_| ())
+        };
+        for (fields, field, needle) in [
+            ("issuer = \"http://as.example\"", "issuer", "plain http"),
+            ("issuer = \"https://as.example?x=1\"", "issuer", "no query"),
+            ("issuer = \"not a url\"", "issuer", "invalid URL"),
+            (
+                "issuer = \"https://as.example\"\ntoken_url = \"https://as.example/token\"",
+                "issuer",
+                "not both",
+            ),
+            ("", "token_url", "or `issuer`"),
+        ] {
+            let err = load(fields).unwrap_err();
+            let TokenError::Config { field: got, message, .. } = &err else { panic!("{err}") };
+            assert_eq!(got.as_deref(), Some(field), "{fields}: {err}");
+            assert!(message.contains(needle), "{fields}: {err}");
+        }
+        load("issuer = \"https://as.example/tenant\"").unwrap();
+    }
+}

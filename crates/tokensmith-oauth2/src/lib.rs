@@ -1,0 +1,305 @@
+//! Standards-based OAuth 2.0 adapter (RFC 6749, RFC 7636): the factory
+//! [`OAuth2`] (kind [`KIND`]) and the provider it builds, [`OAuth2Provider`].
+//!
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod discovery;
+mod jwt_auth;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokensmith_core::secrecy::SecretString;
+use tokensmith_core::{
+    AccessToken, AdapterFactory, ClientAuth, ConfigSecret, ProviderContext, Renewal, RenewalGrant,
+    SharedTokenProvider, TokenError, TokenProvider, async_trait,
+};
+
+use crate::discovery::EndpointSource;
+use crate::jwt_auth::{JwtFields, PrivateKeyJwt};
+
+/// The `kind` of standards-based OAuth 2.0 providers.
+pub const KIND: &str = "oauth2";
+
+/// The factory for [`KIND`]: register it with
+/// [`Registry::with`](tokensmith_core::Registry::with).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OAuth2;
+
+impl AdapterFactory for OAuth2 {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError> {
+        Ok(Arc::new(OAuth2Provider::from_context(&ctx)?))
+    }
+}
+
+/// The `grant` field: which RFC 6749 grant the provider uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// `client_credentials` (§4.4, the default): the client acts for itself.
+    #[default]
+    ClientCredentials,
+    /// `authorization_code` (§4.1, RFC 7636): the code once, then refresh tokens.
+    AuthorizationCode,
+    /// `refresh_token` (§6): the configured refresh token, then rotated ones.
+    RefreshToken,
+}
+
+impl GrantType {
+    /// The `grant` value as written in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+/// The `auth_method` field: how the client authenticates (RFC 6749 §2.3,
+/// names from OIDC's `token_endpoint_auth_method`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic (the default when a `client_secret` is set).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// A public client, `client_id` in the form body (the default without a secret).
+    None,
+    /// A JWT signed with `private_key` (RFC 7523 §2.2, OIDC Core §9): the
+    /// default when a `private_key` is set.
+    PrivateKeyJwt,
+}
+
+/// The `basic_encoding` field: how `client_secret_basic` encodes the id and
+/// secret before Base64.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BasicEncoding {
+    /// Form-urlencoded first, as RFC 6749 §2.3.1 says (the default).
+    #[default]
+    Form,
+    /// As given, for servers that never decode.
+    Raw,
+}
+
+/// `scope`: a space-delimited string or an array of strings.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a string or an array of strings")]
+enum Scopes {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The oauth2-specific fields of a provider table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    grant: GrantType,
+    scope: Option<Scopes>,
+    auth_method: Option<AuthMethod>,
+    basic_encoding: Option<BasicEncoding>,
+    code: Option<ConfigSecret>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<ConfigSecret>,
+    refresh_token: Option<ConfigSecret>,
+    #[serde(default)]
+    extra_params: BTreeMap<String, String>,
+    /// Discovery instead of `token_url` (see `discovery`).
+    issuer: Option<String>,
+    /// `private_key_jwt` (see `jwt_auth`).
+    private_key: Option<ConfigSecret>,
+    private_key_id: Option<String>,
+    assertion_audience: Option<String>,
+}
+
+/// Form fields tokensmith sets itself: `extra_params` may not override them.
+const RESERVED: &str = "grant_type client_id client_secret scope code redirect_uri code_verifier refresh_token \
+     client_assertion client_assertion_type";
+
+/// An RFC 6749 token endpoint. Every call to [`token`](TokenProvider::token)
+/// is one request: the registry adds the cache.
+pub struct OAuth2Provider {
+    endpoint: EndpointSource,
+    private_key_jwt: Option<PrivateKeyJwt>,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    auth: ClientAuth,
+    scope: Option<String>,
+    /// The code once, then refresh tokens (`None` for `client_credentials`).
+    renewal: Option<Renewal>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<SecretString>,
+    extra_params: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for OAuth2Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2Provider")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("auth", &self.auth)
+            .field("private_key_jwt", &self.private_key_jwt)
+            .field("scope", &self.scope)
+            .field("renewal", &self.renewal)
+            .field("extra_params", &self.extra_params.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuth2Provider {
+    /// Validates the provider's config (no network): the grant's fields, the
+    /// auth method against the secret, and `extra_params`.
+    pub fn from_context(ctx: &ProviderContext) -> Result<Self, TokenError> {
+        let config: Config = ctx.parse()?;
+        let grant = config.grant;
+        for (field, set, used_with, required) in [
+            ("code", config.code.is_some(), GrantType::AuthorizationCode, true),
+            ("redirect_uri", config.redirect_uri.is_some(), GrantType::AuthorizationCode, true),
+            ("code_verifier", config.code_verifier.is_some(), GrantType::AuthorizationCode, false),
+            ("refresh_token", config.refresh_token.is_some(), GrantType::RefreshToken, true),
+        ] {
+            if set != (grant == used_with) && (set || required) {
+                let verb = if set { "only used" } else { "required" };
+                return Err(
+                    ctx.error(field, format!("{verb} with grant = {:?}", used_with.as_str()))
+                );
+            }
+        }
+        if let Some(name) =
+            config.extra_params.keys().find(|k| RESERVED.split(' ').any(|r| r == *k))
+        {
+            let message = format!("`{name}` is set by tokensmith; use the provider's own fields");
+            return Err(ctx.error(&format!("extra_params.{name}"), message));
+        }
+        let secret = |s: Option<ConfigSecret>| s.map(|s| s.as_secret().clone());
+        // The code once, then refresh tokens; or the refresh token, then rotated ones.
+        let renewal = (grant != GrantType::ClientCredentials).then(|| {
+            let (code, token) = (secret(config.code), secret(config.refresh_token));
+            Renewal::new(ctx.name(), code, token, ctx.refresh_token_store())
+        });
+        let scope = match config.scope {
+            Some(Scopes::One(s)) => s.split_whitespace().collect::<Vec<_>>().join(" "),
+            Some(Scopes::Many(list)) => list.join(" "),
+            None => String::new(),
+        };
+        let private_key_jwt = PrivateKeyJwt::from_config(
+            ctx,
+            config.auth_method.map(|m| m == AuthMethod::PrivateKeyJwt),
+            JwtFields {
+                private_key: config.private_key,
+                private_key_id: config.private_key_id,
+                assertion_audience: config.assertion_audience,
+                issuer: config.issuer.clone(),
+            },
+        )?;
+        let method = private_key_jwt
+            .as_ref()
+            .map_or(config.auth_method, |_| Some(AuthMethod::PrivateKeyJwt));
+        let (auth, client_secret) = client_auth(ctx, method, config.basic_encoding)?;
+        let auth_configured = method.is_some() || config.basic_encoding.is_some();
+        Ok(Self {
+            endpoint: EndpointSource::from_context(ctx, config.issuer.as_deref(), auth_configured)?,
+            private_key_jwt,
+            client_id: ctx.common().client_id.clone(),
+            client_secret,
+            auth,
+            scope: (!scope.is_empty()).then_some(scope),
+            renewal,
+            redirect_uri: config.redirect_uri,
+            code_verifier: secret(config.code_verifier),
+            extra_params: config.extra_params,
+        })
+    }
+
+    /// One token request with the configured grant.
+    pub async fn fetch(&self) -> Result<AccessToken, TokenError> {
+        let Some(renewal) = &self.renewal else { return self.send(None).await };
+        let grant = renewal.next()?;
+        let result = self.send(Some(&grant)).await;
+        renewal.finish(grant, result)
+    }
+
+    /// Sends the client authentication, the grant's fields, `scope` (not with
+    /// a code: its scope was fixed at the authorize step) and `extra_params`.
+    async fn send(&self, grant: Option<&RenewalGrant>) -> Result<AccessToken, TokenError> {
+        let secret = self.client_secret.as_ref();
+        let (endpoint, auth) = self.endpoint.resolve(self.auth).await?;
+        let mut request = endpoint.request().client_auth(auth, &self.client_id, secret);
+        if let Some(jwt) = &self.private_key_jwt {
+            request = jwt.authenticate(request, endpoint, &self.client_id)?;
+        }
+        let mut scope = self.scope.as_deref();
+        request = match grant {
+            None => request.param("grant_type", "client_credentials"),
+            Some(RenewalGrant::RefreshToken(token)) => {
+                request.param("grant_type", "refresh_token").secret_param("refresh_token", token)
+            }
+            Some(RenewalGrant::AuthorizationCode(code)) => {
+                scope = None;
+                let mut request =
+                    request.param("grant_type", "authorization_code").secret_param("code", code);
+                if let Some(uri) = &self.redirect_uri {
+                    request = request.param("redirect_uri", uri);
+                }
+                if let Some(verifier) = &self.code_verifier {
+                    request = request.secret_param("code_verifier", verifier);
+                }
+                request
+            }
+        };
+        if let Some(scope) = scope {
+            request = request.param("scope", scope);
+        }
+        for (name, value) in &self.extra_params {
+            request = request.param(name, value);
+        }
+        request.send().await
+    }
+}
+
+/// The client-auth style and secret for `auth_method` (defaulted from
+/// whether a secret is set) and `basic_encoding`.
+fn client_auth(
+    ctx: &ProviderContext,
+    method: Option<AuthMethod>,
+    encoding: Option<BasicEncoding>,
+) -> Result<(ClientAuth, Option<SecretString>), TokenError> {
+    use AuthMethod::{
+        ClientSecretBasic as Basic, ClientSecretPost as Post, None as Public, PrivateKeyJwt as Jwt,
+    };
+    let secret = ctx.common().client_secret.as_ref().map(|s| s.as_secret().clone());
+    let fail = |field: &str, message: &str| Err(ctx.error(field, message));
+    let auth = match (method, encoding, secret.is_some()) {
+        (Some(Post | Public | Jwt), Some(_), _) => {
+            return fail("basic_encoding", "only used with auth_method = \"client_secret_basic\"");
+        }
+        (Some(Public), None, true) => {
+            return fail("client_secret", "a public client (auth_method = \"none\") sends none");
+        }
+        (None | Some(Public), None, false) | (Some(Jwt), None, _) => ClientAuth::None,
+        (_, _, false) => {
+            return fail("client_secret", "required unless auth_method = \"none\" (public client)");
+        }
+        (_, Some(BasicEncoding::Raw), true) => ClientAuth::BasicRaw,
+        (Some(Post), None, true) => ClientAuth::RequestBody,
+        (None | Some(Basic), _, true) => ClientAuth::BasicFormEncoded,
+    };
+    Ok((auth, secret))
+}
+
+#[async_trait]
+impl TokenProvider for OAuth2Provider {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        self.fetch().await
+    }
+}

@@ -1,0 +1,19 @@
+//! Emulators of the SOTI Connect, configapi, scoped OAuth 2.0 and Deyel token endpoints, for tests and demos.
+//!
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod emulator;
+mod fault;
+pub mod fixtures;
+mod recorded;
+mod server;
+mod snippet;
+mod vendor;
+mod vendors;
+
+pub use emulator::{CodeRequest, Emulator, pkce_challenge_s256};
+pub use fault::Fault;
+pub use recorded::RecordedRequest;
+pub use server::BasicEncoding;
+pub use vendor::{Credentials, UnknownVendor, Vendor};

@@ -1,0 +1,85 @@
+//! # tokensmith
+//!
+//! OAuth 2.0 access tokens from enterprise vendors through one async
+//! [`TokenProvider`] trait, with a cache that is correct under concurrency.
+//! This facade re-exports [`tokensmith_core`] and, behind one cargo feature
+//! each, the vendor adapters.
+//!
+//! ```
+//! use tokensmith::{Registry, RegistryExt};
+//!
+//! let providers = Registry::with_enabled_adapters().load_str(r#"
+//!     [providers.api]
+//!     kind = "oauth2"
+//!     token_url = "https://auth.example.com/oauth2/token"
+//!     client_id = "my-client"
+//!     client_secret = "s3cr3t"
+//!     scope = "read write"
+//! "#)?;
+//! let api = providers.get("api")?; // validated and cached; no request yet
+//! // let header = api.token().await?.authorization_header()?;
+//! # let _ = api;
+//! # Ok::<(), tokensmith::TokenError>(())
+//! ```
+//!
+//! ## Features
+//!
+//! Every adapter is on by default; turn the defaults off and pick the ones
+//! you need (`default-features = false, features = ["soti"]`). Asking the
+//! registry for a kind whose adapter is not enabled is a config error that
+//! names the crate and the feature to add.
+//!
+//! | feature | module | kind | vendor |
+//! |---|---|---|---|
+//! | `soti` | [`soti`] (`tokensmith-soti`) | `soti-connect` | SOTI Connect: Basic client auth, password or authorization-code grant |
+//! | `configapi` | [`configapi`] (`tokensmith-configapi`) | `configapi` | configapi: client credentials in the form body, tenant `scope` |
+//! | `oauth2` | [`oauth2`] (`tokensmith-oauth2`) | `oauth2` | any RFC 6749 server: three grants, PKCE, three client-auth methods |
+//! | `deyel` | [`deyel`] (`tokensmith-deyel`) | `deyel` | Deyel: Basic client credentials |
+
+#![forbid(unsafe_code)]
+
+pub use tokensmith_core::*;
+
+#[cfg(feature = "configapi")]
+pub use tokensmith_configapi as configapi;
+#[cfg(feature = "deyel")]
+pub use tokensmith_deyel as deyel;
+#[cfg(feature = "oauth2")]
+pub use tokensmith_oauth2 as oauth2;
+#[cfg(feature = "soti")]
+pub use tokensmith_soti as soti;
+
+/// Adds [`with_enabled_adapters`](RegistryExt::with_enabled_adapters) to
+/// [`Registry`].
+pub trait RegistryExt: Sized {
+    /// A registry of every adapter enabled by this crate's features.
+    fn with_enabled_adapters() -> Self;
+
+    /// Registers every adapter enabled by this crate's features.
+    #[must_use]
+    fn add_enabled_adapters(self) -> Self;
+}
+
+impl RegistryExt for Registry {
+    fn with_enabled_adapters() -> Self {
+        Self::new().add_enabled_adapters()
+    }
+
+    fn add_enabled_adapters(self) -> Self {
+        let registry = self;
+        #[cfg(feature = "soti")]
+        let registry = registry.with(soti::SotiConnect);
+        #[cfg(feature = "configapi")]
+        let registry = registry.with(configapi::ConfigApi);
+        #[cfg(feature = "oauth2")]
+        let registry = registry.with(oauth2::OAuth2);
+        #[cfg(feature = "deyel")]
+        let registry = registry.with(deyel::Deyel);
+        registry
+    }
+}
+
+/// A registry of every enabled adapter: `Registry::with_enabled_adapters()`.
+pub fn registry() -> Registry {
+    Registry::with_enabled_adapters()
+}

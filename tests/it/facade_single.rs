@@ -1,0 +1,53 @@
+//! The `tokensmith` facade built with a single adapter feature (`deyel`,
+//! see `tests/Cargo.toml`): `Registry::with_enabled_adapters()` serves that
+//! kind, and asking for another kind is the clear "add crate X" error.
+
+use tokensmith::secrecy::ExposeSecret;
+use tokensmith::{Registry, RegistryExt, TokenError};
+use tokensmith_testkit::{Emulator, Vendor};
+
+#[test]
+fn only_the_enabled_adapter_is_registered() {
+    assert_eq!(Registry::with_enabled_adapters().kinds().collect::<Vec<_>>(), ["deyel"]);
+    assert_eq!(tokensmith::registry().kinds().collect::<Vec<_>>(), ["deyel"]);
+}
+
+#[tokio::test]
+async fn the_enabled_adapter_serves_tokens() {
+    let emulator = Emulator::start(Vendor::Deyel).await.unwrap();
+    let providers =
+        Registry::with_enabled_adapters().load_str(&emulator.config_snippet("bpm")).unwrap();
+    let token = providers.get("bpm").unwrap().token().await.unwrap();
+    assert!(!token.secret().expose_secret().is_empty());
+    assert_eq!(emulator.requests(), 1);
+    // The adapter crate is reachable through the facade's module.
+    assert_eq!(tokensmith::deyel::KIND, "deyel");
+}
+
+#[test]
+fn another_kind_names_the_crate_and_feature_to_add() {
+    let err = Registry::with_enabled_adapters()
+        .load_str(
+            r#"
+            [providers.mdm]
+            kind = "soti-connect"
+            token_url = "https://mdm.example.com/Connect/api/token"
+            client_id = "Application1"
+            client_secret = "Application1Password"
+            grant = "password"
+            username = "Administrator"
+            password = "1"
+            "#,
+        )
+        .unwrap_err();
+    assert!(err.is_config(), "{err}");
+    let TokenError::Config { provider, field, message, .. } = &err else {
+        panic!("not a config error: {err}");
+    };
+    assert_eq!(provider.as_deref(), Some("mdm"));
+    assert_eq!(field.as_deref(), Some("kind"));
+    assert!(message.contains("`tokensmith-soti`"), "{err}");
+    assert!(message.contains("`soti` feature"), "{err}");
+    assert!(message.contains("available kinds: deyel"), "{err}");
+    assert!(!err.to_string().contains("Application1Password"), "{err}");
+}
