@@ -19,13 +19,26 @@ use crate::output;
 pub(crate) struct Context {
     /// The config file.
     pub(crate) config_path: PathBuf,
-    /// Skip the on-disk token cache.
-    pub(crate) no_cache: bool,
+}
+
+/// How `token` and `header` use the on-disk cache.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum CacheUse {
+    /// Reuse a fresh cached token; store a fetched one.
+    ReadWrite,
+    /// `--no-cache`: always ask the token endpoint; leave the cache alone.
+    Bypass,
 }
 
 /// `tokensmith token NAME [--json]`
-pub(crate) fn token(ctx: &Context, rt: &Runtime, name: &str, json: bool) -> anyhow::Result<()> {
-    let (token, kind) = obtain(ctx, rt, name)?;
+pub(crate) fn token(
+    ctx: &Context,
+    rt: &Runtime,
+    name: &str,
+    json: bool,
+    cache: CacheUse,
+) -> anyhow::Result<()> {
+    let (token, kind) = obtain(ctx, rt, name, cache)?;
     if json {
         output::stdout(&output::token_json(name, kind, &token, SystemClock.now()))
     } else {
@@ -34,8 +47,13 @@ pub(crate) fn token(ctx: &Context, rt: &Runtime, name: &str, json: bool) -> anyh
 }
 
 /// `tokensmith header NAME`
-pub(crate) fn header(ctx: &Context, rt: &Runtime, name: &str) -> anyhow::Result<()> {
-    let (token, _) = obtain(ctx, rt, name)?;
+pub(crate) fn header(
+    ctx: &Context,
+    rt: &Runtime,
+    name: &str,
+    cache: CacheUse,
+) -> anyhow::Result<()> {
+    let (token, _) = obtain(ctx, rt, name, cache)?;
     let value = token.authorization_header().map_err(|_| {
         TokenError::invalid_response(
             name,
@@ -89,11 +107,16 @@ pub(crate) fn cache_clear() -> anyhow::Result<()> {
 
 /// The token of provider `name` (from the on-disk cache when it holds a
 /// fresh one) and the provider's kind.
-fn obtain(ctx: &Context, rt: &Runtime, name: &str) -> anyhow::Result<(AccessToken, &'static str)> {
+fn obtain(
+    ctx: &Context,
+    rt: &Runtime,
+    name: &str,
+    cache_use: CacheUse,
+) -> anyhow::Result<(AccessToken, &'static str)> {
     let providers = config::load(&ctx.config_path)?;
     let provider = providers.get(name)?;
     let kind = providers.info(name).map_or("", |info| info.kind);
-    if ctx.no_cache {
+    if cache_use == CacheUse::Bypass {
         tracing::debug!(provider = name, "--no-cache: asking the token endpoint");
         return Ok((fetch(rt, name, &provider)?, kind));
     }

@@ -35,8 +35,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{CacheAction, Cli, Command};
-use crate::commands::Context;
+use crate::cli::{CacheAction, CacheFlags, Cli, Command};
+use crate::commands::{CacheUse, Context};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -63,17 +63,18 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config_path =
         config::resolve_path(cli.config.as_deref(), std::env::var_os(config::CONFIG_ENV));
-    tracing::debug!(config = %config_path.display(), "config file");
-    let context = |no_cache| Context { config_path: config_path.clone(), no_cache };
+    let ctx = Context { config_path };
+    let cache_use =
+        |flags: CacheFlags| if flags.no_cache { CacheUse::Bypass } else { CacheUse::ReadWrite };
     match cli.command {
         Command::Token { name, json, cache } => {
-            commands::token(&context(cache.no_cache), &runtime()?, &name, json)
+            commands::token(&ctx, &runtime()?, &name, json, cache_use(cache))
         }
         Command::Header { name, cache } => {
-            commands::header(&context(cache.no_cache), &runtime()?, &name)
+            commands::header(&ctx, &runtime()?, &name, cache_use(cache))
         }
-        Command::Check => commands::check(&context(false)),
-        Command::List => commands::list(&context(false)),
+        Command::Check => commands::check(&ctx),
+        Command::List => commands::list(&ctx),
         Command::Cache { action: CacheAction::Clear } => commands::cache_clear(),
         Command::Demo => demo::run(&runtime()?),
         Command::MockServer { vendor, port } => mock_server::run(&runtime()?, vendor, port),
