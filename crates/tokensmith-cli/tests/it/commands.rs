@@ -155,8 +155,9 @@ fn mock_server_serves_the_snippet_it_prints_until_interrupted() {
         serde_json::from_str(env.run(&["token", "tenant", "--json"]).ok()).unwrap();
     assert_eq!(json["kind"], "configapi");
 
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's `kill` builtin: no procps needed.
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(status.success());
