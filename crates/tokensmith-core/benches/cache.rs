@@ -13,11 +13,10 @@
 //!   same form to the same local endpoint.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -34,6 +33,7 @@ use tokensmith_core::{
 };
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
+use tokio::sync::Notify;
 
 const HOUR: Duration = Duration::from_hours(1);
 /// How long the slow endpoint takes to answer.
@@ -49,10 +49,13 @@ fn now() -> Instant {
     Instant::now()
 }
 
-/// Polls a future once: a cached `token()` is ready at once.
-fn ready<T>(future: impl Future<Output = T>) -> T {
-    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(value) => value,
+/// `provider.token().await?` where the token is cached: one poll, and the
+/// token taken out of the `Result` as `?` does.
+#[inline]
+fn cached_token(provider: &SharedTokenProvider) -> AccessToken {
+    match pin!(provider.token()).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(token)) => token,
+        Poll::Ready(Err(err)) => panic!("{err}"),
         Poll::Pending => panic!("a cached token() must be ready at once"),
     }
 }
@@ -87,22 +90,54 @@ fn hit(c: &mut Criterion) {
         CacheConfig::default(),
         Arc::new(SystemClock),
     ));
-    let cached = ready(provider.token()).expect("first fetch");
-    assert!(ready(provider.token()).expect("hit").same_token(&cached));
+    let cached = cached_token(&provider);
+    assert!(cached_token(&provider).same_token(&cached));
 
     let mut group = c.benchmark_group("hit");
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     group.bench_function("arc_clone/1_thread", |b| b.iter(|| black_box(&cached).clone()));
     group.bench_function("cached_token/1_thread", |b| {
-        b.iter(|| ready(black_box(&provider).token()));
+        b.iter(|| cached_token(black_box(&provider)));
     });
     group.bench_function("arc_clone/2_threads", |b| {
         b.iter_custom(|iters| on_two_threads(iters, || black_box(&cached).clone()));
     });
     group.bench_function("cached_token/2_threads", |b| {
-        b.iter_custom(|iters| on_two_threads(iters, || ready(black_box(&provider).token())));
+        b.iter_custom(|iters| on_two_threads(iters, || cached_token(black_box(&provider))));
     });
     group.finish();
+
+    // The ratios, measured interleaved batch by batch so that the host's
+    // load (this is a shared VM) hits both sides alike.
+    if !bench_mode() || !selected("hit/ratio") {
+        return;
+    }
+    let rounds = 200;
+    let batch: u32 = 100_000;
+    for threads in [1, 2] {
+        let time = |op: &(dyn Fn() + Sync)| {
+            if threads == 1 {
+                let began = now();
+                for _ in 0..batch {
+                    op();
+                }
+                began.elapsed()
+            } else {
+                on_two_threads(u64::from(batch), op)
+            }
+        };
+        let (mut clones, mut hits) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            clones.push(time(&|| drop(black_box(black_box(&cached).clone()))));
+            hits.push(time(&|| drop(black_box(cached_token(black_box(&provider))))));
+        }
+        let per_op = |times| median(times).as_secs_f64() * 1e9 / f64::from(batch);
+        let (clone_ns, hit_ns) = (per_op(clones), per_op(hits));
+        report(&format!(
+            "hit/ratio interleaved ({threads} thread(s), {rounds} x {batch} calls): Arc::clone {clone_ns:.1} ns, cached token() {hit_ns:.1} ns, ratio {:.2}",
+            hit_ns / clone_ns
+        ));
+    }
 }
 
 /// A local token endpoint: `/slow` answers after [`UPSTREAM_LATENCY`],
@@ -113,23 +148,33 @@ struct LocalEndpoint {
 }
 
 impl LocalEndpoint {
-    fn start(rt: &Runtime) -> Self {
-        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind 127.0.0.1");
+    /// Serves on its own thread and runtime, as a separate process would, so
+    /// the callers being measured do not delay its answers.
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).expect("non-blocking listener");
         let addr = listener.local_addr().expect("local addr");
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
-        rt.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        answer(req, counter.clone())
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(listener).expect("tokio listener");
+                while let Ok((stream, _)) = listener.accept().await {
+                    let counter = counter.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                            answer(req, counter.clone())
+                        });
+                        let _closed = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     });
-                    let _closed = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+                }
+            });
         });
         let base = Url::parse(&format!("http://{addr}/")).expect("url");
         Self { base, requests }
@@ -207,7 +252,7 @@ fn runtime() -> Runtime {
 
 fn cold_start(c: &mut Criterion) {
     let rt = runtime();
-    let server = LocalEndpoint::start(&rt);
+    let server = LocalEndpoint::start();
     let inner: SharedTokenProvider = Arc::new(ClientCredentials::new(server.url("slow")));
     // Connect once, as a running service has.
     rt.block_on(inner.token()).expect("the local endpoint answers a token");
@@ -232,40 +277,75 @@ fn cold_start(c: &mut Criterion) {
     for callers in [1_000, 10_000] {
         group.bench_function(format!("{callers}_callers"), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let cache = Arc::new(CachedProvider::new(
-                            "bench",
-                            inner.clone(),
-                            CacheConfig::default(),
-                            Arc::new(SystemClock),
-                        ));
-                        let before = server.requests();
-                        let began = now();
-                        let tasks: Vec<_> = (0..callers)
-                            .map(|_| {
-                                let cache = cache.clone();
-                                tokio::spawn(async move { cache.token().await })
-                            })
-                            .collect();
-                        for task in tasks {
-                            task.await.expect("caller task").expect("token");
-                        }
-                        total += began.elapsed();
-                        assert_eq!(server.requests() - before, 1, "one upstream request");
-                    }
-                    total
-                })
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let cache = Arc::new(CachedProvider::new(
+                        "bench",
+                        inner.clone(),
+                        CacheConfig::default(),
+                        Arc::new(SystemClock),
+                    ));
+                    let before = server.requests();
+                    // Measured on a worker, as a service's own tasks run.
+                    total += rt
+                        .block_on(rt.spawn(concurrent_callers(cache, callers)))
+                        .expect("bench task");
+                    assert_eq!(server.requests() - before, 1, "one upstream request");
+                }
+                total
             });
         });
     }
+    // The runtime's own share: the same 10,000 tasks on a warm cache (no
+    // fetch, no waiting), so the cold-start overhead can be split into the
+    // runtime's and the cache's.
+    group.bench_function("10000_callers_warm_cache", |b| {
+        let cache = Arc::new(CachedProvider::new(
+            "bench",
+            inner.clone(),
+            CacheConfig::default(),
+            Arc::new(SystemClock),
+        ));
+        rt.block_on(cache.token()).expect("token");
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += rt
+                    .block_on(rt.spawn(concurrent_callers(cache.clone(), 10_000)))
+                    .expect("bench task");
+            }
+            total
+        });
+    });
     group.finish();
+}
+
+/// Starts `callers` tasks asking `cache` for a token at once; the time until
+/// the last one has it.
+async fn concurrent_callers(cache: Arc<CachedProvider>, callers: usize) -> Duration {
+    let remaining = Arc::new(AtomicUsize::new(callers));
+    let all_done = Arc::new(Notify::new());
+    let first = Arc::new(OnceLock::new());
+    let began = now();
+    for _ in 0..callers {
+        let (cache, remaining, all_done, first) =
+            (cache.clone(), remaining.clone(), all_done.clone(), first.clone());
+        tokio::spawn(async move {
+            let token = cache.token().await.expect("token");
+            // Every caller gets the one token fetched.
+            assert!(first.get_or_init(|| token.clone()).same_token(&token));
+            if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                all_done.notify_one();
+            }
+        });
+    }
+    all_done.notified().await;
+    began.elapsed()
 }
 
 fn fetch(c: &mut Criterion) {
     let rt = runtime();
-    let server = LocalEndpoint::start(&rt);
+    let server = LocalEndpoint::start();
     let url = server.url("token");
     let helper = ClientCredentials::new(url.clone());
     let client = build_client("bench", &HttpSettings::default()).expect("client");
@@ -309,6 +389,57 @@ fn fetch(c: &mut Criterion) {
         });
     });
     group.finish();
+
+    // The p50 comparison: the two interleaved request by request, so drift
+    // in the machine's load hits both alike.
+    if !bench_mode() || !selected("fetch/p50") {
+        return;
+    }
+    let rounds = 2000;
+    let (raw_p50, helper_p50) = rt.block_on(async {
+        let mut raw_times = Vec::with_capacity(rounds);
+        let mut helper_times = Vec::with_capacity(rounds);
+        for round in 0..rounds {
+            for first_raw in [round % 2 == 0, round % 2 == 1] {
+                let began = now();
+                if first_raw {
+                    black_box(raw().await);
+                    raw_times.push(began.elapsed());
+                } else {
+                    black_box(helper.fetch().await.expect("token"));
+                    helper_times.push(began.elapsed());
+                }
+            }
+        }
+        (median(raw_times), median(helper_times))
+    });
+    report(&format!(
+        "fetch/p50 interleaved ({rounds} each): raw_reqwest {raw_p50:.1?}, request_helper {helper_p50:.1?}, ratio {:.3}",
+        helper_p50.as_secs_f64() / raw_p50.as_secs_f64()
+    ));
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+/// Whether this is `cargo bench`: under `cargo test` criterion runs each
+/// bench once, and the interleaved reports are skipped.
+fn bench_mode() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+/// Whether the command line's filters (if any) name `bench`, as criterion's
+/// own filters would (plain substrings here).
+fn selected(bench: &str) -> bool {
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    filters.is_empty() || filters.iter().any(|f| bench.contains(f.as_str()))
+}
+
+#[allow(clippy::print_stdout, reason = "a benchmark reports to the terminal, as criterion does")]
+fn report(line: &str) {
+    println!("{line}");
 }
 
 criterion_group!(benches, hit, cold_start, fetch);

@@ -41,14 +41,18 @@
 //! (a provider polled by another executor) the cache still works, but
 //! refreshes when the token goes stale instead of ahead of time.
 
+use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
-use tokio::sync::OnceCell;
+use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use crate::config::CommonConfig;
@@ -208,6 +212,8 @@ struct Shared {
     /// window need not look at `state` (`u64::MAX`: a fetch is in flight or
     /// refreshing is paused). A mirror of `state`, written under its lock.
     refresh_quiet_until: AtomicU64,
+    /// The fetch in flight: a mirror of `state.flight`, written under its lock.
+    in_flight: ArcSwapOption<Flight>,
     state: Mutex<State>,
     hits: StripedCounter,
     misses: AtomicU64,
@@ -243,11 +249,40 @@ struct State {
     refresh_paused: bool,
 }
 
-/// One upstream request: whoever polls first runs it; everyone gets a clone
-/// of its result (a cancelled runner hands over to the next waiter).
+/// One upstream request: the first waiter runs it; everyone gets a clone of
+/// its result. A runner dropped before the end (a cancelled caller) hands
+/// over to the next waiter. Waiters check the result without a lock, so
+/// thousands of them wake and finish without contending.
 struct Flight {
-    result: OnceCell<Result<AccessToken, TokenError>>,
+    result: OnceLock<Result<AccessToken, TokenError>>,
+    /// Someone is running the request.
+    running: AtomicBool,
+    /// Notified when the result is set or the runner gave up.
+    done: Notify,
     background: bool,
+}
+
+impl Flight {
+    fn new(background: bool) -> Self {
+        Self {
+            result: OnceLock::new(),
+            running: AtomicBool::new(false),
+            done: Notify::new(),
+            background,
+        }
+    }
+}
+
+/// Releases a flight whose runner is dropped before setting the result.
+struct Runner<'a>(&'a Flight);
+
+impl Drop for Runner<'_> {
+    fn drop(&mut self) {
+        if self.0.result.get().is_none() {
+            self.0.running.store(false, Ordering::Release);
+            self.0.done.notify_waiters();
+        }
+    }
 }
 
 enum Plan {
@@ -273,6 +308,7 @@ impl CachedProvider {
                 clock,
                 current: ArcSwapOption::empty(),
                 refresh_quiet_until: AtomicU64::new(0),
+                in_flight: ArcSwapOption::empty(),
                 state: Mutex::new(State::default()),
                 hits: StripedCounter::default(),
                 misses: AtomicU64::new(0),
@@ -325,16 +361,40 @@ impl fmt::Debug for CachedProvider {
 
 #[async_trait]
 impl TokenProvider for CachedProvider {
-    async fn token(&self) -> Result<AccessToken, TokenError> {
-        if let Some(token) = self.shared.cached() {
-            return Ok(token);
+    // Written out (the signature `#[async_trait]` gives `async fn token`) so
+    // a hit boxes a small ready future instead of the whole slow path's
+    // state machine.
+    fn token<'life0, 'async_trait>(
+        &'life0 self,
+    ) -> Pin<Box<dyn Future<Output = Result<AccessToken, TokenError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        match self.shared.cached() {
+            Some(token) => Box::pin(Hit(Some(token))),
+            None => Box::pin(self.shared.token_slow()),
         }
-        self.shared.token_slow().await
     }
 
     fn invalidate(&self, token: &AccessToken) {
         self.shared.invalidate(token);
         self.shared.inner.invalidate(token);
+    }
+}
+
+/// The future of a hit: one pointer, so boxing it is a small allocation and
+/// no copy of a whole `Result<AccessToken, TokenError>`.
+struct Hit(Option<AccessToken>);
+
+impl Future for Hit {
+    type Output = Result<AccessToken, TokenError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        // Polled again after completion (a contract breach): stay pending
+        // rather than panic.
+        self.0.take().map_or(Poll::Pending, |token| Poll::Ready(Ok(token)))
     }
 }
 
@@ -356,6 +416,14 @@ impl Shared {
     }
 
     async fn token_slow(self: &Arc<Self>) -> Result<AccessToken, TokenError> {
+        // No token and a fetch in flight (a cold start, or just invalidated):
+        // join it without taking the lock, as `plan` would.
+        if self.current.load().is_none()
+            && let Some(flight) = self.in_flight.load_full()
+        {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return self.join(&flight).await;
+        }
         match self.plan() {
             Plan::Serve(token) => Ok(token),
             Plan::Fail(err) => Err(err),
@@ -386,9 +454,9 @@ impl Shared {
         {
             return Plan::Fail(err.clone());
         }
-        let flight = Arc::new(Flight { result: OnceCell::new(), background: false });
+        let flight = Arc::new(Flight::new(false));
         state.flight = Some(Arc::clone(&flight));
-        self.sync_quiet(&state);
+        self.sync_mirrors(&state);
         Plan::Wait(flight)
     }
 
@@ -400,12 +468,12 @@ impl Shared {
                 "no Tokio runtime to refresh in the background: refetching once the token is stale"
             );
             state.refresh_paused = true;
-            self.sync_quiet(state);
+            self.sync_mirrors(state);
             return;
         };
-        let flight = Arc::new(Flight { result: OnceCell::new(), background: true });
+        let flight = Arc::new(Flight::new(true));
         state.flight = Some(Arc::clone(&flight));
-        self.sync_quiet(state);
+        self.sync_mirrors(state);
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::clone(self);
         let _detached = runtime.spawn(async move {
@@ -415,7 +483,28 @@ impl Shared {
 
     /// Waits for `flight`, running it if nobody does.
     async fn join(&self, flight: &Flight) -> Result<AccessToken, TokenError> {
-        flight.result.get_or_init(|| self.fetch(flight)).await.clone()
+        loop {
+            if let Some(result) = flight.result.get() {
+                return result.clone();
+            }
+            // Registered before looking again, so a result set in between
+            // is not missed.
+            let mut notified = pin!(flight.done.notified());
+            notified.as_mut().enable();
+            if let Some(result) = flight.result.get() {
+                return result.clone();
+            }
+            if !flight.running.swap(true, Ordering::AcqRel) {
+                let runner = Runner(flight);
+                let result = self.fetch(flight).await;
+                // Set once: only the one runner gets here.
+                let _ = flight.result.set(result.clone());
+                drop(runner);
+                flight.done.notify_waiters();
+                return result;
+            }
+            notified.await;
+        }
     }
 
     /// One upstream request, and publishing its outcome.
@@ -506,7 +595,7 @@ impl Shared {
                 }
             }
         }
-        self.sync_quiet(&state);
+        self.sync_mirrors(&state);
     }
 
     fn invalidate(&self, token: &AccessToken) {
@@ -519,8 +608,10 @@ impl Shared {
         }
     }
 
-    /// Mirrors `state` into `refresh_quiet_until` for the hit path.
-    fn sync_quiet(&self, state: &State) {
+    /// Mirrors `state` into `in_flight` and `refresh_quiet_until`, which
+    /// callers read without the lock.
+    fn sync_mirrors(&self, state: &State) {
+        self.in_flight.store(state.flight.clone());
         let until = if state.flight.is_some() || state.refresh_paused {
             u64::MAX
         } else {
@@ -610,9 +701,17 @@ impl StripedCounter {
 fn stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        // `const`: a plain thread-local load on the hit path, no lazy init.
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    STRIPE.with(|s| *s)
+    STRIPE.with(|s| {
+        let mut stripe = s.get();
+        if stripe == usize::MAX {
+            stripe = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+            s.set(stripe);
+        }
+        stripe
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The [`TokenProvider`] trait: one async source of access tokens.
 
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -73,8 +75,17 @@ pub type SharedTokenProvider = Arc<dyn TokenProvider>;
 
 #[async_trait]
 impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
-    async fn token(&self) -> Result<AccessToken, TokenError> {
-        (**self).token().await
+    // Forwards the inner boxed future as is: `provider.token()` on an
+    // `Arc<dyn TokenProvider>` resolves to this impl, and an `async fn` here
+    // would box a second future around the first on every call.
+    fn token<'life0, 'async_trait>(
+        &'life0 self,
+    ) -> Pin<Box<dyn Future<Output = Result<AccessToken, TokenError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).token()
     }
 
     fn invalidate(&self, token: &AccessToken) {

@@ -18,7 +18,8 @@ use crate::refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, SharedRefreshTokenStore,
 };
 use crate::{
-    CacheConfig, CachedProvider, SharedClock, SharedTokenProvider, SystemClock, TokenError,
+    CacheConfig, CacheStats, CachedProvider, SharedClock, SharedTokenProvider, SystemClock,
+    TokenError,
 };
 
 /// The built-in kinds and the crate (and facade feature) that provides each,
@@ -316,9 +317,9 @@ impl Registry {
         };
         let cache_config = CacheConfig::from_common(ctx.common());
         let inner = factory.build(ctx)?;
-        let provider: SharedTokenProvider =
-            Arc::new(CachedProvider::new(name, inner, cache_config, self.clock.clone()));
-        Ok(ProviderEntry { info, provider })
+        let cache = Arc::new(CachedProvider::new(name, inner, cache_config, self.clock.clone()));
+        let provider: SharedTokenProvider = cache.clone();
+        Ok(ProviderEntry { info, provider, cache })
     }
 
     fn unknown_kind(&self, name: &str, kind: &str) -> TokenError {
@@ -356,6 +357,8 @@ pub struct ProviderInfo {
 struct ProviderEntry {
     info: ProviderInfo,
     provider: SharedTokenProvider,
+    /// The same provider, typed, for its counters.
+    cache: Arc<CachedProvider>,
 }
 
 /// The providers of a loaded config, each already wrapped in the cache.
@@ -378,6 +381,11 @@ impl Providers {
                 ),
             )
         })
+    }
+
+    /// The cache counters of the provider called `name`.
+    pub fn cache_stats(&self, name: &str) -> Option<CacheStats> {
+        self.map.get(name).map(|e| e.cache.stats())
     }
 
     /// What is known about the provider called `name`.

@@ -4,6 +4,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod config;
 mod discovery;
 mod jwt_auth;
 
@@ -11,13 +12,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::{
     AccessToken, AdapterFactory, ClientAuth, ConfigSecret, ProviderContext, Renewal, RenewalGrant,
     SharedTokenProvider, TokenError, TokenProvider, async_trait,
 };
 
+pub use crate::config::{AuthMethod, BasicEncoding, GrantType};
+use crate::config::{Config, RESERVED, Scopes};
 use crate::discovery::EndpointSource;
 use crate::jwt_auth::{JwtFields, PrivateKeyJwt};
 
@@ -38,93 +40,6 @@ impl AdapterFactory for OAuth2 {
         Ok(Arc::new(OAuth2Provider::from_context(&ctx)?))
     }
 }
-
-/// The `grant` field: which RFC 6749 grant the provider uses.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantType {
-    /// `client_credentials` (§4.4, the default): the client acts for itself.
-    #[default]
-    ClientCredentials,
-    /// `authorization_code` (§4.1, RFC 7636): the code once, then refresh tokens.
-    AuthorizationCode,
-    /// `refresh_token` (§6): the configured refresh token, then rotated ones.
-    RefreshToken,
-}
-
-impl GrantType {
-    /// The `grant` value as written in config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientCredentials => "client_credentials",
-            Self::AuthorizationCode => "authorization_code",
-            Self::RefreshToken => "refresh_token",
-        }
-    }
-}
-
-/// The `auth_method` field: how the client authenticates (RFC 6749 §2.3,
-/// names from OIDC's `token_endpoint_auth_method`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    /// HTTP Basic (the default when a `client_secret` is set).
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-    /// A public client, `client_id` in the form body (the default without a secret).
-    None,
-    /// A JWT signed with `private_key` (RFC 7523 §2.2, OIDC Core §9): the
-    /// default when a `private_key` is set.
-    PrivateKeyJwt,
-}
-
-/// The `basic_encoding` field: how `client_secret_basic` encodes the id and
-/// secret before Base64.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BasicEncoding {
-    /// Form-urlencoded first, as RFC 6749 §2.3.1 says (the default).
-    #[default]
-    Form,
-    /// As given, for servers that never decode.
-    Raw,
-}
-
-/// `scope`: a space-delimited string or an array of strings.
-#[derive(Deserialize)]
-#[serde(untagged, expecting = "a string or an array of strings")]
-enum Scopes {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// The oauth2-specific fields of a provider table.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default)]
-    grant: GrantType,
-    scope: Option<Scopes>,
-    auth_method: Option<AuthMethod>,
-    basic_encoding: Option<BasicEncoding>,
-    code: Option<ConfigSecret>,
-    redirect_uri: Option<String>,
-    code_verifier: Option<ConfigSecret>,
-    refresh_token: Option<ConfigSecret>,
-    #[serde(default)]
-    extra_params: BTreeMap<String, String>,
-    /// Discovery instead of `token_url` (see `discovery`).
-    issuer: Option<String>,
-    /// `private_key_jwt` (see `jwt_auth`).
-    private_key: Option<ConfigSecret>,
-    private_key_id: Option<String>,
-    assertion_audience: Option<String>,
-}
-
-/// Form fields tokensmith sets itself: `extra_params` may not override them.
-const RESERVED: &str = "grant_type client_id client_secret scope code redirect_uri code_verifier refresh_token \
-     client_assertion client_assertion_type";
 
 /// An RFC 6749 token endpoint. Every call to [`token`](TokenProvider::token)
 /// is one request: the registry adds the cache.

@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime};
 use tokensmith_core::cache::{BACKOFF_BASE, BACKOFF_CAP, BACKOFF_FLOOR};
 use tokensmith_core::parse::{RawResponse, parse_response};
 use tokensmith_core::{
-    AccessToken, CacheConfig, CachedProvider, Clock, DEFAULT_LIFETIME, ManualClock, TokenError,
-    TokenProvider, TransportErrorKind, async_trait,
+    AccessToken, AdapterFactory, CacheConfig, CachedProvider, Clock, DEFAULT_LIFETIME, ManualClock,
+    ProviderContext, Registry, SharedTokenProvider, TokenError, TokenProvider, TransportErrorKind,
+    async_trait,
 };
 use tokio::sync::watch;
 use tokio::time::timeout;
@@ -403,6 +404,33 @@ async fn ten_callers_invalidating_the_same_token_cause_one_fetch() {
     assert_eq!(upstream.calls(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_caller_does_not_strand_the_others() {
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    upstream.hold();
+    let cache = cached(&upstream, CacheConfig::default());
+
+    let runner = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.token().await }
+    });
+    wait_until("the first caller's request is out", || upstream.calls() == 1).await;
+    let waiter = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.token().await }
+    });
+    wait_until("the second caller waits", || cache.stats().misses == 2).await;
+
+    // The caller running the request goes away: the waiter takes over.
+    runner.abort();
+    wait_until("the waiter sends its own request", || upstream.calls() == 2).await;
+    upstream.release();
+    let token = timeout(GUARD, waiter).await.expect("the waiter finishes").unwrap().unwrap();
+    assert!(cache.token().await.unwrap().same_token(&token));
+    assert_eq!(upstream.calls(), 2);
+}
+
 /// Calls `token()` and says whether it fetched.
 async fn fetched(cache: &CachedProvider, upstream: &Upstream) -> bool {
     let before = upstream.calls();
@@ -505,4 +533,42 @@ async fn stats_count_hits_misses_and_fetches() {
     assert_eq!(cache.name(), "test");
     let debug = format!("{cache:?}");
     assert!(debug.contains("CachedProvider") && !debug.contains("token-1"), "{debug}");
+}
+
+/// A kind whose provider is a fixed token: enough to see the registry's
+/// wrapping.
+#[derive(Debug)]
+struct Fixed;
+
+impl AdapterFactory for Fixed {
+    fn kind(&self) -> &'static str {
+        "fixed"
+    }
+
+    fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError> {
+        Ok(Arc::new(AccessToken::builder("fixed-token", ctx.clock().now()).build()))
+    }
+}
+
+#[tokio::test]
+async fn the_registry_wraps_each_provider_in_the_cache_once() {
+    let clock = clock();
+    let providers = Registry::new()
+        .with(Fixed)
+        .with_clock(Arc::new(clock.clone()))
+        .load_str(
+            r#"
+            [providers.one]
+            kind = "fixed"
+            token_url = "https://example.com/token"
+            client_id = "me"
+            "#,
+        )
+        .unwrap();
+    let provider = providers.get("one").unwrap();
+    let first = provider.token().await.unwrap();
+    assert!(provider.token().await.unwrap().same_token(&first));
+    let stats = providers.cache_stats("one").unwrap();
+    assert_eq!((stats.fetches, stats.hits), (1, 1));
+    assert_eq!(providers.cache_stats("two"), None);
 }
