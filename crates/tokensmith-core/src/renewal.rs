@@ -4,7 +4,7 @@
 //! `refresh_token` grants share one rule set, kept here so each adapter only
 //! describes its form:
 //!
-//! - the latest refresh token (from the [`RefreshTokenStore`], else the one
+//! - the latest refresh token (from the [`RefreshTokenStore`](crate::RefreshTokenStore), else the one
 //!   configured) is used whenever there is one;
 //! - otherwise the configured authorization code is used **once**: a code is
 //!   single-use, so it is never sent again (unless the connection could not
