@@ -31,17 +31,79 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         "clippy",
         cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
     )?;
-    step(
+    let mut tally = Tally::default();
+    test_step(
         root,
         "test",
         cargo(&["test", "--workspace", "--exclude", "tokensmith-tests", "--locked"]),
+        &mut tally,
     )?;
-    step(root, "test (cross-crate)", cargo(&["test", "-p", "tokensmith-tests", "--locked"]))?;
+    test_step(
+        root,
+        "test (cross-crate)",
+        cargo(&["test", "-p", "tokensmith-tests", "--locked"]),
+        &mut tally,
+    )?;
+    if tally.passed == 0 {
+        bail!("the test steps ran no test");
+    }
     let mut doc = cargo(&["doc", "--workspace", "--no-deps", "--locked"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     step(root, "doc", doc)?;
     deny(root)?;
     say("ci: all steps passed");
+    // The plain closing line CI runners read: every test of both test steps.
+    say(&format!("{} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.ignored));
+    Ok(())
+}
+
+/// Test counts summed over every `test result:` line cargo test printed.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Tally {
+    /// Adds a libtest summary line (`test result: ok. 12 passed; 0 failed; 1 ignored; …`).
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else { return };
+        for part in rest.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next(), words.next()) else { continue };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Like [`step`], but echoes the test harness output while tallying its results.
+#[allow(clippy::print_stdout, reason = "xtask passes cargo test's output through")]
+fn test_step(root: &Path, name: &str, mut cmd: Command, tally: &mut Tally) -> anyhow::Result<()> {
+    use std::io::BufRead as _;
+    say(&format!("==> {name}: {}", render(&cmd)));
+    let mut child = cmd
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let stdout = child.stdout.take().context("capturing cargo test output")?;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        tally.add(&line);
+        println!("{line}");
+    }
+    let status = child.wait().with_context(|| format!("waiting for {name}"))?;
+    if !status.success() {
+        bail!("step `{name}` failed ({status}): {}", render(&cmd));
+    }
+    say(&format!("<== {name}: ok"));
     Ok(())
 }
 
@@ -156,4 +218,18 @@ fn render(cmd: &Command) -> String {
 #[allow(clippy::print_stderr, reason = "xtask talks to the developer on stderr")]
 fn say(msg: &str) {
     eprintln!("{msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn tally_reads_libtest_summaries() {
+        let mut t = Tally::default();
+        t.add("test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s");
+        t.add("test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out");
+        t.add("running 3 tests");
+        assert_eq!((t.passed, t.failed, t.ignored), (15, 2, 1));
+    }
 }
