@@ -485,6 +485,38 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// This error with every occurrence of each of `secrets` (the values a
+    /// request sent: client secret, password, code, refresh token, the Basic
+    /// credentials) replaced in the text that came from the server, so a
+    /// server that echoes a request back cannot leak it into a log line.
+    pub(crate) fn scrub_secrets(self, secrets: &[String]) -> Self {
+        if secrets.iter().all(String::is_empty) {
+            return self;
+        }
+        let text = |s: String| scrub(&s, secrets);
+        let detail = |d: ErrorDetail| ErrorDetail {
+            code: d.code.map(text),
+            description: d.description.map(text),
+            uri: d.uri.map(text),
+        };
+        let body = |b: BodySnippet| BodySnippet(scrub(&b.0, secrets));
+        match self {
+            Self::Rejected { provider, status, detail: d, body: b, retry_after } => {
+                Self::Rejected { provider, status, detail: detail(d), body: body(b), retry_after }
+            }
+            Self::Server { provider, status, detail: d, body: b, retry_after } => {
+                Self::Server { provider, status, detail: d.map(detail), body: body(b), retry_after }
+            }
+            Self::InvalidResponse { provider, status, reason, body: b } => {
+                Self::InvalidResponse { provider, status, reason: text(reason), body: body(b) }
+            }
+            Self::Transport { provider, kind, message, source } => {
+                Self::Transport { provider, kind, message: text(message), source }
+            }
+            other => other,
+        }
+    }
+
     /// A configuration error.
     pub fn config(provider: Option<&str>, field: Option<&str>, message: impl Into<String>) -> Self {
         Self::Config {

@@ -42,7 +42,7 @@ use url::Url;
 use url::form_urlencoded;
 
 use crate::config::DEFAULT_TIMEOUT;
-use crate::error::BodySnippet;
+use crate::error::{BodySnippet, scrub};
 use crate::parse::{RawResponse, parse_response};
 use crate::{AccessToken, SharedClock, TokenError, TransportErrorKind};
 
@@ -443,7 +443,7 @@ impl TokenRequest<'_> {
             .post(endpoint.url.clone())
             .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
             .body(body.expose_secret().to_owned());
-        if let Some(header) = header {
+        if let Some(header) = &header {
             // Base64 output is always a valid header value.
             let mut value = HeaderValue::try_from(header.expose_secret()).map_err(|_| {
                 TokenError::config(
@@ -460,7 +460,46 @@ impl TokenRequest<'_> {
         let mut raw =
             RawResponse::new(received.status, received.content_type.as_deref(), &received.body);
         raw.retry_after = received.retry_after;
-        parse_response(provider, &raw, received_at)
+        parse_response(provider, &raw, received_at).map_err(|err| {
+            // A server may echo the request back (form, Authorization header):
+            // scrub what we sent from the body *before* it is parsed and cut
+            // into a snippet, so not even a prefix of a secret survives.
+            let secrets = self.sent_secrets(header.as_ref());
+            let text = String::from_utf8_lossy(&received.body);
+            let scrubbed = scrub(&text, &secrets);
+            let err = if scrubbed == text {
+                err
+            } else {
+                let mut clean = RawResponse::new(raw.status, raw.content_type, scrubbed.as_bytes());
+                clean.retry_after = raw.retry_after;
+                parse_response(provider, &clean, received_at).err().unwrap_or(err)
+            };
+            err.scrub_secrets(&secrets)
+        })
+    }
+
+    /// Every secret value this request sends (client secret, secret form
+    /// fields, the Basic credentials), to scrub from an error built of what
+    /// the server answered. Only called on the error path.
+    fn sent_secrets(&self, header: Option<&SecretString>) -> Vec<String> {
+        let mut secrets: Vec<String> = self
+            .form
+            .iter()
+            .filter_map(|(_, v)| match v {
+                Value::Secret(s) => Some(s.expose_secret().to_owned()),
+                Value::Plain(_) => None,
+            })
+            .collect();
+        if let Some((_, _, Some(secret))) = &self.auth {
+            let secret = secret.expose_secret();
+            secrets.push(secret.to_owned());
+            secrets.push(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+        }
+        if let Some(header) = header {
+            let header = header.expose_secret();
+            secrets.push(header.strip_prefix("Basic ").unwrap_or(header).to_owned());
+        }
+        secrets
     }
 }
 

@@ -907,3 +907,64 @@ async fn fetch_json_times_out() {
     let err = bounded(fetch_json(PROVIDER, &url, &short_settings())).await.unwrap_err();
     assert_transport(&err, TransportErrorKind::Timeout);
 }
+
+/// A server that echoes the whole request (form body and `Authorization`
+/// header) back in its error description, its body and a 2xx invalid body:
+/// none of the secrets the request sent may reach the error.
+#[tokio::test]
+async fn secrets_echoed_by_the_server_are_scrubbed_from_errors() {
+    const CLIENT_SECRET: &str = "cl1ent+secret/with space";
+    const PASSWORD: &str = "hunter2-p@ss";
+    fn echo(request: &Request) -> String {
+        let auth = request.header("authorization").unwrap_or_default();
+        format!("{} | {auth} | {}", request.body_str(), request.head.replace("\r\n", " "))
+    }
+    type Respond = fn(&Request) -> Vec<u8>;
+    let cases: [(&str, Respond); 3] = [
+        ("400 Bad Request", |r| {
+            let body = serde_json::json!({"error": "invalid_grant", "error_description": echo(r)});
+            response(
+                "400 Bad Request",
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+        }),
+        ("503 Service Unavailable", |r| {
+            response(
+                "503 Service Unavailable",
+                &[("Content-Type", "text/html")],
+                echo(r).as_bytes(),
+            )
+        }),
+        ("200 OK", |r| response("200 OK", &[("Content-Type", "text/plain")], echo(r).as_bytes())),
+    ];
+    for (status, respond) in cases {
+        for auth in [ClientAuth::BasicRaw, ClientAuth::BasicFormEncoded, ClientAuth::RequestBody] {
+            let server = Server::start("/token", respond).await;
+            let err = bounded(
+                endpoint(&server.url)
+                    .request()
+                    .client_auth(auth, "app", Some(&SecretString::from(CLIENT_SECRET)))
+                    .param("grant_type", "password")
+                    .secret_param("password", &SecretString::from(PASSWORD))
+                    .send(),
+            )
+            .await
+            .unwrap_err();
+            let shown = format!("{err} {err:?}");
+            let encoded_secret: String =
+                url::form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect();
+            for secret in [CLIENT_SECRET, PASSWORD, encoded_secret.as_str()] {
+                assert!(!shown.contains(secret), "{status} {auth:?}: {secret:?} leaked in {shown}");
+            }
+            assert!(
+                !shown.contains("Basic YXBw"),
+                "{status} {auth:?}: Basic credentials leaked in {shown}"
+            );
+            assert!(
+                shown.contains("[REDACTED]"),
+                "{status} {auth:?}: nothing was scrubbed: {shown}"
+            );
+        }
+    }
+}
