@@ -7,7 +7,11 @@
 //!   thread and on two threads hitting the same provider at once;
 //! - `cold_start`: 1,000 and 10,000 concurrent callers on a cold cache
 //!   against a local endpoint answering in 50 ms (exactly one upstream
-//!   request each time, checked), next to one uncached fetch from it;
+//!   request each time, checked), next to one uncached fetch from it; the
+//!   callers either as 1,000 / 10,000 spawned Tokio tasks, or as that many
+//!   futures polled concurrently inside one task (as a server multiplexing
+//!   requests on one connection does), which leaves out the runtime's cost of
+//!   scheduling 10,000 tasks;
 //! - `fetch`: one uncached fetch through the core request helper
 //!   (`TokenEndpoint::request().send()`) next to a raw reqwest POST of the
 //!   same form to the same local endpoint.
@@ -21,6 +25,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -296,6 +302,27 @@ fn cold_start(c: &mut Criterion) {
             });
         });
     }
+    for callers in [1_000, 10_000] {
+        group.bench_function(format!("{callers}_callers_in_one_task"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let cache = Arc::new(CachedProvider::new(
+                        "bench",
+                        inner.clone(),
+                        CacheConfig::default(),
+                        Arc::new(SystemClock),
+                    ));
+                    let before = server.requests();
+                    total += rt
+                        .block_on(rt.spawn(concurrent_futures(cache, callers)))
+                        .expect("bench task");
+                    assert_eq!(server.requests() - before, 1, "one upstream request");
+                }
+                total
+            });
+        });
+    }
     // The runtime's own share: the same 10,000 tasks on a warm cache (no
     // fetch, no waiting), so the cold-start overhead can be split into the
     // runtime's and the cache's.
@@ -340,6 +367,20 @@ async fn concurrent_callers(cache: Arc<CachedProvider>, callers: usize) -> Durat
         });
     }
     all_done.notified().await;
+    began.elapsed()
+}
+
+/// `callers` calls of `cache.token()` started at once as futures polled
+/// concurrently by this one task; the time until the last one has its token.
+async fn concurrent_futures(cache: Arc<CachedProvider>, callers: usize) -> Duration {
+    let began = now();
+    let mut pending: FuturesUnordered<_> = (0..callers).map(|_| cache.token()).collect();
+    let mut first: Option<AccessToken> = None;
+    while let Some(result) = pending.next().await {
+        let token = result.expect("token");
+        // Every caller gets the one token fetched.
+        assert!(first.get_or_insert_with(|| token.clone()).same_token(&token));
+    }
     began.elapsed()
 }
 
