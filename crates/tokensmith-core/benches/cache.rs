@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
@@ -256,6 +257,9 @@ fn runtime() -> Runtime {
         .expect("runtime")
 }
 
+/// A way of starting `n` concurrent callers on a cache; returns the time until the last has its token.
+type Callers = fn(Arc<CachedProvider>, usize) -> BoxFuture<'static, Duration>;
+
 fn cold_start(c: &mut Criterion) {
     let rt = runtime();
     let server = LocalEndpoint::start();
@@ -280,48 +284,32 @@ fn cold_start(c: &mut Criterion) {
             })
         });
     });
-    for callers in [1_000, 10_000] {
-        group.bench_function(format!("{callers}_callers"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let cache = Arc::new(CachedProvider::new(
-                        "bench",
-                        inner.clone(),
-                        CacheConfig::default(),
-                        Arc::new(SystemClock),
-                    ));
-                    let before = server.requests();
-                    // Measured on a worker, as a service's own tasks run.
-                    total += rt
-                        .block_on(rt.spawn(concurrent_callers(cache, callers)))
-                        .expect("bench task");
-                    assert_eq!(server.requests() - before, 1, "one upstream request");
-                }
-                total
+    // Callers as spawned tasks, then as futures polled by one task.
+    let shapes: [(&str, Callers); 2] = [
+        ("", |cache, n| Box::pin(concurrent_callers(cache, n))),
+        ("_in_one_task", |cache, n| Box::pin(concurrent_futures(cache, n))),
+    ];
+    for (suffix, run) in shapes {
+        for callers in [1_000, 10_000] {
+            group.bench_function(format!("{callers}_callers{suffix}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let cache = Arc::new(CachedProvider::new(
+                            "bench",
+                            inner.clone(),
+                            CacheConfig::default(),
+                            Arc::new(SystemClock),
+                        ));
+                        let before = server.requests();
+                        // Measured on a worker, as a service's own tasks run.
+                        total += rt.block_on(rt.spawn(run(cache, callers))).expect("bench task");
+                        assert_eq!(server.requests() - before, 1, "one upstream request");
+                    }
+                    total
+                });
             });
-        });
-    }
-    for callers in [1_000, 10_000] {
-        group.bench_function(format!("{callers}_callers_in_one_task"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let cache = Arc::new(CachedProvider::new(
-                        "bench",
-                        inner.clone(),
-                        CacheConfig::default(),
-                        Arc::new(SystemClock),
-                    ));
-                    let before = server.requests();
-                    total += rt
-                        .block_on(rt.spawn(concurrent_futures(cache, callers)))
-                        .expect("bench task");
-                    assert_eq!(server.requests() - before, 1, "one upstream request");
-                }
-                total
-            });
-        });
+        }
     }
     // The runtime's own share: the same 10,000 tasks on a warm cache (no
     // fetch, no waiting), so the cold-start overhead can be split into the
