@@ -33,13 +33,24 @@ impl AdapterFactory for SotiConnect {
 }
 
 /// The SOTI-specific fields of a provider table: the grant and its fields.
+/// (A flat struct rather than a tagged enum, so every error names its field.)
 #[derive(Deserialize)]
-#[serde(tag = "grant", rename_all = "snake_case", deny_unknown_fields)]
-enum Config {
+#[serde(deny_unknown_fields)]
+struct Config {
+    grant: GrantName,
+    username: Option<String>,
+    password: Option<ConfigSecret>,
+    code: Option<ConfigSecret>,
+}
+
+/// The `grant` field.
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum GrantName {
     /// Resource owner: a SOTI Connect administrator's credentials.
-    Password { username: String, password: ConfigSecret },
+    Password,
     /// An authorization code (single-use).
-    AuthorizationCode { code: ConfigSecret },
+    AuthorizationCode,
 }
 
 /// What a provider sends in the form body.
@@ -92,16 +103,39 @@ impl SotiProvider {
                 ctx.error("client_secret", "must not contain ':' (SOTI Connect forbids it)")
             );
         }
-        let grant = match ctx.parse::<Config>()? {
-            Config::Password { username, password } => {
+        let config: Config = ctx.parse()?;
+        let (password_grant, code_grant) = (
+            "only used with grant = \"password\"",
+            "only used with grant = \"authorization_code\"",
+        );
+        let grant = match config {
+            Config { grant: GrantName::Password, username, password, code } => {
+                if code.is_some() {
+                    return Err(ctx.error("code", code_grant));
+                }
+                let username = username
+                    .ok_or_else(|| ctx.error("username", "required with grant = \"password\""))?;
+                let password = password
+                    .ok_or_else(|| ctx.error("password", "required with grant = \"password\""))?;
                 Grant::Password { username, password: password.as_secret().clone() }
             }
-            Config::AuthorizationCode { code } => Grant::AuthorizationCode(Renewal::new(
-                ctx.name(),
-                Some(code.as_secret().clone()),
-                None,
-                ctx.refresh_token_store(),
-            )),
+            Config { grant: GrantName::AuthorizationCode, username, password, code } => {
+                if username.is_some() {
+                    return Err(ctx.error("username", password_grant));
+                }
+                if password.is_some() {
+                    return Err(ctx.error("password", password_grant));
+                }
+                let code = code.ok_or_else(|| {
+                    ctx.error("code", "required with grant = \"authorization_code\"")
+                })?;
+                Grant::AuthorizationCode(Renewal::new(
+                    ctx.name(),
+                    Some(code.as_secret().clone()),
+                    None,
+                    ctx.refresh_token_store(),
+                ))
+            }
         };
         Ok(Self { endpoint: ctx.endpoint()?, client_id, client_secret, grant })
     }

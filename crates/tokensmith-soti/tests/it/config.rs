@@ -65,9 +65,24 @@ fn invalid_configs_name_the_field() {
     check_error(
         &format!("{creds}grant = \"password\"\nusername = \"u\""),
         Some("password"),
-        "missing",
+        "required",
     );
-    check_error(&format!("{creds}grant = \"authorization_code\""), Some("code"), "missing");
+    check_error(
+        &format!("{creds}grant = \"password\"\npassword = \"p\""),
+        Some("username"),
+        "required",
+    );
+    check_error(&format!("{creds}grant = \"authorization_code\""), Some("code"), "required");
+    check_error(
+        &format!("{creds}grant = \"password\"\nusername = \"u\"\npassword = \"p\"\ncode = \"c\""),
+        Some("code"),
+        "only used with grant = \"authorization_code\"",
+    );
+    check_error(
+        &format!("{creds}grant = \"password\"\nusername = \"u\"\npassword = \"p\"\nscope = \"x\""),
+        Some("scope"),
+        "unknown field",
+    );
     check_error(&format!("{creds}username = \"u\"\npassword = \"p\""), Some("grant"), "missing");
     check_error(
         &format!("{creds}grant = \"client_credentials\""),
@@ -77,13 +92,13 @@ fn invalid_configs_name_the_field() {
     check_error(
         &format!("{creds}grant = \"authorization_code\"\ncode = \"c\"\nusername = \"u\""),
         Some("username"),
-        "unknown field",
+        "only used with grant = \"password\"",
     );
     check_error(
         &format!(
             "{creds}grant = \"password\"\nusername = \"u\"\npassword = {{ env = \"TOKENSMITH_SOTI_TEST_UNSET_VAR\" }}"
         ),
-        None,
+        Some("password"),
         "TOKENSMITH_SOTI_TEST_UNSET_VAR",
     );
 }
