@@ -68,10 +68,15 @@ pub(crate) fn header(
 /// `tokensmith check`: loads and validates every provider (no network).
 pub(crate) fn check(ctx: &Context) -> anyhow::Result<()> {
     let providers = config::load(&ctx.config_path)?;
-    let rows: Vec<Vec<&str>> = providers
+    let rows: Vec<Vec<String>> = providers
         .iter()
         .map(|(info, _)| {
-            vec![info.name.as_str(), info.kind, info.token_url.as_deref().unwrap_or("-")]
+            let endpoint = match (&info.token_url, &info.issuer) {
+                (Some(url), _) => url.clone(),
+                (None, Some(issuer)) => format!("{issuer} (discovery)"),
+                (None, None) => "-".to_owned(),
+            };
+            vec![info.name.clone(), info.kind.to_owned(), endpoint]
         })
         .collect();
     for line in output::table(None, &rows) {

@@ -313,6 +313,7 @@ impl Registry {
             name: name.to_owned(),
             kind: factory.kind(),
             token_url: ctx.common().token_url.as_ref().map(ToString::to_string),
+            issuer: ctx.rest.get("issuer").and_then(toml::Value::as_str).map(str::to_owned),
             client_id: ctx.common().client_id.clone(),
         };
         let cache_config = CacheConfig::from_common(ctx.common());
@@ -349,6 +350,9 @@ pub struct ProviderInfo {
     pub kind: &'static str,
     /// Its token endpoint, when configured directly.
     pub token_url: Option<String>,
+    /// Its `issuer`, when the token endpoint is found by discovery (RFC 8414
+    /// / `OpenID Connect` Discovery) instead of `token_url`.
+    pub issuer: Option<String>,
     /// Its client id.
     pub client_id: String,
 }

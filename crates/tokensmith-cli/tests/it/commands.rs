@@ -75,6 +75,18 @@ fn check_and_list_show_every_provider_without_network() {
 }
 
 #[test]
+fn check_shows_the_issuer_of_a_provider_found_by_discovery() {
+    let env = TestEnv::new();
+    env.write_config(
+        "[providers.idp]\nkind = \"oauth2\"\nissuer = \"https://idp.example.com\"\n\
+         client_id = \"app\"\nclient_secret = \"x\"\n",
+    );
+    let check = env.run(&["check"]).ok().to_owned();
+    let fields: Vec<&str> = check.split_whitespace().collect();
+    assert_eq!(fields, ["idp", "oauth2", "https://idp.example.com", "(discovery)"], "{check}");
+}
+
+#[test]
 fn check_reports_a_bad_provider() {
     let env = TestEnv::new();
     env.write_config(
