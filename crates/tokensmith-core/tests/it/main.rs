@@ -3,3 +3,4 @@
 mod cache;
 mod http;
 mod no_secret_leaks;
+mod tls;
