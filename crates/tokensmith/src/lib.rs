@@ -8,6 +8,8 @@
 //! ```
 //! use tokensmith::{Registry, RegistryExt};
 //!
+//! # #[cfg(not(feature = "oauth2"))] fn main() {}
+//! # #[cfg(feature = "oauth2")] fn main() -> Result<(), tokensmith::TokenError> {
 //! let providers = Registry::with_enabled_adapters().load_str(r#"
 //!     [providers.api]
 //!     kind = "oauth2"
@@ -19,7 +21,7 @@
 //! let api = providers.get("api")?; // validated and cached; no request yet
 //! // let header = api.token().await?.authorization_header()?;
 //! # let _ = api;
-//! # Ok::<(), tokensmith::TokenError>(())
+//! # Ok(()) }
 //! ```
 //!
 //! ## Features
