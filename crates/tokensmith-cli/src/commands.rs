@@ -62,7 +62,8 @@ pub(crate) fn header(
             b"",
         )
     })?;
-    output::stdout(value.to_str().context("the header value is not text")?)
+    // Built from two `str`s, so UTF-8; `to_str` would refuse non-ASCII.
+    output::stdout(&String::from_utf8_lossy(value.as_bytes()))
 }
 
 /// `tokensmith check`: loads and validates every provider (no network).
@@ -118,7 +119,10 @@ fn obtain(
     name: &str,
     cache_use: CacheUse,
 ) -> anyhow::Result<(AccessToken, &'static str)> {
-    let providers = config::load(&ctx.config_path)?;
+    // Read once: the cache key must describe the very config that was
+    // loaded, and a pipe (`--config <(…)`) cannot be read twice.
+    let text = config::read(&ctx.config_path)?;
+    let providers = config::load_text(&ctx.config_path, &text)?;
     let provider = providers.get(name)?;
     let kind = providers.info(name).map_or("", |info| info.kind);
     if cache_use == CacheUse::Bypass {
@@ -131,7 +135,7 @@ fn obtain(
         );
         return Ok((fetch(rt, name, &provider)?, kind));
     };
-    let table = config::provider_table(&ctx.config_path, name)?;
+    let table = config::provider_table(&text, name)?;
     let key = CacheKey::for_provider(&table);
     let timing = cache_config(name, &table)?;
     if let Some(token) = cache.load(&key, SystemClock.now(), &timing) {

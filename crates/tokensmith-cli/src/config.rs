@@ -33,23 +33,57 @@ pub(crate) fn registry() -> Registry {
 
 /// Loads and validates the config file (no network).
 pub(crate) fn load(path: &Path) -> Result<Providers, TokenError> {
-    if !path.is_file() {
-        return Err(not_found(path));
+    load_text(path, &read(path)?)
+}
+
+/// The largest config file read: far more than any real one, small enough
+/// that `--config /dev/zero` fails instead of eating the memory.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The text of the config file. Anything readable will do, a pipe too
+/// (`--config /dev/stdin`, `--config <(…)`).
+pub(crate) fn read(path: &Path) -> Result<String, TokenError> {
+    use std::io::Read as _;
+    let error = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => not_found(path),
+        _ => TokenError::config(
+            None,
+            None,
+            format!("cannot read config file {}: {e}", path.display()),
+        ),
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+        .map_err(error)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(TokenError::config(
+            None,
+            None,
+            format!("config file {} is larger than 1 MiB", path.display()),
+        ));
     }
-    let providers = registry().load_file(path)?;
+    Ok(text)
+}
+
+/// Validates `text`, the contents of the config file `path` (no network).
+pub(crate) fn load_text(path: &Path, text: &str) -> Result<Providers, TokenError> {
+    let providers = registry().load_str(text).map_err(|e| match e {
+        // As `Registry::load_file`: a file-wide problem names the file.
+        TokenError::Config { provider: None, field, message, .. } => {
+            TokenError::config(None, field.as_deref(), format!("{}: {message}", path.display()))
+        }
+        other => other,
+    })?;
     tracing::debug!(path = %path.display(), providers = providers.len(), "config loaded");
     Ok(providers)
 }
 
-/// The raw `[providers.NAME]` table of the config file, as written (secret
+/// The raw `[providers.NAME]` table of the config `text`, as written (secret
 /// references not resolved). Used to key the on-disk token cache.
-pub(crate) fn provider_table(path: &Path, name: &str) -> Result<toml::Table, TokenError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        TokenError::config(None, None, format!("cannot read config file {}: {e}", path.display()))
-    })?;
-    let mut doc: toml::Table = text
-        .parse()
-        .map_err(|_| TokenError::config(None, None, format!("{}: invalid TOML", path.display())))?;
+pub(crate) fn provider_table(text: &str, name: &str) -> Result<toml::Table, TokenError> {
+    let mut doc: toml::Table =
+        text.parse().map_err(|_| TokenError::config(None, None, "invalid TOML"))?;
     match doc.remove("providers") {
         Some(toml::Value::Table(mut providers)) => match providers.remove(name) {
             Some(toml::Value::Table(table)) => Ok(table),
@@ -81,6 +115,14 @@ mod tests {
         assert_eq!(resolve_path(None, Some("env.toml".into())), Path::new("env.toml"));
         assert_eq!(resolve_path(None, Some(OsString::new())), Path::new(DEFAULT_CONFIG));
         assert_eq!(resolve_path(None, None), Path::new(DEFAULT_CONFIG));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_config_file_is_refused_not_read_to_the_end() {
+        let err = load(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.is_config());
+        assert!(err.to_string().contains("larger than 1 MiB"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,11 @@
 //! - **Writes** go to a temporary file in the same directory (mode 0600),
 //!   which is then renamed over the entry: a reader sees the old entry or the
 //!   new one, never half of one.
+//! - **Trust (Unix):** the directory must belong to this user; a looser mode
+//!   than 0700 is tightened before use, and a directory of another user is not
+//!   used at all (anyone who can write to it could plant a token). An entry or
+//!   lock file is used only if it is a regular file of this user, never
+//!   through a symbolic link. A corrupt or implausible entry is a miss.
 //! - **Races:** a miss takes an exclusive lock on the entry's `.lock` file,
 //!   looks again, and only then asks the token endpoint; concurrent
 //!   invocations for the same provider therefore make one upstream request.
@@ -35,7 +40,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use tokensmith_core::{AccessToken, CacheConfig, ConfigSecret, Scope, TokenType};
+use tokensmith_core::parse::MAX_EXPIRES_IN;
+use tokensmith_core::{AccessToken, CacheConfig, ConfigSecret, DEFAULT_LIFETIME, Scope, TokenType};
 
 /// The version of the entry format; entries of another version are misses.
 const FORMAT_VERSION: u32 = 1;
@@ -97,30 +103,38 @@ impl DiskCache {
         now: SystemTime,
         config: &CacheConfig,
     ) -> Option<AccessToken> {
-        let path = self.entry_path(key);
-        let bytes = match fs::read(&path) {
+        // The entry's name hashes the provider's secrets: logs show the
+        // directory only.
+        let bytes = match self.read_entry(&self.entry_path(key)) {
             Ok(bytes) => bytes,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
-                    tracing::debug!(path = %path.display(), error = %e, "token cache entry unreadable");
+                    tracing::debug!(dir = %self.dir.display(), error = %e, "token cache entry not used");
                 }
                 return None;
             }
         };
-        let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
-            tracing::debug!(path = %path.display(), "token cache entry corrupt; ignored");
+        let Some(token) = serde_json::from_slice::<Entry>(&bytes).ok().and_then(Entry::into_token)
+        else {
+            tracing::debug!(dir = %self.dir.display(), "token cache entry corrupt; ignored");
             return None;
         };
-        if entry.version != FORMAT_VERSION {
-            return None;
-        }
-        let token = entry.into_token();
         if is_fresh(&token, now, config) {
             Some(token)
         } else {
-            tracing::debug!(path = %path.display(), "cached token expired or within the margin");
+            tracing::debug!(dir = %self.dir.display(), "cached token expired or within the margin");
             None
         }
+    }
+
+    /// The contents of the entry at `path`, when the directory and the entry
+    /// pass [`check_dir`](Self::check_dir) and [`check_own_file`].
+    fn read_entry(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.check_dir()?;
+        // Only this user can change the directory from here on: what `lstat`
+        // saw is what `open` gets.
+        check_own_file(path)?;
+        fs::read(path)
     }
 
     /// Takes the exclusive lock for `key` (blocking while another invocation
@@ -128,6 +142,10 @@ impl DiskCache {
     pub(crate) fn lock(&self, key: &CacheKey) -> io::Result<CacheLock> {
         self.create_dir()?;
         let path = self.dir.join(format!("{}.lock", key.0));
+        match check_own_file(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
         let mut options = OpenOptions::new();
         options.create(true).truncate(false).write(true);
         #[cfg(unix)]
@@ -155,9 +173,10 @@ impl DiskCache {
         let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&self.dir)?;
         tmp.write_all(&json)?;
         tmp.as_file().sync_all()?;
-        let path = self.entry_path(key);
-        tmp.persist(&path).map_err(|e| e.error)?;
-        tracing::debug!(path = %path.display(), "token cached");
+        // A rename replaces whatever is at the entry's name (a link too),
+        // never what a link points to.
+        tmp.persist(self.entry_path(key)).map_err(|e| e.error)?;
+        tracing::debug!(dir = %self.dir.display(), "token cached");
         Ok(())
     }
 
@@ -188,6 +207,8 @@ impl DiskCache {
         Ok(tokens)
     }
 
+    /// Creates the directory (mode 0700) unless it exists, then
+    /// [`check_dir`](Self::check_dir)s it.
     fn create_dir(&self) -> io::Result<()> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
@@ -196,8 +217,54 @@ impl DiskCache {
             use std::os::unix::fs::DirBuilderExt as _;
             builder.mode(0o700);
         }
-        builder.create(&self.dir)
+        builder.create(&self.dir)?;
+        self.check_dir()
     }
+
+    /// Fails unless the directory belongs to this user; tightens a looser
+    /// mode to 0700 (so nobody else can add, replace or link files in it).
+    #[cfg(unix)]
+    fn check_dir(&self) -> io::Result<()> {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let meta = fs::metadata(&self.dir)?;
+        if !meta.is_dir() {
+            return Err(io::Error::other("not a directory"));
+        }
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the directory belongs to another user",
+            ));
+        }
+        if meta.mode() & 0o077 != 0 {
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn check_dir(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Fails unless `path` is a regular file of this user (not a link to one).
+fn check_own_file(path: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the file belongs to another user",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Holds a cache entry's lock while alive.
@@ -243,8 +310,8 @@ pub(crate) struct CacheKey(String);
 impl CacheKey {
     /// The key of the provider whose config table is `table`.
     ///
-    /// Secret values (the [`SECRET_FIELDS`], and any `{ env = … }` /
-    /// `{ file = … }` reference) are resolved and hashed separately; the
+    /// Secret values (the [`SECRET_FIELDS`], their `{ env = … }` /
+    /// `{ file = … }` references resolved) are hashed separately; the
     /// identity text holds only a placeholder for them.
     pub(crate) fn for_provider(table: &toml::Table) -> Self {
         let mut canon = Canonical { identity: String::new(), secrets: Sha256::new() };
@@ -262,9 +329,10 @@ impl CacheKey {
 /// How a config value enters the key.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Field {
-    /// Identity; `{ env }` / `{ file }` references resolved as secrets.
+    /// Identity, taken as written.
     Plain,
-    /// A secret: only its hash enters the key.
+    /// A secret: only its hash enters the key; an `{ env }` / `{ file }`
+    /// reference is resolved.
     Secret,
     /// Taken as written, references not resolved (`refresh_token_store`
     /// names a file whose contents rotate).
@@ -312,7 +380,9 @@ impl Canonical {
     }
 
     fn value(&mut self, value: &toml::Value, path: &str, mode: Field) {
-        if mode != Field::Verbatim
+        // Only secret fields take references (as in core): elsewhere, e.g.
+        // in `extra_params`, `{ file = "x" }` is a form field named `file`.
+        if mode == Field::Secret
             && let Some(reference) = secret_reference(value)
         {
             match value.clone().try_into::<ConfigSecret>() {
@@ -413,13 +483,39 @@ impl Entry {
         }
     }
 
-    fn into_token(self) -> AccessToken {
-        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
-        AccessToken::builder(self.access_token, at(self.received_at))
-            .token_type(TokenType::parse(Some(&self.token_type)))
-            .expires_at(self.expires_at.map(at))
-            .scope(self.scope.as_deref().map(Scope::parse))
-            .build()
+    /// The token, unless the entry is of another format or holds what no
+    /// token the library returns can hold: an empty value, a control
+    /// character (a second output line, a forged header), a time past what
+    /// `SystemTime` can represent, or a lifetime longer than the parser's
+    /// [`MAX_EXPIRES_IN`].
+    fn into_token(self) -> Option<AccessToken> {
+        let printable = |s: &str| !s.chars().any(char::is_control);
+        if self.version != FORMAT_VERSION
+            || self.access_token.is_empty()
+            || !printable(&self.access_token)
+            || !printable(&self.token_type)
+            || self.scope.as_deref().is_some_and(|s| !printable(s))
+        {
+            return None;
+        }
+        let at = |secs: u64| UNIX_EPOCH.checked_add(Duration::from_secs(secs));
+        let received_at = at(self.received_at)?;
+        // Whole seconds on disk: a lifetime may read one second longer.
+        let longest = MAX_EXPIRES_IN.as_secs() + 1;
+        let expires_at = match self.expires_at {
+            Some(secs) if secs.saturating_sub(self.received_at) > longest => return None,
+            Some(secs) => Some(at(secs)?),
+            None => None,
+        };
+        // `effective_expires_at` adds the default lifetime.
+        received_at.checked_add(DEFAULT_LIFETIME)?;
+        Some(
+            AccessToken::builder(self.access_token, received_at)
+                .token_type(TokenType::parse(Some(&self.token_type)))
+                .expires_at(expires_at)
+                .scope(self.scope.as_deref().map(Scope::parse))
+                .build(),
+        )
     }
 }
 
@@ -457,6 +553,73 @@ mod tests {
         assert_ne!(base, key(&BASE.replace("app", "app2")));
         assert_ne!(base, key(&BASE.replace("/token", "/token2")));
         assert_ne!(base, key(&format!("{BASE}\nscope = \"a\"")));
+    }
+
+    #[test]
+    fn every_field_that_shapes_the_request_is_in_the_key_and_layout_is_not() {
+        let oauth2 = r#"
+            kind = "oauth2"
+            token_url = "https://idp.example.com/token"
+            client_id = "app"
+            client_secret = "s3cret"
+            grant = "client_credentials"
+            scope = "read"
+            extra_params = { audience = "api", resource = "r1" }
+        "#;
+        let base = key(oauth2);
+        for (from, to) in [
+            ("\"client_credentials\"", "\"refresh_token\""),
+            ("\"read\"", "\"read write\""),
+            ("audience = \"api\"", "audience = \"api2\""),
+            ("resource = \"r1\"", "resource = \"r1\", x = \"\""),
+            (
+                "token_url = \"https://idp.example.com/token\"",
+                "issuer = \"https://idp.example.com\"",
+            ),
+        ] {
+            assert!(oauth2.contains(from), "{from}");
+            assert_ne!(base, key(&oauth2.replace(from, to)), "{from} -> {to}");
+        }
+        let soti = r#"
+            kind = "soti-connect"
+            token_url = "https://mdm.example.com/Connect/api/token"
+            client_id = "app"
+            client_secret = "s3cret"
+            grant = "password"
+            username = "admin"
+            password = "pw"
+        "#;
+        assert_ne!(key(soti), key(&soti.replace("\"admin\"", "\"admin2\"")));
+        // Field order, comments and dotted keys do not matter.
+        let reordered = r#"
+            # the same provider
+            extra_params.resource = "r1"
+            extra_params.audience = "api"
+            scope = "read"
+            grant = "client_credentials"
+            client_secret = "s3cret"
+            client_id = "app"
+            token_url = "https://idp.example.com/token"
+            kind = "oauth2"
+        "#;
+        assert_eq!(base, key(reordered));
+    }
+
+    /// `extra_params` are sent as written: a table that looks like a secret
+    /// reference there is not one (core does not resolve it either).
+    #[test]
+    fn only_secret_fields_resolve_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, "same").unwrap();
+        fs::write(&b, "same").unwrap();
+        let with = |path: &Path| {
+            key(&format!("{BASE}\nextra_params = {{ file = {:?} }}", path.display().to_string()))
+        };
+        assert_ne!(with(&a), with(&b), "two different form fields `file`");
+        let before = with(&a);
+        fs::write(&a, "changed").unwrap();
+        assert_eq!(before, with(&a), "the file is not read");
     }
 
     #[test]
@@ -536,6 +699,105 @@ mod tests {
         assert!(cache.load(&key, now, &defaults).is_none());
         assert_eq!(fs::read_dir(cache.dir()).unwrap().count(), 0);
         assert_eq!(DiskCache::at(dir.path().join("none")).clear().unwrap(), 0);
+    }
+
+    /// A cache under a fresh temporary directory, its key for [`BASE`], and
+    /// an instant to read it at.
+    fn scratch() -> (tempfile::TempDir, DiskCache, CacheKey, SystemTime) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::at(dir.path().join("tokensmith"));
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        (dir, cache, key(BASE), now)
+    }
+
+    #[test]
+    fn a_hostile_or_corrupt_entry_is_a_miss_not_a_panic_nor_a_wrong_token() {
+        let (_dir, cache, key, now) = scratch();
+        let defaults = CacheConfig::default();
+        cache.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+        let path = cache.entry_path(&key);
+        let good: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let max = u64::MAX;
+        let edits: [(&str, serde_json::Value); 7] = [
+            ("received_at", max.into()),
+            ("expires_at", max.into()),
+            // Far beyond any lifetime the library accepts from a server.
+            ("expires_at", (1_700_000_000_u64 + 100 * 365 * 86_400).into()),
+            ("access_token", "".into()),
+            ("access_token", "tok\nsecond line".into()),
+            ("token_type", "Bearer\r\nX-Injected: 1".into()),
+            ("version", 2.into()),
+        ];
+        for (field, value) in edits {
+            let mut entry = good.clone();
+            entry[field] = value.clone();
+            fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+            assert!(cache.load(&key, now, &defaults).is_none(), "{field} = {value}");
+        }
+        fs::write(&path, serde_json::to_vec(&good).unwrap()).unwrap();
+        assert!(cache.load(&key, now, &defaults).is_some(), "the unedited entry is a hit");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symbolic_links_in_the_cache_are_never_followed() {
+        let (dir, cache, key, now) = scratch();
+        let defaults = CacheConfig::default();
+        // A valid entry elsewhere (e.g. someone else's token), linked in.
+        let elsewhere = DiskCache::at(dir.path().join("elsewhere"));
+        elsewhere.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+        fs::create_dir_all(cache.dir()).unwrap();
+        std::os::unix::fs::symlink(elsewhere.entry_path(&key), cache.entry_path(&key)).unwrap();
+        assert!(cache.load(&key, now, &defaults).is_none(), "a linked entry is a miss");
+        // A linked lock file neither creates nor opens its target.
+        let target = dir.path().join("victim");
+        std::os::unix::fs::symlink(&target, cache.dir().join(format!("{}.lock", key.0))).unwrap();
+        assert!(cache.lock(&key).is_err());
+        assert!(!target.exists(), "the lock's link target was created");
+        // Storing replaces the link itself, not its target.
+        let other =
+            AccessToken::builder("tok-other", now).expires_in(Duration::from_hours(1)).build();
+        cache.store(&key, "d", "deyel", &other).unwrap();
+        assert_eq!(cache.load(&key, now, &defaults).unwrap().secret().expose_secret(), "tok-other");
+        let theirs = elsewhere.load(&key, now, &defaults).unwrap();
+        assert_eq!(theirs.secret().expose_secret(), "tok-123");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_directory_open_to_others_is_made_private_before_use() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (_dir, cache, key, now) = scratch();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        fs::create_dir_all(cache.dir()).unwrap();
+        fs::set_permissions(cache.dir(), fs::Permissions::from_mode(0o777)).unwrap();
+        cache.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+        assert_eq!(mode(cache.dir()), 0o700);
+        fs::set_permissions(cache.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(cache.load(&key, now, &CacheConfig::default()).is_some());
+        assert_eq!(mode(cache.dir()), 0o700);
+    }
+
+    /// Only root can hand a directory to another user; elsewhere this test
+    /// checks the same rule through the entry file owned by this user.
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_directory_or_entry_of_another_user_is_not_used() {
+        let (_dir, cache, key, now) = scratch();
+        let defaults = CacheConfig::default();
+        cache.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+        assert!(cache.load(&key, now, &defaults).is_some());
+        let nobody = 65_534;
+        let path = cache.entry_path(&key);
+        if std::os::unix::fs::chown(&path, Some(nobody), Some(nobody)).is_ok() {
+            assert!(cache.load(&key, now, &defaults).is_none(), "an entry of another user");
+            fs::remove_file(&path).unwrap();
+            cache.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+            std::os::unix::fs::chown(cache.dir(), Some(nobody), Some(nobody)).unwrap();
+            assert!(cache.load(&key, now, &defaults).is_none(), "a directory of another user");
+            assert!(cache.lock(&key).is_err());
+            assert!(cache.store(&key, "d", "deyel", &token(Some(3600), now)).is_err());
+        }
     }
 
     #[test]

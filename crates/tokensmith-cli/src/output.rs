@@ -53,10 +53,20 @@ pub(crate) fn token_json(
         token_type: token.token_type().as_str(),
         access_token: token.secret().expose_secret(),
         expires_in: token.expires_in(now).map(|d| d.as_secs()),
-        expires_at: token.expires_at().map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+        expires_at: token.expires_at().and_then(rfc3339),
         scope: token.scope().map(tokensmith_core::Scope::as_str),
     };
     serde_json::to_string(&json).unwrap_or_default()
+}
+
+/// `at` in RFC 3339 (UTC, whole seconds); `None` outside the years 1970 to
+/// 9999, which humantime cannot write (its `to_string` would panic).
+fn rfc3339(at: SystemTime) -> Option<String> {
+    use std::fmt::Write as _;
+    at.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    let mut out = String::new();
+    write!(out, "{}", humantime::format_rfc3339_seconds(at)).ok()?;
+    Some(out)
 }
 
 /// A token shown without giving it away: its first few characters and its
@@ -129,6 +139,17 @@ mod tests {
             token_json("d", "deyel", &bare, now),
             r#"{"provider":"d","kind":"deyel","token_type":"Bearer","access_token":"abc","expires_in":null,"expires_at":null,"scope":null}"#
         );
+    }
+
+    #[test]
+    fn json_never_panics_on_an_expiry_rfc_3339_cannot_write() {
+        // Past the year 9999: humantime cannot format it.
+        let far = SystemTime::UNIX_EPOCH + Duration::from_hours(100_000_000);
+        let token = AccessToken::builder("abc", far).expires_in(Duration::from_mins(1)).build();
+        let json: serde_json::Value =
+            serde_json::from_str(&token_json("p", "deyel", &token, far)).unwrap();
+        assert_eq!(json["expires_in"], 60);
+        assert!(json["expires_at"].is_null());
     }
 
     #[test]

@@ -130,6 +130,34 @@ fn refused_cases(env: &TestEnv) -> Vec<Case> {
             _emulators: vec![emulator],
         });
     }
+    // A refusal without any error body is still a refusal.
+    let bare = env.emulator(Vendor::Deyel);
+    bare.set_fault(Fault::Custom { status: 401, content_type: String::new(), body: String::new() });
+    cases.push(Case {
+        what: "401 without a body",
+        config: provider(&bare, "p"),
+        args: vec!["header", "p"],
+        code: 3,
+        stderr_contains: vec!["provider \"p\"", "HTTP 401"],
+        usage: false,
+        _emulators: vec![bare],
+    });
+    // A single-use code the server does not know: a new authorization is needed.
+    let soti = env.emulator(Vendor::SotiConnect);
+    let config = provider(&soti, "p").replace(
+        "grant = \"password\"\nusername = \"Administrator\"\npassword = \"1\"\n",
+        "grant = \"authorization_code\"\ncode = \"never-issued\"\n",
+    );
+    assert!(config.contains("never-issued"), "{config}");
+    cases.push(Case {
+        what: "authorization code refused",
+        config,
+        args: vec!["token", "p"],
+        code: 3,
+        stderr_contains: vec!["provider \"p\""],
+        usage: false,
+        _emulators: vec![soti],
+    });
 
     cases
 }

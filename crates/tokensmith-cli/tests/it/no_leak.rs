@@ -67,4 +67,15 @@ fn a_verbose_success_logs_neither_secrets_nor_the_token() {
             assert_no_secret(vendor.kind(), &run, &[]);
         }
     }
+    // The cache file names hash the secrets (unsalted): not for logs people paste.
+    env.run(&["cache", "clear"]).ok();
+    for vendor in Vendor::ALL {
+        let run = env.run(&["--verbose", "token", vendor.kind()]);
+        run.ok();
+        for file in env.cache_files() {
+            let stem = file.file_stem().unwrap().to_str().unwrap().to_owned();
+            assert!(!run.stderr.contains(&stem), "{vendor}: the log shows {stem}: {run:#?}");
+        }
+    }
+    assert_eq!(env.cache_files().len(), Vendor::ALL.len());
 }

@@ -193,3 +193,46 @@ fn racing_invocations_make_one_upstream_request() {
     assert_eq!(oauth2.requests(), 1);
     assert!(outputs.iter().all(|o| *o == outputs[0]), "{outputs:?}");
 }
+
+/// `--config /dev/stdin` (or `<(…)`): the config is a pipe, read once.
+#[cfg(unix)]
+#[test]
+fn the_config_may_come_from_a_pipe() {
+    use std::io::Write as _;
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    let run = |args: &[&str]| {
+        let mut child = env
+            .command()
+            .args(["--config", "/dev/stdin"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(provider(&deyel, "lowcode").as_bytes()).unwrap();
+        drop(stdin);
+        crate::support::Run::from(child.wait_with_output().unwrap())
+    };
+    let first = run(&["token", "lowcode"]).ok().to_owned();
+    let second = run(&["token", "lowcode"]).ok().to_owned();
+    assert_eq!(first, second, "the second call is a cache hit");
+    assert_eq!(deyel.requests(), 1);
+    assert_eq!(run(&["list"]).ok(), "lowcode  deyel\n");
+}
+
+#[test]
+fn header_prints_a_token_with_non_ascii_characters() {
+    let env = TestEnv::new();
+    let configapi = env.emulator(Vendor::ConfigApi);
+    configapi.set_fault(Fault::Custom {
+        status: 200,
+        content_type: "application/json".into(),
+        body: r#"{"access_token":"tök€n-1","token_type":"Bearer","expires_in":3600}"#.into(),
+    });
+    env.write_config(&provider(&configapi, "tenant"));
+    assert_eq!(env.run(&["header", "tenant", "--no-cache"]).ok(), "Bearer tök€n-1\n");
+    assert_eq!(env.run(&["token", "tenant", "--no-cache"]).ok(), "tök€n-1\n");
+}
