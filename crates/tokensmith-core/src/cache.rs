@@ -242,6 +242,9 @@ struct State {
     failures: u32,
     /// No fetch (background or not) starts before this, after a failure.
     next_attempt_at: Option<SystemTime>,
+    /// When the last failure happened: a clock that reads earlier has been
+    /// stepped back, and the backoff no longer applies.
+    failed_at: Option<SystemTime>,
     /// The last failure, handed to callers without a token during the backoff.
     last_error: Option<TokenError>,
     /// No background refresh for the current token (a failure retrying cannot
@@ -449,8 +452,8 @@ impl Shared {
         if let Some(flight) = &state.flight {
             return Plan::Wait(Arc::clone(flight));
         }
-        if let (Some(err), Some(at)) = (&state.last_error, state.next_attempt_at)
-            && now < at
+        if let Some(err) = &state.last_error
+            && state.backing_off(now)
         {
             return Plan::Fail(err.clone());
         }
@@ -552,6 +555,7 @@ impl Shared {
                 self.current.store(Some(Arc::new(entry)));
                 state.failures = 0;
                 state.next_attempt_at = None;
+                state.failed_at = None;
                 state.last_error = None;
                 state.refresh_paused = false;
             }
@@ -563,6 +567,7 @@ impl Shared {
                 state.failures = state.failures.saturating_add(1);
                 let delay = backoff_delay(state.failures, err.retry_after());
                 state.next_attempt_at = Some(now + delay);
+                state.failed_at = Some(now);
                 state.last_error = Some(err.clone());
                 let serving = self.current.load().as_deref().is_some_and(|e| now < e.stale_at);
                 let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
@@ -630,9 +635,16 @@ impl Shared {
 impl State {
     /// Whether a caller inside the refresh window starts a refresh now.
     fn may_refresh(&self, now: SystemTime) -> bool {
-        self.flight.is_none()
-            && !self.refresh_paused
-            && self.next_attempt_at.is_none_or(|at| now >= at)
+        self.flight.is_none() && !self.refresh_paused && !self.backing_off(now)
+    }
+
+    /// Whether `now` is inside the backoff after a failure: from the failure
+    /// (a clock stepped back to before it does not count) to the next attempt.
+    fn backing_off(&self, now: SystemTime) -> bool {
+        match (self.failed_at, self.next_attempt_at) {
+            (Some(from), Some(until)) => from <= now && now < until,
+            _ => false,
+        }
     }
 }
 

@@ -481,19 +481,25 @@ impl TokenRequest<'_> {
     /// Every secret value this request sends (client secret, secret form
     /// fields, the Basic credentials), to scrub from an error built of what
     /// the server answered. Only called on the error path.
+    ///
+    /// Each value is listed as sent (form-encoded), raw, and escaped as in a
+    /// JSON string, the spellings a server echoing the request (or a JSON
+    /// error snippet) shows it in.
     fn sent_secrets(&self, header: Option<&SecretString>) -> Vec<String> {
-        let mut secrets: Vec<String> = self
-            .form
-            .iter()
-            .filter_map(|(_, v)| match v {
-                Value::Secret(s) => Some(s.expose_secret().to_owned()),
-                Value::Plain(_) => None,
-            })
-            .collect();
-        if let Some((_, _, Some(secret))) = &self.auth {
+        let form_secrets = self.form.iter().filter_map(|(_, v)| match v {
+            Value::Secret(s) => Some(s),
+            Value::Plain(_) => None,
+        });
+        let auth_secret = self.auth.as_ref().and_then(|(_, _, secret)| secret.as_ref());
+        let mut secrets: Vec<String> = Vec::new();
+        for secret in form_secrets.chain(auth_secret) {
             let secret = secret.expose_secret();
             secrets.push(secret.to_owned());
             secrets.push(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+            let quoted = serde_json::Value::from(secret).to_string();
+            if let Some(escaped) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                secrets.push(escaped.to_owned());
+            }
         }
         if let Some(header) = header {
             let header = header.expose_secret();

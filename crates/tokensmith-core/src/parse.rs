@@ -69,7 +69,9 @@
 //! depth, any key spelling serde decodes) replaced; a form body with such a
 //! field is re-encoded the same way; other text goes through
 //! [`BodySnippet::new`]'s redaction. On top of that, every token found in the
-//! body is scrubbed from the snippet and from the vendor's error text.
+//! body is scrubbed from the snippet and from the vendor's error text. A body
+//! with more than 16 token values (no token response has that many) keeps
+//! neither snippet nor vendor text, which keeps the scrubbing linear.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -129,6 +131,15 @@ impl<'a> RawResponse<'a> {
 /// The longest lifetime believed: 2³¹−1 seconds, as golang/oauth2 clamps.
 pub const MAX_EXPIRES_IN: Duration = Duration::from_secs((1 << 31) - 1);
 
+/// The most token values scrubbed from an error. Scrubbing costs values ×
+/// body; no token response carries more than a few, so a body with more has
+/// its text withheld from the error instead (the snippet is [`WITHHELD`], no
+/// vendor detail), which keeps the work linear in the body.
+const MAX_SCRUBBED_SECRETS: usize = 16;
+
+/// The snippet of a body withheld from an error (see [`MAX_SCRUBBED_SECRETS`]).
+const WITHHELD: &str = "[REDACTED: too many token values to scrub]";
+
 /// Token fields whose values are scrubbed from every error built from the body.
 const TOKEN_FIELDS: [&str; 3] = ["access_token", "refresh_token", "id_token"];
 
@@ -143,9 +154,19 @@ pub fn parse_response(
     let body = Body::decode(response.content_type, response.body);
     let fields = body.fields();
     let secrets = fields.as_deref().map(token_secrets).unwrap_or_default();
+    let withheld = secrets.len() > MAX_SCRUBBED_SECRETS;
     // The vendor's error is read from the fields with every token scrubbed.
-    let detail = || fields.as_deref().and_then(|f| error_detail(&scrubbed(f, &secrets)));
-    let snippet = || body.snippet(response.body, &secrets);
+    let detail = || {
+        let fields = fields.as_deref().filter(|_| !withheld)?;
+        error_detail(&scrubbed(fields, &secrets))
+    };
+    let snippet = || {
+        if withheld {
+            BodySnippet::new(WITHHELD.as_bytes())
+        } else {
+            body.snippet(response.body, &secrets)
+        }
+    };
     let rejected = |detail: Option<ErrorDetail>| TokenError::Rejected {
         provider: provider.to_owned(),
         status,
@@ -164,7 +185,12 @@ pub fn parse_response(
             let Some(fields) = fields else {
                 return Err(invalid(body.why_not_token(response.content_type)));
             };
-            if let Some(carried) = carried_error(&scrubbed(&fields, &secrets)) {
+            let carried = if withheld {
+                carried_error(&fields).map(|_| ErrorDetail::default())
+            } else {
+                carried_error(&scrubbed(&fields, &secrets))
+            };
+            if let Some(carried) = carried {
                 return Err(rejected(Some(carried)));
             }
             token_from(&fields, received_at).map_err(invalid)
@@ -197,7 +223,11 @@ pub fn parse_response(
 pub fn error_detail_from_body(content_type: Option<&str>, body: &[u8]) -> Option<ErrorDetail> {
     let decoded = Body::decode(content_type, body);
     let fields = decoded.fields()?;
-    error_detail(&scrubbed(&fields, &token_secrets(&fields)))
+    let secrets = token_secrets(&fields);
+    if secrets.len() > MAX_SCRUBBED_SECRETS {
+        return None;
+    }
+    error_detail(&scrubbed(&fields, &secrets))
 }
 
 /// A decoded response body.
@@ -552,9 +582,13 @@ fn token_from(map: &Map<String, Value>, received_at: SystemTime) -> Result<Acces
     };
     let expires_at = match map.get("expires_in").and_then(seconds) {
         Some(lifetime) => received_at.checked_add(lifetime.min(MAX_EXPIRES_IN)),
-        None => jwt_expiry(token).map(|exp| match received_at.checked_add(MAX_EXPIRES_IN) {
-            Some(latest) => exp.min(latest),
-            None => exp,
+        None => jwt_expiry(token).and_then(|exp| {
+            let latest = received_at.checked_add(MAX_EXPIRES_IN);
+            match SystemTime::UNIX_EPOCH.checked_add(exp) {
+                Some(exp) => Some(latest.map_or(exp, |latest| exp.min(latest))),
+                // Beyond what a `SystemTime` holds: the longest lifetime believed.
+                None => latest,
+            }
         }),
     };
     let scope = match map.get("scope") {
@@ -599,8 +633,9 @@ fn seconds(value: &Value) -> Option<Duration> {
     }
 }
 
-/// The `exp` claim of a JWT access token, decoded without verification.
-fn jwt_expiry(token: &str) -> Option<SystemTime> {
+/// The `exp` claim of a JWT access token (time since the epoch), decoded
+/// without verification.
+fn jwt_expiry(token: &str) -> Option<Duration> {
     const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
         .with_decode_padding_mode(DecodePaddingMode::Indifferent)
         .with_decode_allow_trailing_bits(true);
@@ -615,8 +650,7 @@ fn jwt_expiry(token: &str) -> Option<SystemTime> {
     };
     let bytes = URL_SAFE.decode(payload).or_else(|_| STANDARD.decode(payload)).ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let exp = seconds(claims.get("exp")?)?;
-    SystemTime::UNIX_EPOCH.checked_add(exp)
+    seconds(claims.get("exp")?)
 }
 
 #[cfg(test)]
@@ -852,11 +886,7 @@ mod tests {
         use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
         #[track_caller]
         fn check(token: &str, expected: Option<u64>) {
-            assert_eq!(
-                jwt_expiry(token),
-                expected.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)),
-                "{token}"
-            );
+            assert_eq!(jwt_expiry(token), expected.map(Duration::from_secs), "{token}");
         }
         let jwt = |payload: &str, engine: &GeneralPurpose| {
             format!("eyJhbGciOiJub25lIn0.{}.sig", engine.encode(payload))
@@ -869,7 +899,7 @@ mod tests {
         check(&jwt(payload, &STANDARD), Some(1_700_003_600));
         assert_eq!(
             jwt_expiry(&jwt(r#"{"exp":1700003600.5}"#, &URL_SAFE_NO_PAD)),
-            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_003_600_500))
+            Some(Duration::from_millis(1_700_003_600_500))
         );
         check(&jwt(r#"{"exp":-5}"#, &URL_SAFE_NO_PAD), None);
         check(&jwt(r#"{"exp":"soon"}"#, &URL_SAFE_NO_PAD), None);
@@ -880,10 +910,14 @@ mod tests {
         check("a.!!!.c", None);
         check("a.b.c.d.e", None);
         check("", None);
-        // A far-future `exp` is clamped like `expires_in`.
-        let far = jwt(r#"{"exp":99999999999}"#, &URL_SAFE_NO_PAD);
-        let body = format!(r#"{{"access_token":"{far}"}}"#);
-        assert_eq!(ok(200, None, &body).expires_at(), Some(now() + MAX_EXPIRES_IN));
+        // A far-future `exp` is clamped like `expires_in`, even one beyond
+        // what a `SystemTime` holds (a larger `exp` never means a shorter
+        // lifetime).
+        for exp in ["99999999999", "9223372036854775808", "18446744073709551615", r#""1e30""#] {
+            let far = jwt(&format!(r#"{{"exp":{exp}}}"#), &URL_SAFE_NO_PAD);
+            let body = format!(r#"{{"access_token":"{far}"}}"#);
+            assert_eq!(ok(200, None, &body).expires_at(), Some(now() + MAX_EXPIRES_IN), "{exp}");
+        }
     }
 
     #[test]
@@ -1356,6 +1390,38 @@ mod tests {
         );
     }
 
+    /// Scrubbing every token value from every string costs values × body:
+    /// a body with thousands of token values (no token response has more
+    /// than a few) is withheld from the error instead, and nothing leaks.
+    #[test]
+    fn a_body_with_too_many_token_values_is_withheld() {
+        let values: Vec<String> = (0..2000).map(|i| format!("{MARK}-{i:04}")).collect();
+        let note = format!("{} {}", values[7], "y".repeat(50_000));
+        let mut map = Map::new();
+        map.insert("access_token".into(), Value::from(values.clone()));
+        map.insert("note".into(), Value::String(note.clone()));
+        let json = Value::Object(map.clone()).to_string();
+        map.insert("error".into(), Value::String(format!("bad {}", values[3])));
+        let json_error = Value::Object(map).to_string();
+        for (status, body) in [(400, &json), (500, &json), (200, &json), (200, &json_error)] {
+            let e = err(status, Some("application/json"), body);
+            assert_eq!(e.body().map(BodySnippet::as_str), Some(WITHHELD), "{status}");
+            for shown in [format!("{e}"), format!("{e:?}")] {
+                assert!(!shown.contains(MARK), "{shown}");
+            }
+        }
+        assert!(matches!(err(200, None, &json_error), TokenError::Rejected { .. }));
+        assert_eq!(error_detail_from_body(None, json_error.as_bytes()), None);
+        // A few token values are still scrubbed, not withheld.
+        let few = format!(
+            r#"{{"access_token":["{MARK}1","{MARK}2"],"error":"x","error_description":"{MARK}2"}}"#
+        );
+        assert_eq!(
+            err(400, None, &few).to_string(),
+            r#"provider "p": token endpoint refused the request (HTTP 400): x: [REDACTED]"#
+        );
+    }
+
     #[test]
     fn long_error_text_is_bounded() {
         let description = "x".repeat(5000);
@@ -1426,6 +1492,40 @@ mod tests {
         ) {
             let _ = parse_response("p", &RawResponse::new(status, None, body.as_bytes()), now());
             let _ = BodySnippet::new(body.as_bytes());
+        }
+
+        /// Any number (huge, negative, fractional, an exponent, quoted or
+        /// not) as `expires_in` or as a JWT's `exp`: no panic, and an expiry
+        /// never beyond the clamp nor, from `expires_in`, before receipt.
+        #[test]
+        fn expiry_is_bounded(
+            number in prop_oneof![
+                any::<u64>().prop_map(|n| n.to_string()),
+                any::<i64>().prop_map(|n| n.to_string()),
+                any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
+                "-?[0-9]{1,40}(\\.[0-9]{1,5})?([eE][-+]?[0-9]{1,3})?",
+            ],
+            quoted in any::<bool>(),
+            as_jwt in any::<bool>(),
+        ) {
+            use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let value = if quoted { format!("\"{number}\"") } else { number.clone() };
+            let usable = serde_json::from_str::<Value>(&value).is_ok()
+                && number.parse::<f64>().is_ok_and(|f| f.is_finite() && f >= 0.0);
+            let body = if as_jwt {
+                let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{value}}}"#));
+                format!(r#"{{"access_token":"h.{payload}.s"}}"#)
+            } else {
+                format!(r#"{{"access_token":"abc","expires_in":{value}}}"#)
+            };
+            if let Ok(token) = parse(200, None, &body) {
+                // A larger value never means a shorter lifetime (or none).
+                prop_assert!(!usable || token.expires_at().is_some(), "{body}");
+                if let Some(at) = token.expires_at() {
+                    prop_assert!(at <= now() + MAX_EXPIRES_IN, "{body}: {at:?}");
+                    prop_assert!(as_jwt || at >= now(), "{body}: {at:?}");
+                }
+            }
         }
 
         #[test]

@@ -367,6 +367,28 @@ async fn expired_with_the_upstream_down_every_caller_errs_and_one_request_at_a_t
     assert_eq!(upstream.calls(), 5);
 }
 
+/// A wall clock stepped back (an NTP correction) after a failure does not
+/// stretch the backoff by the size of the step: the last error is handed out
+/// only while the clock is between the failure and the next attempt.
+#[tokio::test]
+async fn a_clock_stepped_back_does_not_stretch_the_backoff() {
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    let cache = cached(&upstream, CacheConfig::default());
+    upstream.fail_with(Some(connect_error()));
+    cache.token().await.unwrap_err();
+    // During the backoff: the last error at once, no request.
+    cache.token().await.unwrap_err();
+    assert_eq!(upstream.calls(), 1);
+
+    upstream.fail_with(None);
+    clock.set(clock.now() - HOUR);
+    let token = cache.token().await.expect("a new attempt, not the last error for an hour");
+    assert_eq!(upstream.calls(), 2);
+    assert!(cache.token().await.unwrap().same_token(&token));
+    assert_eq!(upstream.calls(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_callers_invalidating_the_same_token_cause_one_fetch() {
     let clock = clock();

@@ -968,3 +968,56 @@ async fn secrets_echoed_by_the_server_are_scrubbed_from_errors() {
         }
     }
 }
+
+/// Secret form fields (password, code, refresh token) echoed the way the
+/// request sent them (form-encoded) or decoded into a JSON string (escaped)
+/// are scrubbed too, not only their raw spelling.
+#[tokio::test]
+async fn secrets_echoed_encoded_or_json_escaped_are_scrubbed_from_errors() {
+    // Each secret starts with a marker no other text contains, so any
+    // spelling of it that survives is found.
+    const PASSWORD: &str = "Zq9 p@ss\"w\\rd";
+    const CLIENT_SECRET: &str = "Xk7 s\"cr\\t";
+    type Respond = fn(&Request) -> Vec<u8>;
+    let cases: [(&str, Respond); 3] = [
+        ("raw form body in a JSON description", |r| {
+            let body =
+                serde_json::json!({"error": "invalid_grant", "error_description": r.body_str()});
+            response("400 Bad Request", &[], body.to_string().as_bytes())
+        }),
+        ("decoded fields as JSON strings", |r| {
+            let fields: serde_json::Map<String, serde_json::Value> =
+                url::form_urlencoded::parse(&r.body)
+                    .map(|(k, v)| (format!("got_{k}"), v.into_owned().into()))
+                    .collect();
+            response(
+                "400 Bad Request",
+                &[],
+                serde_json::Value::Object(fields).to_string().as_bytes(),
+            )
+        }),
+        ("raw form body as text", |r| response("500 Oops", &[], &r.body)),
+    ];
+    for (what, respond) in cases {
+        let server = Server::start("/token", respond).await;
+        let err = bounded(
+            endpoint(&server.url)
+                .request()
+                .client_auth(
+                    ClientAuth::RequestBody,
+                    "app",
+                    Some(&SecretString::from(CLIENT_SECRET)),
+                )
+                .param("grant_type", "password")
+                .secret_param("password", &SecretString::from(PASSWORD))
+                .send(),
+        )
+        .await
+        .unwrap_err();
+        let shown = format!("{err} | {err:?}");
+        for marker in ["Zq9", "Xk7"] {
+            assert!(!shown.contains(marker), "{what}: a spelling of a secret leaked: {shown}");
+        }
+        assert!(shown.contains("[REDACTED]"), "{what}: nothing was scrubbed: {shown}");
+    }
+}
