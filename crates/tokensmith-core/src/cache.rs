@@ -605,9 +605,17 @@ impl Shared {
 
     fn invalidate(&self, token: &AccessToken) {
         // Under the lock, so a token published meanwhile is never dropped.
-        let _state = self.lock();
+        let mut state = self.lock();
         if self.current.load().as_deref().is_some_and(|e| e.token.same_token(token)) {
             self.current.store(None);
+            // The caller needs a fresh token now (contract: the next
+            // `token()` fetches): a backoff left by a failed background
+            // refresh of the dropped token no longer applies. The failure
+            // count stays, so a failing fetch still backs off further.
+            state.next_attempt_at = None;
+            state.failed_at = None;
+            state.last_error = None;
+            self.sync_mirrors(&state);
             self.invalidations.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(provider = %self.name, "token invalidated; the next call fetches one");
         }

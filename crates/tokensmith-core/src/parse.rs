@@ -34,8 +34,10 @@
 //! - `access_token`: required, a non-empty string, kept as a secret.
 //! - `token_type`: normalised by [`TokenType::parse`]: missing or any case of
 //!   `bearer` is [`TokenType::Bearer`].
-//! - `expires_in`: an integer, a string (`"3599"`) or a float. `0` means the
-//!   token expires on receipt. Values above 2³¹−1 seconds (about 68 years) are
+//! - `expires_in`: an integer, a string (`"3599"`) or a float. `0` counts as
+//!   absent, as golang/oauth2 reads it (servers send it for "not said", and
+//!   the scoped vendor's documented example shows it): taken literally it would
+//!   make every call fetch. Values above 2³¹−1 seconds (about 68 years) are
 //!   clamped to it, as golang/oauth2 does. When it is absent, negative or not
 //!   a number, and the access token is a JWT (three dot-separated segments)
 //!   whose payload has an `exp` claim, that claim is used (the payload is
@@ -580,7 +582,7 @@ fn token_from(map: &Map<String, Value>, received_at: SystemTime) -> Result<Acces
             return Err(format!("the access_token is {}, not a string", json_type(other)));
         }
     };
-    let expires_at = match map.get("expires_in").and_then(seconds) {
+    let expires_at = match map.get("expires_in").and_then(seconds).filter(|s| !s.is_zero()) {
         Some(lifetime) => received_at.checked_add(lifetime.min(MAX_EXPIRES_IN)),
         None => jwt_expiry(token).and_then(|exp| {
             let latest = received_at.checked_add(MAX_EXPIRES_IN);
@@ -759,7 +761,8 @@ mod tests {
             200,
             Some("application/json"),
             SCOPED_SUCCESS,
-            &Want { scope: Some("string"), ..want("string", Some(0)) },
+            // `"expires_in": 0` reads as "not said" (golang/oauth2 does the same).
+            &Want { scope: Some("string"), ..want("string", None) },
         );
         check_ok(200, Some("application/json"), &deyel_success(), &want(DEYEL_JWT, Some(86400)));
         check_ok(200, None, &deyel_success_verbatim(), &want(DEYEL_JWT, Some(86400)));
@@ -856,8 +859,9 @@ mod tests {
         check("abc", "3599.0", after(3599));
         check("abc", r#""3599.0""#, after(3599));
         check("abc", "3599.75", Some(now() + Duration::from_millis(3_599_750)));
-        check("abc", "0", Some(now()));
-        check("abc", r#""0""#, Some(now()));
+        check("abc", "0", None);
+        check("abc", r#""0""#, None);
+        check(DEYEL_JWT, "0", jwt_exp);
         check("abc", "1e3", after(1000));
         check("abc", "2147483647", max);
         check("abc", "2147483648", max);
@@ -1511,7 +1515,10 @@ mod tests {
             use base64::engine::general_purpose::URL_SAFE_NO_PAD;
             let value = if quoted { format!("\"{number}\"") } else { number.clone() };
             let usable = serde_json::from_str::<Value>(&value).is_ok()
-                && number.parse::<f64>().is_ok_and(|f| f.is_finite() && f >= 0.0);
+                && number.parse::<f64>().is_ok_and(|f| {
+                    // Zero (or a lifetime that rounds to it) reads as "not said".
+                    f.is_finite() && if as_jwt { f >= 0.0 } else { f >= 1e-9 }
+                });
             let body = if as_jwt {
                 let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{value}}}"#));
                 format!(r#"{{"access_token":"h.{payload}.s"}}"#)

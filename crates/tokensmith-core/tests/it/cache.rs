@@ -389,6 +389,29 @@ async fn a_clock_stepped_back_does_not_stretch_the_backoff() {
     assert_eq!(upstream.calls(), 2);
 }
 
+#[tokio::test]
+async fn invalidating_during_a_refresh_backoff_fetches_at_once() {
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    let cache = cached(&upstream, CacheConfig::default());
+    let first = cache.token().await.unwrap();
+    // A background refresh inside the window fails: the token stays in
+    // service and further refreshes back off.
+    upstream.fail_with(Some(connect_error()));
+    clock.advance(secs(2980));
+    assert!(cache.token().await.unwrap().same_token(&first));
+    wait_until("the refresh fails", || cache.stats().refresh_failures == 1).await;
+    assert_eq!(upstream.calls(), 2);
+
+    // The resource server refuses the token: the next call fetches at once,
+    // not after the backoff, and not with the refresh's old error.
+    upstream.fail_with(None);
+    cache.invalidate(&first);
+    let fresh = cache.token().await.expect("a fresh token, not the backoff's error");
+    assert!(!fresh.same_token(&first));
+    assert_eq!(upstream.calls(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_callers_invalidating_the_same_token_cause_one_fetch() {
     let clock = clock();
