@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use tokensmith_testkit::{Fault, Vendor};
 
 use crate::support::{TestEnv, provider};
@@ -142,8 +145,16 @@ fn cache_clear_empties_the_cache() {
 fn an_expired_token_is_not_reused() {
     let env = TestEnv::new();
     let configapi = env.emulator(Vendor::ConfigApi);
-    // Tokens that expire as they are issued are stale at once.
-    configapi.set_token_lifetime(Duration::ZERO);
+    // A JWT whose `exp` has passed and no `expires_in`: stale at once.
+    // (`"expires_in": 0` would read as "not said", as in golang/oauth2.)
+    let payload = URL_SAFE_NO_PAD.encode(r#"{"exp":1000000000}"#);
+    configapi.set_fault(Fault::Custom {
+        status: 200,
+        content_type: "application/json".to_owned(),
+        body: format!(
+            r#"{{"access_token":"eyJhbGciOiJub25lIn0.{payload}.sig","token_type":"Bearer"}}"#
+        ),
+    });
     env.write_config(&provider(&configapi, "tenant"));
     env.run(&["token", "tenant"]).ok();
     env.run(&["token", "tenant"]).ok();
