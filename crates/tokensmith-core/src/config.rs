@@ -26,10 +26,11 @@ pub struct CommonConfig {
     /// The adapter kind (`soti-connect`, `configapi`, `oauth2`, `deyel`), lowercased.
     pub kind: String,
     /// The token endpoint. Required by every built-in kind except `oauth2`
-    /// with `issuer` (discovery).
+    /// with `issuer` (discovery). It may not carry a fragment, nor a
+    /// credential (`client_secret`, `password`, …) in its query.
     #[serde(default)]
     pub token_url: Option<Url>,
-    /// The client identifier.
+    /// The client identifier (not empty).
     pub client_id: String,
     /// The client secret (required or forbidden per kind).
     #[serde(default)]
@@ -57,14 +58,64 @@ pub struct CommonConfig {
 }
 
 /// The `refresh_token_store` field.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+///
+/// Read by hand rather than derived: serde's "unknown variant" error would
+/// quote whatever string was given, and the refresh token itself pasted here
+/// (instead of into `refresh_token`) must never reach an error message.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum RefreshTokenStoreConfig {
     /// `{ file = "PATH" }`: a file, mode 0600, replaced atomically.
     File(PathBuf),
     /// `"memory"`: kept in memory only (lost on restart; the default).
     Memory,
+}
+
+const STORE_EXPECTED: &str = "{ file = \"PATH\" } or \"memory\"";
+
+impl<'de> Deserialize<'de> for RefreshTokenStoreConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = RefreshTokenStoreConfig;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(STORE_EXPECTED)
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                if value == "memory" {
+                    return Ok(RefreshTokenStoreConfig::Memory);
+                }
+                Err(E::custom(format!(
+                    "expected {STORE_EXPECTED}, found another string (a refresh token goes in \
+                     `refresh_token`, not here)"
+                )))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut file: Option<PathBuf> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "file" || file.is_some() {
+                        return Err(de::Error::custom(format!(
+                            "expected {STORE_EXPECTED}, found the key `{key}`"
+                        )));
+                    }
+                    file = Some(map.next_value()?);
+                }
+                match file {
+                    Some(path) if path.as_os_str().is_empty() => {
+                        Err(de::Error::custom("the file path is empty"))
+                    }
+                    Some(path) => Ok(RefreshTokenStoreConfig::File(path)),
+                    None => Err(de::Error::custom(format!("expected {STORE_EXPECTED}"))),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 fn default_timeout() -> Duration {

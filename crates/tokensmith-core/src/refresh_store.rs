@@ -3,6 +3,7 @@
 use std::fmt::Debug;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -48,8 +49,10 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
 }
 
 /// Keeps the refresh token in a file: created with mode 0600 (on Unix) and
-/// replaced atomically (write to a temporary file in the same directory, then
-/// rename), so a crash never leaves half a token.
+/// replaced atomically (write to a freshly created temporary file of a unique
+/// name in the same directory, then rename), so a crash never leaves half a
+/// token and concurrent saves never mix. When the path is a symbolic link,
+/// the file it points to is replaced and the link kept.
 #[derive(Debug)]
 pub struct FileRefreshTokenStore {
     provider: String,
@@ -84,18 +87,26 @@ impl RefreshTokenStore for FileRefreshTokenStore {
     }
 
     fn save(&self, token: &SecretString) -> Result<(), TokenError> {
-        let dir = match self.path.parent() {
+        static SAVES: AtomicU64 = AtomicU64::new(0);
+        let path = self.target();
+        let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&dir).map_err(|e| self.error("create the directory of", &e))?;
-        let file_name = self
-            .path
+        let file_name = path
             .file_name()
             .map_or_else(|| "refresh-token".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        // A name no other save (of this process or another) picks, created
+        // afresh: never a file or link found there.
+        let tmp = dir.join(format!(
+            ".{file_name}.tmp-{}-{}-{:08x}",
+            std::process::id(),
+            SAVES.fetch_add(1, Ordering::Relaxed),
+            fastrand::u32(..)
+        ));
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -106,11 +117,38 @@ impl RefreshTokenStore for FileRefreshTokenStore {
             file.write_all(token.expose_secret().as_bytes())?;
             file.write_all(b"\n")?;
             file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
+            std::fs::rename(&tmp, &path)
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             self.error("write", &e)
+        })?;
+        // Make the rename itself durable, so a crash cannot bring back the
+        // previous (already rotated, so revoked) token. Best effort.
+        #[cfg(unix)]
+        if let Ok(dir) = std::fs::File::open(&dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl FileRefreshTokenStore {
+    /// The file to replace: the configured path, or when it is a symbolic
+    /// link, the file it points to (replacing the link itself would leave
+    /// its target, which others may read, with a revoked token).
+    fn target(&self) -> PathBuf {
+        let is_link =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            return self.path.clone();
+        }
+        std::fs::canonicalize(&self.path).unwrap_or_else(|_| {
+            // A dangling link: its target, relative to the link's directory.
+            match std::fs::read_link(&self.path) {
+                Ok(target) => self.path.parent().map_or(target.clone(), |d| d.join(target)),
+                Err(_) => self.path.clone(),
+            }
         })
     }
 }
@@ -135,6 +173,65 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(!format!("{store:?}").contains("rt-2"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_planted_at_a_temporary_name_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // Whatever waits at the names a save could pick (here: the one the
+        // pid alone gives) must not be opened, let alone followed.
+        let planted = dir.path().join(format!(".rt.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let store = FileRefreshTokenStore::new("p", dir.path().join("rt"));
+        store.save(&SecretString::from("rt-1")).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(store.load().unwrap().unwrap().expose_secret(), "rt-1");
+        assert!(!std::fs::symlink_metadata(dir.path().join("rt")).unwrap().is_symlink());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_store_path_that_is_a_symlink_keeps_pointing_at_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("secrets")).unwrap();
+        let target = dir.path().join("secrets/rt");
+        std::fs::write(&target, "rt-0\n").unwrap();
+        let link = dir.path().join("rt");
+        std::os::unix::fs::symlink("secrets/rt", &link).unwrap();
+        let store = FileRefreshTokenStore::new("p", link.clone());
+        assert_eq!(store.load().unwrap().unwrap().expose_secret(), "rt-0");
+        store.save(&SecretString::from("rt-1")).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink(), "the link is kept");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "rt-1\n");
+        assert_eq!(store.load().unwrap().unwrap().expose_secret(), "rt-1");
+    }
+
+    #[test]
+    fn concurrent_saves_through_two_stores_of_one_file_never_fail_or_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rt");
+        let stores = [
+            Arc::new(FileRefreshTokenStore::new("p", path.clone())),
+            Arc::new(FileRefreshTokenStore::new("p", path.clone())),
+        ];
+        let tokens: Vec<String> = (0..4).map(|i| format!("rt-{i}-{}", "x".repeat(i * 7))).collect();
+        std::thread::scope(|scope| {
+            for (i, token) in tokens.iter().enumerate() {
+                let store = Arc::clone(&stores[i % 2]);
+                scope.spawn(move || {
+                    for _ in 0..100 {
+                        store.save(&SecretString::from(token.clone())).unwrap();
+                    }
+                });
+            }
+        });
+        let last = stores[0].load().unwrap().unwrap();
+        assert!(tokens.iter().any(|t| t == last.expose_secret()), "a mixed token was stored");
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
     }
 
     #[test]

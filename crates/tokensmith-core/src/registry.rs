@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -93,6 +93,12 @@ impl ProviderContext {
         }
         let mut common: CommonConfig = from_table(name, common_table)?;
         common.kind = common.kind.to_ascii_lowercase();
+        if common.client_id.trim().is_empty() {
+            return Err(TokenError::config(Some(name), Some("client_id"), "is empty"));
+        }
+        if let Some(url) = &common.token_url {
+            check_token_url(name, url)?;
+        }
         Ok(Self { name: name.into(), common, rest, clock })
     }
 
@@ -180,6 +186,37 @@ impl fmt::Debug for ProviderContext {
             .field("fields", &self.rest.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
+}
+
+/// Query parameters a `token_url` must not carry: credentials, which belong
+/// in the request body or header (a URL is shown by `check`, `Debug` and
+/// logs). Compared without regard to case.
+const CREDENTIAL_QUERY_PARAMS: &[&str] = &[
+    "client_secret",
+    "password",
+    "refresh_token",
+    "code_verifier",
+    "client_assertion",
+    "access_token",
+    "id_token",
+];
+
+/// A token URL has no fragment (never sent, so a sign of a mangled URL) and
+/// no credential in its query. No network.
+fn check_token_url(provider: &str, url: &url::Url) -> Result<(), TokenError> {
+    let error = |message: String| TokenError::config(Some(provider), Some("token_url"), message);
+    if url.fragment().is_some() {
+        return Err(error("a token URL has no fragment (`#…`)".to_owned()));
+    }
+    if let Some((name, _)) = url
+        .query_pairs()
+        .find(|(name, _)| CREDENTIAL_QUERY_PARAMS.iter().any(|c| c.eq_ignore_ascii_case(name)))
+    {
+        return Err(error(format!(
+            "the query carries `{name}`: credentials never go in the URL; use the provider's own fields"
+        )));
+    }
+    Ok(())
 }
 
 const COMMON_FIELDS: &[&str] = &[
@@ -293,18 +330,38 @@ impl Registry {
             ));
         }
         let mut map = BTreeMap::new();
+        let mut stores = BTreeMap::new();
         for (name, value) in providers {
             let toml::Value::Table(table) = value else {
                 return Err(TokenError::config(Some(&name), None, "must be a table"));
             };
-            let entry = self.build_one(&name, table)?;
+            let entry = self.build_one(&name, table, &mut stores)?;
             map.insert(name, entry);
         }
         Ok(Providers { map })
     }
 
-    fn build_one(&self, name: &str, table: toml::Table) -> Result<ProviderEntry, TokenError> {
+    /// Builds one provider; `stores` maps the refresh-token store files of
+    /// the providers built so far to their names, since two providers
+    /// sharing one file would overwrite (and then send) each other's tokens.
+    fn build_one(
+        &self,
+        name: &str,
+        table: toml::Table,
+        stores: &mut BTreeMap<PathBuf, String>,
+    ) -> Result<ProviderEntry, TokenError> {
         let ctx = ProviderContext::new(name, table, self.clock.clone())?;
+        if let Some(RefreshTokenStoreConfig::File(path)) = &ctx.common().refresh_token_store
+            && let Some(other) = stores.insert(store_key(path), name.to_owned())
+        {
+            return Err(ctx.error(
+                "refresh_token_store",
+                format!(
+                    "{} is also used by provider {other:?}; each provider needs its own file",
+                    path.display()
+                ),
+            ));
+        }
         let kind = ctx.common().kind.clone();
         let Some(factory) = self.factories.get(kind.as_str()) else {
             return Err(self.unknown_kind(name, &kind));
@@ -333,6 +390,16 @@ impl Registry {
             None => format!("unknown kind {kind:?}; available kinds: {available}"),
         };
         TokenError::config(Some(name), Some("kind"), message)
+    }
+}
+
+/// The file `path` names, as comparably as possible without touching it:
+/// absolute, with its directory's symbolic links resolved when it exists.
+fn store_key(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(file)) => dir.canonicalize().map_or(path.clone(), |dir| dir.join(file)),
+        _ => path,
     }
 }
 
@@ -415,5 +482,143 @@ impl Providers {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A factory that builds an endpoint from `token_url` and a fixed token.
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl AdapterFactory for Fixed {
+        fn kind(&self) -> &'static str {
+            "fixed"
+        }
+
+        fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError> {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Config {}
+            let Config {} = ctx.parse()?;
+            ctx.endpoint()?;
+            Ok(Arc::new(crate::AccessToken::builder("t", ctx.clock().now()).build()))
+        }
+    }
+
+    fn load(providers: &str) -> Result<Providers, TokenError> {
+        Registry::new().with(Fixed).load_str(providers)
+    }
+
+    fn provider(fields: &str) -> String {
+        format!(
+            "[providers.p]\nkind = \"fixed\"\ntoken_url = \"https://as.example/token\"\nclient_id = \"id\"\n{fields}\n"
+        )
+    }
+
+    /// Loading fails with a config error of provider `p` on `field`, whose
+    /// text contains `needle` and none of `hidden`.
+    #[track_caller]
+    fn check_error(text: &str, field: &str, needle: &str, hidden: &[&str]) {
+        let err = load(text).unwrap_err();
+        let TokenError::Config { provider, field: got, message } = &err else { panic!("{err}") };
+        assert_eq!((provider.as_deref(), got.as_deref()), (Some("p"), Some(field)), "{err}");
+        assert!(message.contains(needle), "{err}");
+        let shown = format!("{err} {err:?}");
+        for secret in hidden {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_secret_pasted_into_refresh_token_store_is_not_quoted() {
+        check_error(
+            &provider("refresh_token_store = \"rt-SECRET-1\""),
+            "refresh_token_store",
+            "{ file = \"PATH\" }",
+            &["rt-SECRET-1"],
+        );
+        check_error(
+            &provider("refresh_token_store = { memory = \"rt-SECRET-2\" }"),
+            "refresh_token_store",
+            "{ file = \"PATH\" }",
+            &["rt-SECRET-2"],
+        );
+        load(&provider("refresh_token_store = \"memory\"")).unwrap();
+    }
+
+    #[test]
+    fn a_secret_given_as_a_number_is_not_quoted() {
+        check_error(
+            &provider("client_secret = 8675309"),
+            "client_secret",
+            "a number",
+            &["8675309"],
+        );
+    }
+
+    #[test]
+    fn an_empty_store_path_is_refused() {
+        check_error(
+            &provider("refresh_token_store = { file = \"\" }"),
+            "refresh_token_store",
+            "empty",
+            &[],
+        );
+    }
+
+    #[test]
+    fn two_providers_cannot_share_a_refresh_token_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("rt");
+        let text = format!(
+            "{}refresh_token_store = {{ file = {store:?} }}\n[providers.q]\nkind = \"fixed\"\ntoken_url = \"https://as.example/token\"\nclient_id = \"id\"\nrefresh_token_store = {{ file = {:?} }}\n",
+            provider(""),
+            dir.path().join(".").join("rt"),
+        );
+        let err = load(&text).unwrap_err();
+        let TokenError::Config { provider, field, message } = &err else { panic!("{err}") };
+        assert_eq!(
+            (provider.as_deref(), field.as_deref()),
+            (Some("q"), Some("refresh_token_store"))
+        );
+        assert!(message.contains("also used by provider \"p\""), "{err}");
+    }
+
+    #[test]
+    fn a_provider_defined_twice_or_not_as_a_table_is_refused() {
+        let twice = format!("{}client_secret = \"S3CRET\"\n{}", provider(""), provider(""));
+        let err = load(&twice).unwrap_err();
+        let text = err.to_string();
+        assert!(err.is_config() && text.contains("duplicate") && text.contains("line 7"), "{text}");
+        assert!(!text.contains("S3CRET"), "{text}");
+        let err = load("[providers]\np = \"S3CRET\"").unwrap_err();
+        let TokenError::Config { provider, message, .. } = &err else { panic!("{err}") };
+        assert_eq!((provider.as_deref(), message.as_str()), (Some("p"), "must be a table"));
+    }
+
+    #[test]
+    fn an_empty_client_id_is_refused() {
+        for id in ["", "  "] {
+            let text = provider("").replace("client_id = \"id\"", &format!("client_id = {id:?}"));
+            check_error(&text, "client_id", "empty", &[]);
+        }
+    }
+
+    #[test]
+    fn token_url_may_carry_neither_a_fragment_nor_credentials_in_its_query() {
+        for (url, needle) in [
+            ("https://as.example/token#x", "fragment"),
+            ("https://as.example/token?client_secret=S3CRET", "`client_secret`"),
+            ("https://as.example/token?a=1&Password=S3CRET", "`Password`"),
+            ("https://as.example/token?refresh_token=S3CRET", "`refresh_token`"),
+        ] {
+            let text = provider("").replace("https://as.example/token", url);
+            check_error(&text, "token_url", needle, &["S3CRET"]);
+        }
+        let text = provider("").replace("/token", "/token?api-version=2&p=B2C_1_signin");
+        load(&text).unwrap();
     }
 }

@@ -10,13 +10,21 @@
 //!   single-use, so it is never sent again (unless the connection could not
 //!   even be made, so the server never saw it);
 //! - every refresh token a response carries is saved to the store, so a
-//!   rotated one survives a restart;
-//! - with neither left, renewing is [`TokenError::ReauthorizationRequired`].
+//!   rotated one survives a restart; when saving fails it is kept in memory
+//!   (and its saving retried), since the token it replaced is revoked;
+//! - a refresh token the server refused as `invalid_grant` is not sent again
+//!   by this process: the next candidate is used (a newer one in the store,
+//!   the configured one, an unused code), so setting a new `code` recovers;
+//! - with neither left, renewing is [`TokenError::ReauthorizationRequired`];
+//! - [`Renewal::exchange`] runs one renewal at a time and to its end, even
+//!   when its caller stops waiting, so no rotated token is lost with a
+//!   dropped future.
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::{AccessToken, SharedRefreshTokenStore, TokenError, TransportErrorKind};
 
@@ -61,11 +69,18 @@ pub struct Renewal {
     code: Mutex<Option<SecretString>>,
     refresh_token: Option<SecretString>,
     store: SharedRefreshTokenStore,
+    /// The newest refresh token when saving it failed (the store holds an
+    /// older, revoked one).
+    unsaved: Mutex<Option<SecretString>>,
+    /// Refresh tokens the server refused as `invalid_grant`.
+    refused: Mutex<Vec<SecretString>>,
+    /// Held by [`exchange`](Self::exchange) from `next` to `finish`.
+    exchanging: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Renewal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let code_unused = self.code.lock().unwrap_or_else(PoisonError::into_inner).is_some();
+        let code_unused = lock(&self.code).is_some();
         f.debug_struct("Renewal")
             .field("provider", &self.provider)
             .field("code_unused", &code_unused)
@@ -83,21 +98,101 @@ impl Renewal {
         refresh_token: Option<SecretString>,
         store: SharedRefreshTokenStore,
     ) -> Self {
-        Self { provider: provider.to_owned(), code: Mutex::new(code), refresh_token, store }
+        Self {
+            provider: provider.to_owned(),
+            code: Mutex::new(code),
+            refresh_token,
+            store,
+            unsaved: Mutex::new(None),
+            refused: Mutex::new(Vec::new()),
+            exchanging: tokio::sync::Mutex::new(()),
+        }
     }
 
-    /// The grant to send next: the stored refresh token, else the configured
-    /// one, else the unused code (now marked used), else
+    /// One whole renewal: [`next`](Self::next), `send` (the request with
+    /// that grant), [`finish`](Self::finish). Adapters should prefer it to
+    /// calling the three themselves:
+    ///
+    /// - it runs to the end even when the caller stops waiting (a timeout,
+    ///   a `select!`): on a Tokio runtime it is spawned, so a code the server
+    ///   received and the refresh token it rotated in answer are never lost
+    ///   with a dropped future;
+    /// - renewals of one `Renewal` run one at a time, so two never send the
+    ///   same refresh token (a rotating server would refuse the second).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use secrecy::SecretString;
+    /// use tokensmith_core::{AccessToken, MemoryRefreshTokenStore, Renewal, RenewalGrant};
+    ///
+    /// # async fn demo() {
+    /// let renewal = Arc::new(Renewal::new(
+    ///     "mdm",
+    ///     Some(SecretString::from("code-1")),
+    ///     None,
+    ///     Arc::new(MemoryRefreshTokenStore::default()),
+    /// ));
+    /// let token = renewal
+    ///     .exchange(|grant| async move {
+    ///         assert!(matches!(grant, RenewalGrant::AuthorizationCode(_)));
+    ///         // Build and send the request here.
+    ///         Ok(AccessToken::builder("at", std::time::SystemTime::UNIX_EPOCH).build())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// # let _ = token; }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo());
+    /// ```
+    pub async fn exchange<F, Fut>(self: &Arc<Self>, send: F) -> Result<AccessToken, TokenError>
+    where
+        F: FnOnce(RenewalGrant) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<AccessToken, TokenError>> + Send + 'static,
+    {
+        let renewal = Arc::clone(self);
+        let run = async move {
+            let _one_at_a_time = renewal.exchanging.lock().await;
+            let grant = renewal.next()?;
+            let result = send(grant.clone()).await;
+            renewal.finish(grant, result)
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return run.await;
+        };
+        runtime.spawn(run).await.unwrap_or_else(|err| {
+            let what = if err.is_panic() { "panicked" } else { "was cancelled" };
+            Err(TokenError::transport(
+                &self.provider,
+                TransportErrorKind::Io,
+                format!("the token request task {what}"),
+                None,
+            ))
+        })
+    }
+
+    /// The grant to send next: the newest refresh token (one that could not
+    /// be saved, else the stored one, else the configured one) not refused
+    /// as `invalid_grant`, else the unused code (now marked used), else
     /// [`TokenError::ReauthorizationRequired`].
     pub fn next(&self) -> Result<RenewalGrant, TokenError> {
-        if let Some(token) = self.store.load()?.or_else(|| self.refresh_token.clone()) {
+        let unsaved = lock(&self.unsaved).clone();
+        let stored = if unsaved.is_some() { None } else { self.store.load()? };
+        let candidates = [unsaved, stored, self.refresh_token.clone()];
+        let refused = lock(&self.refused);
+        let is_refused = |token: &SecretString| {
+            refused.iter().any(|r| r.expose_secret() == token.expose_secret())
+        };
+        if let Some(token) = candidates.into_iter().flatten().find(|t| !is_refused(t)) {
             return Ok(RenewalGrant::RefreshToken(token));
         }
-        self.code.lock().unwrap_or_else(PoisonError::into_inner).take().map(RenewalGrant::AuthorizationCode).ok_or_else(|| {
-            TokenError::reauthorization_required(
-                &self.provider,
-                "the authorization code is single-use and was already sent, and the server returned no refresh token; obtain a new authorization code and set `code`",
-            )
+        let any_refused = !refused.is_empty();
+        drop(refused);
+        lock(&self.code).take().map(RenewalGrant::AuthorizationCode).ok_or_else(|| {
+            let message = if any_refused {
+                "the server refused the refresh token (invalid_grant) and no unused authorization code is left; obtain a new authorization code and set `code`"
+            } else {
+                "the authorization code is single-use and was already sent, and the server returned no refresh token; obtain a new authorization code and set `code`"
+            };
+            TokenError::reauthorization_required(&self.provider, message)
         })
     }
 
@@ -111,19 +206,49 @@ impl Renewal {
     ) -> Result<AccessToken, TokenError> {
         match &result {
             Ok(token) => {
-                if let Some(refresh) = token.refresh_token() {
-                    self.store.save(refresh)?;
+                let mut unsaved = lock(&self.unsaved);
+                if let Some(refresh) = token.refresh_token().or(unsaved.as_ref()).cloned() {
+                    // The token it replaced may be revoked now: never lose it.
+                    match self.store.save(&refresh) {
+                        Ok(()) => *unsaved = None,
+                        Err(err) => {
+                            tracing::warn!(
+                                provider = %self.provider,
+                                error = %err,
+                                "cannot save the rotated refresh token; keeping it in memory"
+                            );
+                            *unsaved = Some(refresh);
+                        }
+                    }
                 }
             }
             Err(TokenError::Transport { kind: TransportErrorKind::Connect, .. }) => {
                 if let RenewalGrant::AuthorizationCode(code) = grant {
-                    *self.code.lock().unwrap_or_else(PoisonError::into_inner) = Some(code);
+                    *lock(&self.code) = Some(code);
+                }
+            }
+            Err(err @ TokenError::Rejected { .. })
+                if err
+                    .oauth_error_code()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("invalid_grant")) =>
+            {
+                if let RenewalGrant::RefreshToken(token) = grant {
+                    let mut unsaved = lock(&self.unsaved);
+                    if unsaved.as_ref().is_some_and(|u| u.expose_secret() == token.expose_secret())
+                    {
+                        *unsaved = None;
+                    }
+                    lock(&self.refused).push(token);
                 }
             }
             Err(_) => {}
         }
         result
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -213,6 +338,108 @@ mod tests {
             Arc::new(MemoryRefreshTokenStore::default()),
         );
         assert_eq!(secret(&renewal.next().unwrap()), ("refresh", "configured"));
+    }
+
+    /// A store whose writes fail (a full disk, a read-only directory).
+    #[derive(Debug, Default)]
+    struct BrokenStore {
+        saves: std::sync::atomic::AtomicUsize,
+    }
+
+    impl RefreshTokenStore for BrokenStore {
+        fn load(&self) -> Result<Option<SecretString>, TokenError> {
+            Ok(None)
+        }
+
+        fn save(&self, _: &SecretString) -> Result<(), TokenError> {
+            self.saves.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(TokenError::config(Some("p"), Some("refresh_token_store"), "disk full"))
+        }
+    }
+
+    fn invalid_grant() -> TokenError {
+        TokenError::Rejected {
+            provider: "p".to_owned(),
+            status: 400,
+            detail: crate::ErrorDetail::new(Some("invalid_grant"), Some("expired")),
+            body: crate::BodySnippet::new(b""),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_rotated_refresh_token_that_cannot_be_saved_is_kept_and_the_token_served() {
+        let store = Arc::new(BrokenStore::default());
+        let renewal = Renewal::new("p", Some("c".to_owned().into()), None, store.clone());
+        let grant = renewal.next().unwrap();
+        // The code is spent and the server rotated: losing `r1` now would
+        // lose the grant for good.
+        let served = renewal.finish(grant, Ok(token(Some("r1")))).unwrap();
+        assert_eq!(served.secret().expose_secret(), "at");
+        let grant = renewal.next().unwrap();
+        assert_eq!(secret(&grant), ("refresh", "r1"));
+        // The next response carries no new one: saving `r1` is tried again.
+        renewal.finish(grant, Ok(token(None))).unwrap();
+        assert_eq!(store.saves.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(secret(&renewal.next().unwrap()), ("refresh", "r1"));
+    }
+
+    #[test]
+    fn a_refresh_token_refused_as_invalid_grant_is_not_sent_again() {
+        // A stored token the server no longer accepts, and a new code the
+        // user configured to recover.
+        let store = Arc::new(MemoryRefreshTokenStore::default());
+        store.save(&SecretString::from("dead")).unwrap();
+        let renewal = Renewal::new("p", Some("new-code".to_owned().into()), None, store.clone());
+        let grant = renewal.next().unwrap();
+        assert_eq!(secret(&grant), ("refresh", "dead"));
+        assert!(renewal.finish(grant, Err(invalid_grant())).is_err());
+        let grant = renewal.next().unwrap();
+        assert_eq!(secret(&grant), ("code", "new-code"));
+        renewal.finish(grant, Ok(token(Some("r1")))).unwrap();
+        assert_eq!(secret(&renewal.next().unwrap()), ("refresh", "r1"));
+
+        // Without a code left: a clear error instead of resending it.
+        let grant = renewal.next().unwrap();
+        assert!(renewal.finish(grant, Err(invalid_grant())).is_err());
+        let err = renewal.next().unwrap_err();
+        assert!(matches!(err, TokenError::ReauthorizationRequired { .. }), "{err}");
+        assert!(err.to_string().contains("invalid_grant"), "{err}");
+
+        // Another process rotated it meanwhile: the newer one is used.
+        store.save(&SecretString::from("r2")).unwrap();
+        assert_eq!(secret(&renewal.next().unwrap()), ("refresh", "r2"));
+    }
+
+    #[tokio::test]
+    async fn exchanges_run_one_at_a_time_and_to_the_end() {
+        let renewal = Arc::new(Renewal::new(
+            "p",
+            Some("c".to_owned().into()),
+            None,
+            Arc::new(MemoryRefreshTokenStore::default()),
+        ));
+        let (sending, sent) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let first = renewal.exchange(move |grant| async move {
+            assert_eq!(secret(&grant), ("code", "c"));
+            sending.send(()).unwrap();
+            released.await.unwrap();
+            Ok(token(Some("r1")))
+        });
+        // The caller stops waiting once the request is out.
+        tokio::select! {
+            _ = first => panic!("answered before release"),
+            _ = sent => {}
+        }
+        let second = renewal.exchange(|grant| async move {
+            // Only after the first exchange saved its refresh token.
+            assert_eq!(secret(&grant), ("refresh", "r1"));
+            Ok(token(Some("r2")))
+        });
+        release.send(()).unwrap();
+        second.await.unwrap();
+        assert_eq!(secret(&renewal.next().unwrap()), ("refresh", "r2"));
     }
 
     #[test]

@@ -13,7 +13,9 @@ use serde::de::{self, Deserializer};
 /// Accepts a literal string, `{ env = "VAR" }` (the variable is read when the
 /// config is loaded; a missing variable is an error naming it) or
 /// `{ file = "PATH" }` (the file's contents, one trailing newline trimmed).
-/// `Debug` never shows the value, only where it came from.
+/// An empty value, or a number or boolean where the string belongs, is an
+/// error that never quotes what was given. `Debug` never shows the value,
+/// only where it came from.
 ///
 /// ```
 /// use secrecy::ExposeSecret;
@@ -119,7 +121,41 @@ impl<'de> de::Visitor<'de> for SecretVisitor {
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<ConfigSecret, E> {
+        if value.is_empty() {
+            return Err(de::Error::custom("the secret is empty"));
+        }
         Ok(ConfigSecret::literal(value))
+    }
+
+    // serde's own "invalid type" errors quote a number or a boolean, which
+    // here may be the secret itself (`password = 1234`): say what was given,
+    // never its value.
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<ConfigSecret, E> {
+        Err(not_a_string("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<ConfigSecret, E> {
+        Err(not_a_string("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<ConfigSecret, E> {
+        Err(not_a_string("a number"))
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<ConfigSecret, E> {
+        Err(not_a_string("a number"))
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<ConfigSecret, E> {
+        Err(not_a_string("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<ConfigSecret, E> {
+        Err(not_a_string("a number"))
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<ConfigSecret, E> {
+        Err(not_a_string("bytes"))
     }
 
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ConfigSecret, A::Error> {
@@ -137,12 +173,33 @@ impl<'de> de::Visitor<'de> for SecretVisitor {
                 }
             }
         }
-        match (env, file) {
-            (Some(var), None) => ConfigSecret::from_env(&var).map_err(de::Error::custom),
-            (None, Some(path)) => ConfigSecret::from_file(path).map_err(de::Error::custom),
-            _ => Err(de::Error::custom("a secret reference takes exactly one of `env` or `file`")),
+        let secret = match (env, file) {
+            (Some(var), None) => ConfigSecret::from_env(&var).map_err(de::Error::custom)?,
+            (None, Some(path)) => ConfigSecret::from_file(path).map_err(de::Error::custom)?,
+            _ => {
+                return Err(de::Error::custom(
+                    "a secret reference takes exactly one of `env` or `file`",
+                ));
+            }
+        };
+        // An empty secret loads but can never authenticate: say so now.
+        match secret.source() {
+            _ if !secret.value.expose_secret().is_empty() => Ok(secret),
+            SecretSource::Env(var) => {
+                Err(de::Error::custom(format!("environment variable {var} is empty")))
+            }
+            SecretSource::File(path) => {
+                Err(de::Error::custom(format!("secret file {} is empty", path.display())))
+            }
+            SecretSource::Literal => Err(de::Error::custom("the secret is empty")),
         }
     }
+}
+
+/// The error for a secret given as something other than a string or a
+/// reference, naming only what was given.
+fn not_a_string<E: de::Error>(given: &str) -> E {
+    de::Error::custom(format!("expected {EXPECTED}, found {given} (quote it as a string)"))
 }
 
 impl<'de> Deserialize<'de> for ConfigSecret {
@@ -176,6 +233,55 @@ mod tests {
             "secret = { env = \"TOKENSMITH_SURELY_UNSET_VAR\" }",
             "TOKENSMITH_SURELY_UNSET_VAR",
         );
+    }
+
+    #[test]
+    fn a_secret_given_as_a_number_is_refused_without_quoting_it() {
+        for (text, given) in [
+            ("secret = 424242", "a number"),
+            ("secret = 4242.42", "a number"),
+            ("secret = -424242", "a number"),
+            ("secret = true", "a boolean"),
+        ] {
+            let err = toml::from_str::<Creds>(text).err().expect("an error");
+            let message = err.message();
+            assert!(message.contains(given) && message.contains("quote it"), "{message}");
+            assert!(!message.contains("4242") && !message.contains("true"), "{message}");
+        }
+    }
+
+    #[test]
+    fn empty_secrets_are_refused_naming_their_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let (empty, newline, crlf) =
+            (dir.path().join("empty"), dir.path().join("newline"), dir.path().join("crlf"));
+        std::fs::write(&empty, "").unwrap();
+        std::fs::write(&newline, "\n").unwrap();
+        std::fs::write(&crlf, "\r\n").unwrap();
+        check_error("secret = \"\"", "the secret is empty");
+        for path in [&empty, &newline, &crlf] {
+            let text = format!("secret = {{ file = {path:?} }}");
+            check_error(&text, &format!("secret file {} is empty", path.display()));
+        }
+    }
+
+    #[test]
+    fn a_directory_or_missing_file_is_an_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("secret = {{ file = {:?} }}", dir.path());
+        check_error(&text, &format!("cannot read secret file {}", dir.path().display()));
+        let missing = dir.path().join("missing");
+        let text = format!("secret = {{ file = {missing:?} }}");
+        check_error(&text, &format!("cannot read secret file {}", missing.display()));
+    }
+
+    #[test]
+    fn file_secrets_lose_a_trailing_crlf() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(&path, "hunter2\r\n").unwrap();
+        let creds: Creds = toml::from_str(&format!("secret = {{ file = {path:?} }}")).unwrap();
+        assert_eq!(creds.secret.expose_secret(), "hunter2");
     }
 
     #[test]

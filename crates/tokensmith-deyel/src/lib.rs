@@ -56,10 +56,14 @@ impl fmt::Debug for DeyelProvider {
 }
 
 impl DeyelProvider {
-    /// Validates the provider's config (no network): a client secret and no
-    /// other fields.
+    /// Validates the provider's config (no network): a client secret, no `:`
+    /// in the client id, and no other fields.
     pub fn from_context(ctx: &ProviderContext) -> Result<Self, TokenError> {
         let client_secret = ctx.require_client_secret()?;
+        // Basic credentials split at the first ':' (RFC 7617 §2).
+        if ctx.common().client_id.contains(':') {
+            return Err(ctx.error("client_id", "must not contain ':' (sent as Basic credentials)"));
+        }
         let Config {} = ctx.parse()?;
         Ok(Self {
             endpoint: ctx.endpoint()?,

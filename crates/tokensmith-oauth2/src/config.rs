@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 use tokensmith_core::ConfigSecret;
 
 /// The `grant` field: which RFC 6749 grant the provider uses.
@@ -80,7 +81,7 @@ pub(crate) struct Config {
     pub(crate) redirect_uri: Option<String>,
     pub(crate) code_verifier: Option<ConfigSecret>,
     pub(crate) refresh_token: Option<ConfigSecret>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "extra_params")]
     pub(crate) extra_params: BTreeMap<String, String>,
     /// Discovery instead of `token_url` (see `discovery`).
     pub(crate) issuer: Option<String>,
@@ -93,3 +94,34 @@ pub(crate) struct Config {
 /// Form fields tokensmith sets itself: `extra_params` may not override them.
 pub(crate) const RESERVED: &str = "grant_type client_id client_secret scope code redirect_uri code_verifier refresh_token \
      client_assertion client_assertion_type";
+
+/// `deserialize_with` for `extra_params`: a table of strings. Given anything
+/// else, the error says what was given without quoting it (serde's own
+/// message would, and a string here may well be a secret).
+fn extra_params<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Visitor;
+
+    impl<'de> de::Visitor<'de> for Visitor {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a table of form fields, e.g. { audience = \"https://api.example.com\" }")
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(E::custom(
+                "expected a table of form fields, e.g. { audience = \"https://api.example.com\" }, found a string",
+            ))
+        }
+
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((name, value)) = map.next_entry::<String, String>()? {
+                out.insert(name, value);
+            }
+            Ok(out)
+        }
+    }
+
+    d.deserialize_any(Visitor)
+}

@@ -175,6 +175,7 @@ impl PrivateKeyJwt {
             ));
         }
         let audience = match assertion_audience.as_deref() {
+            Some("") => return Err(ctx.error("assertion_audience", "is empty")),
             Some("issuer") => Some(issuer.ok_or_else(|| {
                 ctx.error("assertion_audience", "\"issuer\" needs the issuer field (discovery)")
             })?),

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use tokensmith_core::secrecy::SecretString;
+use tokensmith_core::secrecy::{ExposeSecret, SecretString};
 use tokensmith_core::{
     AccessToken, AdapterFactory, ClientAuth, ConfigSecret, ProviderContext, Renewal, RenewalGrant,
     SharedTokenProvider, TokenError, TokenProvider, async_trait,
@@ -44,14 +44,20 @@ impl AdapterFactory for OAuth2 {
 /// An RFC 6749 token endpoint. Every call to [`token`](TokenProvider::token)
 /// is one request: the registry adds the cache.
 pub struct OAuth2Provider {
+    /// The code once, then refresh tokens (`None` for `client_credentials`).
+    renewal: Option<Arc<Renewal>>,
+    /// Shared with a renewal that outlives its caller ([`Renewal::exchange`]).
+    exchange: Arc<Exchange>,
+}
+
+/// What one request is built from.
+struct Exchange {
     endpoint: EndpointSource,
     private_key_jwt: Option<PrivateKeyJwt>,
     client_id: String,
     client_secret: Option<SecretString>,
     auth: ClientAuth,
     scope: Option<String>,
-    /// The code once, then refresh tokens (`None` for `client_credentials`).
-    renewal: Option<Renewal>,
     redirect_uri: Option<String>,
     code_verifier: Option<SecretString>,
     extra_params: BTreeMap<String, String>,
@@ -59,14 +65,15 @@ pub struct OAuth2Provider {
 
 impl fmt::Debug for OAuth2Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exchange = &self.exchange;
         f.debug_struct("OAuth2Provider")
-            .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
-            .field("auth", &self.auth)
-            .field("private_key_jwt", &self.private_key_jwt)
-            .field("scope", &self.scope)
+            .field("endpoint", &exchange.endpoint)
+            .field("client_id", &exchange.client_id)
+            .field("auth", &exchange.auth)
+            .field("private_key_jwt", &exchange.private_key_jwt)
+            .field("scope", &exchange.scope)
             .field("renewal", &self.renewal)
-            .field("extra_params", &self.extra_params.keys().collect::<Vec<_>>())
+            .field("extra_params", &exchange.extra_params.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -90,21 +97,50 @@ impl OAuth2Provider {
                 );
             }
         }
-        if let Some(name) =
-            config.extra_params.keys().find(|k| RESERVED.split(' ').any(|r| r == *k))
+        // Case-insensitively: some servers (ASP.NET model binding) read
+        // `Client_Secret` as `client_secret`.
+        if let Some(name) = config
+            .extra_params
+            .keys()
+            .find(|k| RESERVED.split(' ').any(|r| r.eq_ignore_ascii_case(k)))
         {
             let message = format!("`{name}` is set by tokensmith; use the provider's own fields");
             return Err(ctx.error(&format!("extra_params.{name}"), message));
+        }
+        if config.extra_params.keys().any(String::is_empty) {
+            return Err(ctx.error("extra_params", "a form field name is empty"));
+        }
+        // A code is single-use: refuse now what would only be refused after
+        // spending it.
+        if let Some(uri) = &config.redirect_uri
+            && tokensmith_core::Url::parse(uri).is_err()
+        {
+            return Err(ctx.error(
+                "redirect_uri",
+                "must be the absolute URI sent to the authorization endpoint (RFC 6749 §3.1.2)",
+            ));
+        }
+        if let Some(verifier) = &config.code_verifier {
+            let verifier = verifier.expose_secret();
+            let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+            if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(allowed) {
+                return Err(ctx.error(
+                    "code_verifier",
+                    "must be 43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_', '~' (RFC 7636 §4.1)",
+                ));
+            }
         }
         let secret = |s: Option<ConfigSecret>| s.map(|s| s.as_secret().clone());
         // The code once, then refresh tokens; or the refresh token, then rotated ones.
         let renewal = (grant != GrantType::ClientCredentials).then(|| {
             let (code, token) = (secret(config.code), secret(config.refresh_token));
-            Renewal::new(ctx.name(), code, token, ctx.refresh_token_store())
+            Arc::new(Renewal::new(ctx.name(), code, token, ctx.refresh_token_store()))
         });
         let scope = match config.scope {
             Some(Scopes::One(s)) => s.split_whitespace().collect::<Vec<_>>().join(" "),
-            Some(Scopes::Many(list)) => list.join(" "),
+            Some(Scopes::Many(list)) => {
+                list.iter().flat_map(|s| s.split_whitespace()).collect::<Vec<_>>().join(" ")
+            }
             None => String::new(),
         };
         let private_key_jwt = PrivateKeyJwt::from_config(
@@ -121,29 +157,38 @@ impl OAuth2Provider {
             .as_ref()
             .map_or(config.auth_method, |_| Some(AuthMethod::PrivateKeyJwt));
         let (auth, client_secret) = client_auth(ctx, method, config.basic_encoding)?;
+        if auth == ClientAuth::BasicRaw && ctx.common().client_id.contains(':') {
+            return Err(ctx.error(
+                "client_id",
+                "must not contain ':' with basic_encoding = \"raw\" (Basic credentials split at the first ':')",
+            ));
+        }
         let auth_configured = method.is_some() || config.basic_encoding.is_some();
-        Ok(Self {
+        let exchange = Exchange {
             endpoint: EndpointSource::from_context(ctx, config.issuer.as_deref(), auth_configured)?,
             private_key_jwt,
             client_id: ctx.common().client_id.clone(),
             client_secret,
             auth,
             scope: (!scope.is_empty()).then_some(scope),
-            renewal,
             redirect_uri: config.redirect_uri,
             code_verifier: secret(config.code_verifier),
             extra_params: config.extra_params,
-        })
+        };
+        Ok(Self { renewal, exchange: Arc::new(exchange) })
     }
 
-    /// One token request with the configured grant.
+    /// One token request with the configured grant. A code or refresh-token
+    /// exchange runs to the end even if the caller stops waiting
+    /// ([`Renewal::exchange`]).
     pub async fn fetch(&self) -> Result<AccessToken, TokenError> {
-        let Some(renewal) = &self.renewal else { return self.send(None).await };
-        let grant = renewal.next()?;
-        let result = self.send(Some(&grant)).await;
-        renewal.finish(grant, result)
+        let Some(renewal) = &self.renewal else { return self.exchange.send(None).await };
+        let exchange = Arc::clone(&self.exchange);
+        renewal.exchange(move |grant| async move { exchange.send(Some(&grant)).await }).await
     }
+}
 
+impl Exchange {
     /// Sends the client authentication, the grant's fields, `scope` (not with
     /// a code: its scope was fixed at the authorize step) and `extra_params`.
     async fn send(&self, grant: Option<&RenewalGrant>) -> Result<AccessToken, TokenError> {

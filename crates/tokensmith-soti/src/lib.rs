@@ -60,7 +60,7 @@ enum Grant {
         password: SecretString,
     },
     /// The unused code, then the refresh tokens SOTI returns.
-    AuthorizationCode(Renewal),
+    AuthorizationCode(Arc<Renewal>),
 }
 
 /// A SOTI Connect token endpoint: `POST /Connect/api/token` with
@@ -115,6 +115,9 @@ impl SotiProvider {
                 }
                 let username = username
                     .ok_or_else(|| ctx.error("username", "required with grant = \"password\""))?;
+                if username.trim().is_empty() {
+                    return Err(ctx.error("username", "is empty"));
+                }
                 let password = password
                     .ok_or_else(|| ctx.error("password", "required with grant = \"password\""))?;
                 Grant::Password { username, password: password.as_secret().clone() }
@@ -129,27 +132,25 @@ impl SotiProvider {
                 let code = code.ok_or_else(|| {
                     ctx.error("code", "required with grant = \"authorization_code\"")
                 })?;
-                Grant::AuthorizationCode(Renewal::new(
+                Grant::AuthorizationCode(Arc::new(Renewal::new(
                     ctx.name(),
                     Some(code.as_secret().clone()),
                     None,
                     ctx.refresh_token_store(),
-                ))
+                )))
             }
         };
         Ok(Self { endpoint: ctx.endpoint()?, client_id, client_secret, grant })
     }
 
-    /// One token request.
+    /// One token request. A code or refresh-token exchange runs to the end
+    /// even if the caller stops waiting ([`Renewal::exchange`]).
     pub async fn fetch(&self) -> Result<AccessToken, TokenError> {
-        let request = self.endpoint.request().client_auth(
-            ClientAuth::BasicRaw,
-            &self.client_id,
-            Some(&self.client_secret),
-        );
         match &self.grant {
             Grant::Password { username, password } => {
-                request
+                self.endpoint
+                    .request()
+                    .client_auth(ClientAuth::BasicRaw, &self.client_id, Some(&self.client_secret))
                     .param("grant_type", "password")
                     .param("username", username)
                     .secret_param("password", password)
@@ -157,16 +158,27 @@ impl SotiProvider {
                     .await
             }
             Grant::AuthorizationCode(renewal) => {
-                let grant = renewal.next()?;
-                let request = match &grant {
-                    RenewalGrant::AuthorizationCode(code) => {
-                        request.param("grant_type", "authorization_code").secret_param("code", code)
-                    }
-                    RenewalGrant::RefreshToken(token) => request
-                        .param("grant_type", "refresh_token")
-                        .secret_param("refresh_token", token),
-                };
-                renewal.finish(grant, request.send().await)
+                let endpoint = self.endpoint.clone();
+                let (client_id, client_secret) =
+                    (self.client_id.clone(), self.client_secret.clone());
+                renewal
+                    .exchange(move |grant| async move {
+                        let request = endpoint.request().client_auth(
+                            ClientAuth::BasicRaw,
+                            &client_id,
+                            Some(&client_secret),
+                        );
+                        let request = match &grant {
+                            RenewalGrant::AuthorizationCode(code) => request
+                                .param("grant_type", "authorization_code")
+                                .secret_param("code", code),
+                            RenewalGrant::RefreshToken(token) => request
+                                .param("grant_type", "refresh_token")
+                                .secret_param("refresh_token", token),
+                        };
+                        request.send().await
+                    })
+                    .await
             }
         }
     }

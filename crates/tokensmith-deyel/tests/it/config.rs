@@ -38,6 +38,21 @@ fn invalid_configs_name_the_field() {
 }
 
 #[test]
+fn a_colon_in_the_client_id_is_refused() {
+    // Basic credentials split at the first ':', so Deyel would read `rest`
+    // as the id: every request would fail as invalid_client.
+    let err = Registry::new()
+        .with(tokensmith_deyel::Deyel)
+        .load_str(&format!("{}client_secret = \"s\"", BASE.replace("rest-api-user", "rest:api")))
+        .unwrap_err();
+    let TokenError::Config { field, message, .. } = &err else { panic!("{err}") };
+    assert_eq!(field.as_deref(), Some("client_id"), "{err}");
+    assert!(message.contains("':'"), "{err}");
+    // A colon in the secret is fine: everything after the first one is the secret.
+    load("client_secret = \"s:1\"").unwrap();
+}
+
+#[test]
 fn debug_shows_no_secret() {
     let providers = load("client_secret = \"secret-1\"").unwrap();
     let shown = format!("{providers:?}");

@@ -74,6 +74,15 @@ async fn client_secret_basic_form_encodes_id_and_secret() {
 }
 
 #[tokio::test]
+async fn scope_lists_are_sent_space_delimited_without_empty_entries() {
+    let emulator = Emulator::start(Vendor::OAuth2).await.unwrap();
+    let rest = confidential("scope = [\" read\", \"\", \"write \"]");
+    provider(&emulator, &rest).token().await.unwrap();
+    let request = emulator.last_request().unwrap();
+    assert_eq!(request.form_value("scope").as_deref(), Some("read write"));
+}
+
+#[tokio::test]
 async fn raw_basic_encoding_for_servers_that_never_decode() {
     let emulator = Emulator::start(Vendor::OAuth2).await.unwrap();
     let rest = confidential("basic_encoding = \"raw\"");

@@ -104,6 +104,34 @@ fn invalid_configs_name_the_field() {
 }
 
 #[test]
+fn empty_fields_are_refused_at_load() {
+    let creds = "client_id = \"A\"\nclient_secret = \"S\"\n";
+    check_error(
+        &format!("{creds}grant = \"password\"\nusername = \" \"\npassword = \"p\""),
+        Some("username"),
+        "empty",
+    );
+    check_error(
+        &format!("{creds}grant = \"password\"\nusername = \"u\"\npassword = \"\""),
+        Some("password"),
+        "empty",
+    );
+    check_error(
+        "client_id = \"\"\nclient_secret = \"S\"\ngrant = \"authorization_code\"\ncode = \"c\"",
+        Some("client_id"),
+        "empty",
+    );
+}
+
+#[test]
+fn a_numeric_password_is_refused_without_quoting_it() {
+    let err = load("client_id = \"A\"\nclient_secret = \"S\"\ngrant = \"password\"\nusername = \"u\"\npassword = 73914682").unwrap_err();
+    let TokenError::Config { field, .. } = &err else { panic!("{err}") };
+    assert_eq!(field.as_deref(), Some("password"), "{err}");
+    assert!(!format!("{err} {err:?}").contains("73914682"), "{err}");
+}
+
+#[test]
 fn debug_shows_no_secret() {
     let providers = Registry::new()
         .with(tokensmith_soti::SotiConnect)

@@ -125,6 +125,31 @@ async fn authorization_code_then_rotated_refresh_tokens_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_refused_stored_refresh_token_gives_way_to_a_new_code() {
+    let emulator = Emulator::start(Vendor::SotiConnect).await.unwrap();
+    emulator.set_issue_refresh_tokens(true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("mdm.refresh");
+    // Left by an earlier run; revoked (or expired) since.
+    std::fs::write(&store, "revoked-refresh-token\n").unwrap();
+    let code = emulator.issue_code();
+    let rest = format!(
+        "grant = \"authorization_code\"\ncode = \"{code}\"\nrefresh_token_store = {{ file = {:?} }}",
+        store.display().to_string()
+    );
+    let provider = provider(&emulator, &rest, &clock());
+
+    let err = provider.token().await.unwrap_err();
+    assert_eq!(err.oauth_error_code(), Some("invalid_grant"), "{err}");
+    // The refused token is not sent again: the new code is.
+    let token = provider.token().await.unwrap();
+    let refresh = token.refresh_token().unwrap().expose_secret().to_owned();
+    assert_eq!(std::fs::read_to_string(&store).unwrap().trim(), refresh);
+    assert_eq!(emulator.grant_requests("refresh_token"), 1);
+    assert_eq!(emulator.grant_requests("authorization_code"), 1);
+}
+
+#[tokio::test]
 async fn refusals_carry_the_vendor_error() {
     let emulator = Emulator::start(Vendor::SotiConnect).await.unwrap();
     let clock = clock();
