@@ -128,6 +128,36 @@ impl ProviderContext {
         TokenError::config(Some(&self.name), Some(field), message)
     }
 
+    /// Checks a field that belongs to one grant: it must be set when
+    /// `in_use` (the configured grant is `grant`) and absent otherwise.
+    /// Returns the value, which is `Some` exactly when `in_use`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use tokensmith_core::{ProviderContext, SystemClock};
+    /// # let table: toml::Table = toml::from_str(r#"kind = "x"
+    /// # client_id = "me"
+    /// # code = "c""#).unwrap();
+    /// # let ctx = ProviderContext::new("p", table, Arc::new(SystemClock)).unwrap();
+    /// let err = ctx.grant_field("code", Some("c"), false, "authorization_code").unwrap_err();
+    /// assert!(err.to_string().contains("only used with grant = \"authorization_code\""));
+    /// let err = ctx.grant_field::<&str>("code", None, true, "authorization_code").unwrap_err();
+    /// assert!(err.to_string().contains("required with grant"));
+    /// ```
+    pub fn grant_field<T>(
+        &self,
+        field: &str,
+        value: Option<T>,
+        in_use: bool,
+        grant: &str,
+    ) -> Result<Option<T>, TokenError> {
+        match (value.is_some(), in_use) {
+            (true, false) => Err(self.error(field, format!("only used with grant = {grant:?}"))),
+            (false, true) => Err(self.error(field, format!("required with grant = {grant:?}"))),
+            _ => Ok(value),
+        }
+    }
+
     /// The client secret, or an error saying this kind needs one.
     pub fn require_client_secret(&self) -> Result<SecretString, TokenError> {
         self.common.client_secret.as_ref().map(|s| s.as_secret().clone()).ok_or_else(|| {

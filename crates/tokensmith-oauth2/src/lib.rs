@@ -84,19 +84,21 @@ impl OAuth2Provider {
     pub fn from_context(ctx: &ProviderContext) -> Result<Self, TokenError> {
         let config: Config = ctx.parse()?;
         let grant = config.grant;
-        for (field, set, used_with, required) in [
-            ("code", config.code.is_some(), GrantType::AuthorizationCode, true),
-            ("redirect_uri", config.redirect_uri.is_some(), GrantType::AuthorizationCode, true),
-            ("code_verifier", config.code_verifier.is_some(), GrantType::AuthorizationCode, false),
-            ("refresh_token", config.refresh_token.is_some(), GrantType::RefreshToken, true),
-        ] {
-            if set != (grant == used_with) && (set || required) {
-                let verb = if set { "only used" } else { "required" };
-                return Err(
-                    ctx.error(field, format!("{verb} with grant = {:?}", used_with.as_str()))
-                );
-            }
-        }
+        let code_grant = grant == GrantType::AuthorizationCode;
+        let refresh_grant = grant == GrantType::RefreshToken;
+        let code = ctx.grant_field("code", config.code, code_grant, "authorization_code")?;
+        let redirect_uri =
+            ctx.grant_field("redirect_uri", config.redirect_uri, code_grant, "authorization_code")?;
+        let refresh_token =
+            ctx.grant_field("refresh_token", config.refresh_token, refresh_grant, "refresh_token")?;
+        // Optional with a code, meaningless without one.
+        let verifier_given = config.code_verifier.is_some();
+        let code_verifier = ctx.grant_field(
+            "code_verifier",
+            config.code_verifier,
+            code_grant && verifier_given,
+            "authorization_code",
+        )?;
         // Case-insensitively: some servers (ASP.NET model binding) read
         // `Client_Secret` as `client_secret`.
         if let Some(name) = config
@@ -112,7 +114,7 @@ impl OAuth2Provider {
         }
         // A code is single-use: refuse now what would only be refused after
         // spending it.
-        if let Some(uri) = &config.redirect_uri
+        if let Some(uri) = &redirect_uri
             && tokensmith_core::Url::parse(uri).is_err()
         {
             return Err(ctx.error(
@@ -120,7 +122,7 @@ impl OAuth2Provider {
                 "must be the absolute URI sent to the authorization endpoint (RFC 6749 §3.1.2)",
             ));
         }
-        if let Some(verifier) = &config.code_verifier {
+        if let Some(verifier) = &code_verifier {
             let verifier = verifier.expose_secret();
             let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
             if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(allowed) {
@@ -133,7 +135,7 @@ impl OAuth2Provider {
         let secret = |s: Option<ConfigSecret>| s.map(|s| s.as_secret().clone());
         // The code once, then refresh tokens; or the refresh token, then rotated ones.
         let renewal = (grant != GrantType::ClientCredentials).then(|| {
-            let (code, token) = (secret(config.code), secret(config.refresh_token));
+            let (code, token) = (secret(code), secret(refresh_token));
             Arc::new(Renewal::new(ctx.name(), code, token, ctx.refresh_token_store()))
         });
         let scope = match config.scope {
@@ -171,8 +173,8 @@ impl OAuth2Provider {
             client_secret,
             auth,
             scope: (!scope.is_empty()).then_some(scope),
-            redirect_uri: config.redirect_uri,
-            code_verifier: secret(config.code_verifier),
+            redirect_uri,
+            code_verifier: secret(code_verifier),
             extra_params: config.extra_params,
         };
         Ok(Self { renewal, exchange: Arc::new(exchange) })

@@ -95,50 +95,31 @@ impl SotiProvider {
         let client_id = ctx.common().client_id.clone();
         let client_secret = ctx.require_client_secret()?;
         // SOTI joins id and secret with one colon and forbids any other.
-        if client_id.contains(':') {
-            return Err(ctx.error("client_id", "must not contain ':' (SOTI Connect forbids it)"));
-        }
-        if client_secret.expose_secret().contains(':') {
-            return Err(
-                ctx.error("client_secret", "must not contain ':' (SOTI Connect forbids it)")
-            );
+        for (field, value) in
+            [("client_id", client_id.as_str()), ("client_secret", client_secret.expose_secret())]
+        {
+            if value.contains(':') {
+                return Err(ctx.error(field, "must not contain ':' (SOTI Connect forbids it)"));
+            }
         }
         let config: Config = ctx.parse()?;
-        let (password_grant, code_grant) = (
-            "only used with grant = \"password\"",
-            "only used with grant = \"authorization_code\"",
-        );
-        let grant = match config {
-            Config { grant: GrantName::Password, username, password, code } => {
-                if code.is_some() {
-                    return Err(ctx.error("code", code_grant));
-                }
-                let username = username
-                    .ok_or_else(|| ctx.error("username", "required with grant = \"password\""))?;
-                if username.trim().is_empty() {
-                    return Err(ctx.error("username", "is empty"));
-                }
-                let password = password
-                    .ok_or_else(|| ctx.error("password", "required with grant = \"password\""))?;
+        let password_grant = config.grant == GrantName::Password;
+        let username = ctx.grant_field("username", config.username, password_grant, "password")?;
+        let password = ctx.grant_field("password", config.password, password_grant, "password")?;
+        let code = ctx.grant_field("code", config.code, !password_grant, "authorization_code")?;
+        let grant = match (username, password, code) {
+            (Some(username), _, _) if username.trim().is_empty() => {
+                return Err(ctx.error("username", "is empty"));
+            }
+            (Some(username), Some(password), None) => {
                 Grant::Password { username, password: password.as_secret().clone() }
             }
-            Config { grant: GrantName::AuthorizationCode, username, password, code } => {
-                if username.is_some() {
-                    return Err(ctx.error("username", password_grant));
-                }
-                if password.is_some() {
-                    return Err(ctx.error("password", password_grant));
-                }
-                let code = code.ok_or_else(|| {
-                    ctx.error("code", "required with grant = \"authorization_code\"")
-                })?;
-                Grant::AuthorizationCode(Arc::new(Renewal::new(
-                    ctx.name(),
-                    Some(code.as_secret().clone()),
-                    None,
-                    ctx.refresh_token_store(),
-                )))
-            }
+            (_, _, code) => Grant::AuthorizationCode(Arc::new(Renewal::new(
+                ctx.name(),
+                code.map(|c| c.as_secret().clone()),
+                None,
+                ctx.refresh_token_store(),
+            ))),
         };
         Ok(Self { endpoint: ctx.endpoint()?, client_id, client_secret, grant })
     }
