@@ -43,7 +43,10 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else {
-                    tokio::task::yield_now().await;
+                    // Out of file descriptors (EMFILE) and the like: back off
+                    // briefly instead of spinning on a failing accept.
+                    #[allow(clippy::disallowed_methods, reason = "a server's accept backoff, not a token timing")]
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
                 let shared = Arc::clone(&shared);
