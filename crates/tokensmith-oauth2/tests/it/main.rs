@@ -1,6 +1,5 @@
 //! Tests of the oauth2 adapter: config validation, and requests to the
 //! scoped OAuth 2.0 emulator over real HTTP on 127.0.0.1.
 
-mod cancel;
 mod config;
 mod emulator;
