@@ -11,7 +11,7 @@ use tokensmith_core::{
 use tokio::runtime::Runtime;
 
 use crate::config;
-use crate::disk_cache::{CacheKey, DiskCache};
+use crate::disk_cache::{self, DiskCache};
 use crate::output;
 
 /// What every config command needs.
@@ -135,8 +135,19 @@ fn obtain(
         );
         return Ok((fetch(rt, name, &provider)?, kind));
     };
+    let cache = match disk_cache::lock_timeout_env() {
+        Ok(Some(timeout)) => cache.with_lock_timeout(timeout),
+        Ok(None) => cache,
+        Err(message) => return Err(TokenError::config(None, None, message).into()),
+    };
     let table = config::provider_table(&text, name)?;
-    let key = CacheKey::for_provider(&table);
+    let key = match cache.key_for(&table) {
+        Ok(key) => key,
+        Err(e) => {
+            warn_cache(&cache, &e);
+            return Ok((fetch(rt, name, &provider)?, kind));
+        }
+    };
     let timing = cache_config(name, &table)?;
     if let Some(token) = cache.load(&key, SystemClock.now(), &timing) {
         tracing::debug!(provider = name, dir = %cache.dir().display(), "token cache hit");
@@ -146,6 +157,12 @@ fn obtain(
     // whoever held the lock may have just stored a fresh token.
     let lock = match cache.lock(&key) {
         Ok(lock) => Some(lock),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            output::stderr(&format!(
+                "tokensmith: warning: token cache: {e}; going on without the cache"
+            ));
+            None
+        }
         Err(e) => {
             warn_cache(&cache, &e);
             None

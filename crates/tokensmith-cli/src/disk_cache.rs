@@ -5,27 +5,37 @@
 //! - **Where:** `$XDG_CACHE_HOME/tokensmith`, else `~/.cache/tokensmith`
 //!   (`%LOCALAPPDATA%\tokensmith` on Windows). The directory is created with
 //!   mode 0700.
-//! - **Key:** one file per provider *identity*: the SHA-256 of the provider's
-//!   table (kind, `token_url`, `client_id` and every other non-secret field,
-//!   canonicalised) together with a SHA-256 of its secrets as resolved
-//!   (literal, `env` or `file`), so a changed secret or URL misses. Neither the
-//!   secrets nor their hash are stored. The name of the provider is not part
-//!   of the key, and neither are the fields that only steer caching
-//!   (`timeout`, `expiry_margin`, `refresh_ahead`).
+//! - **Key:** one file per provider *identity*: an HMAC-SHA-256, under a
+//!   random per-user key, of the provider's table (kind, `token_url`,
+//!   `client_id` and every other non-secret field, canonicalised) together
+//!   with a SHA-256 of its secrets as resolved (literal, `env` or `file`), so
+//!   a changed secret or URL misses. Neither the secrets nor their hash are
+//!   stored, and without the key a file name says nothing about the secrets
+//!   (a leaked name cannot be used to guess a weak secret offline). The key
+//!   is 32 random bytes in the file `key` (mode 0600), created atomically on
+//!   first use; a key file that is not a 0600 regular file of this user of
+//!   the right size is replaced (its entries are then simply not found). The
+//!   name of the provider is not part of the key, and neither are the fields
+//!   that only steer caching (`timeout`, `expiry_margin`, `refresh_ahead`).
 //! - **Contents:** a small JSON document with the access token (needed to
 //!   reuse it), its type, receipt and expiry times and scope. Never a client
 //!   secret, password, code, refresh token or id token. Mode 0600.
 //! - **Writes** go to a temporary file in the same directory (mode 0600),
 //!   which is then renamed over the entry: a reader sees the old entry or the
 //!   new one, never half of one.
-//! - **Trust (Unix):** the directory must belong to this user; a looser mode
-//!   than 0700 is tightened before use, and a directory of another user is not
-//!   used at all (anyone who can write to it could plant a token). An entry or
-//!   lock file is used only if it is a regular file of this user, never
-//!   through a symbolic link. A corrupt or implausible entry is a miss.
+//! - **Trust (Unix):** the directory must be a directory (not a symbolic link
+//!   to one) of this user; a looser mode than 0700 is tightened before use,
+//!   and a directory of another user is not used at all (anyone who can write
+//!   to it could plant a token). An entry or lock file is used only if it is a
+//!   regular file of this user, never through a symbolic link. A corrupt or
+//!   implausible entry is a miss. `clear` runs the same checks and deletes
+//!   only the names the cache itself writes.
 //! - **Races:** a miss takes an exclusive lock on the entry's `.lock` file,
 //!   looks again, and only then asks the token endpoint; concurrent
 //!   invocations for the same provider therefore make one upstream request.
+//!   The wait for the lock is bounded ([`DEFAULT_LOCK_TIMEOUT`], or
+//!   `$TOKENSMITH_CACHE_LOCK_TIMEOUT`): a stopped peer delays an invocation,
+//!   it never blocks it.
 //! - **Freshness:** an entry is used until it goes stale by the library's own
 //!   rule: `expires_at - margin`, the margin from
 //!   [`CacheConfig::margin_for`] (the provider's `expiry_margin`, else
@@ -37,14 +47,31 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ring::{digest, hmac};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use tokensmith_core::parse::MAX_EXPIRES_IN;
 use tokensmith_core::{AccessToken, CacheConfig, ConfigSecret, DEFAULT_LIFETIME, Scope, TokenType};
 
 /// The version of the entry format; entries of another version are misses.
 const FORMAT_VERSION: u32 = 1;
+
+/// How long an invocation waits for another one holding an entry's lock
+/// before it goes on without the cache.
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The environment variable that overrides [`DEFAULT_LOCK_TIMEOUT`] (a
+/// duration such as `"500ms"` or `"0s"`).
+pub(crate) const LOCK_TIMEOUT_ENV: &str = "TOKENSMITH_CACHE_LOCK_TIMEOUT";
+
+/// The file holding the per-user HMAC key that names the entries.
+const KEY_FILE: &str = "key";
+
+/// The length of that key, in bytes.
+const KEY_LEN: usize = 32;
+
+/// The prefix of temporary files.
+const TMP_PREFIX: &str = ".tmp-";
 
 /// Fields whose values are secrets, whatever their form.
 const SECRET_FIELDS: &[&str] = &[
@@ -66,12 +93,20 @@ const NOT_IDENTITY: &[&str] = &["timeout", "expiry_margin", "refresh_ahead"];
 #[derive(Clone, Debug)]
 pub(crate) struct DiskCache {
     dir: PathBuf,
+    lock_timeout: Duration,
 }
 
 impl DiskCache {
     /// The cache under `dir` (created on first write).
     pub(crate) fn at(dir: PathBuf) -> Self {
-        Self { dir }
+        Self { dir, lock_timeout: DEFAULT_LOCK_TIMEOUT }
+    }
+
+    /// Waits at most `timeout` for another invocation's lock.
+    #[must_use]
+    pub(crate) fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     /// The per-user cache of this environment, or `None` when no cache
@@ -137,8 +172,52 @@ impl DiskCache {
         fs::read(path)
     }
 
-    /// Takes the exclusive lock for `key` (blocking while another invocation
-    /// holds it); released when the returned guard is dropped.
+    /// The key of the provider whose config table is `table`, under this
+    /// user's HMAC key (created on first use).
+    pub(crate) fn key_for(&self, table: &toml::Table) -> io::Result<CacheKey> {
+        Ok(CacheKey::for_provider(table, &self.hmac_key()?))
+    }
+
+    /// The per-user HMAC key: read from [`KEY_FILE`], or created there
+    /// (atomically, mode 0600) when missing or unusable.
+    fn hmac_key(&self) -> io::Result<hmac::Key> {
+        self.create_dir()?;
+        let path = self.dir.join(KEY_FILE);
+        // Two rounds: a racing invocation may create the file between our
+        // read and our create.
+        for _ in 0..2 {
+            let replace = match read_key(&path) {
+                Ok(Some(bytes)) => return Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
+                Ok(None) => true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e),
+            };
+            let mut bytes = [0_u8; KEY_LEN];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| io::Error::other("no system randomness for the cache key"))?;
+            // `NamedTempFile` creates the file with mode 0600 on Unix.
+            let mut tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(&self.dir)?;
+            tmp.write_all(&bytes)?;
+            tmp.as_file().sync_all()?;
+            let persisted = if replace {
+                tracing::debug!(dir = %self.dir.display(), "token cache key unusable; replaced");
+                tmp.persist(&path).map(drop)
+            } else {
+                tmp.persist_noclobber(&path).map(drop)
+            };
+            match persisted {
+                Ok(()) => return Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
+                Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.error),
+            }
+        }
+        Err(io::Error::other("the cache key keeps changing"))
+    }
+
+    /// Takes the exclusive lock for `key`, waiting at most the lock timeout
+    /// ([`with_lock_timeout`](Self::with_lock_timeout)) while another invocation holds
+    /// it (then fails with [`io::ErrorKind::TimedOut`]); released when the
+    /// returned guard is dropped.
     pub(crate) fn lock(&self, key: &CacheKey) -> io::Result<CacheLock> {
         self.create_dir()?;
         let path = self.dir.join(format!("{}.lock", key.0));
@@ -154,7 +233,7 @@ impl DiskCache {
             options.mode(0o600);
         }
         let file = options.open(&path)?;
-        file.lock()?;
+        wait_for_lock(&file, self.lock_timeout)?;
         Ok(CacheLock { _file: file })
     }
 
@@ -170,7 +249,7 @@ impl DiskCache {
         let entry = Entry::from_token(provider, kind, token);
         let json = serde_json::to_vec(&entry).map_err(io::Error::other)?;
         // `NamedTempFile` creates the file with mode 0600 on Unix.
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&self.dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(&self.dir)?;
         tmp.write_all(&json)?;
         tmp.as_file().sync_all()?;
         // A rename replaces whatever is at the entry's name (a link too),
@@ -180,9 +259,15 @@ impl DiskCache {
         Ok(())
     }
 
-    /// Deletes every cached token (and lock and temporary file); returns how
-    /// many tokens were removed.
+    /// Deletes every cached token (and lock file, temporary file and the
+    /// key); returns how many tokens were removed. The directory passes the
+    /// same checks as for a read, and only the names the cache writes are
+    /// deleted: anything else in the directory stays.
     pub(crate) fn clear(&self) -> io::Result<usize> {
+        match self.check_dir() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            other => other?,
+        }
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -191,16 +276,19 @@ impl DiskCache {
         let mut tokens = 0;
         for entry in entries {
             let entry = entry?;
-            if !entry.file_type()?.is_file() {
+            let Some(name) = entry.file_name().to_str().and_then(OwnName::of) else { continue };
+            // `DirEntry::file_type` does not follow links: a link is removed
+            // itself, its target never touched.
+            let file_type = entry.file_type()?;
+            if file_type.is_dir() {
                 continue;
             }
-            let path = entry.path();
-            match fs::remove_file(&path) {
+            match fs::remove_file(entry.path()) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
-            if path.extension().is_some_and(|ext| ext == "json") {
+            if name == OwnName::Entry && file_type.is_file() {
                 tokens += 1;
             }
         }
@@ -221,12 +309,18 @@ impl DiskCache {
         self.check_dir()
     }
 
-    /// Fails unless the directory belongs to this user; tightens a looser
-    /// mode to 0700 (so nobody else can add, replace or link files in it).
+    /// Fails unless the directory is a directory (not a link to one) of
+    /// this user; tightens a looser mode to 0700 (so nobody else can add,
+    /// replace or link files in it).
     #[cfg(unix)]
     fn check_dir(&self) -> io::Result<()> {
         use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-        let meta = fs::metadata(&self.dir)?;
+        // `lstat`: a link to a directory is not the directory (its target
+        // may be anyone's, and may change).
+        let meta = fs::symlink_metadata(&self.dir)?;
+        if meta.file_type().is_symlink() {
+            return Err(io::Error::other("a symbolic link, not a directory"));
+        }
         if !meta.is_dir() {
             return Err(io::Error::other("not a directory"));
         }
@@ -244,8 +338,109 @@ impl DiskCache {
 
     #[cfg(not(unix))]
     fn check_dir(&self) -> io::Result<()> {
-        Ok(())
+        let meta = fs::symlink_metadata(&self.dir)?;
+        if meta.is_dir() { Ok(()) } else { Err(io::Error::other("not a directory")) }
     }
+}
+
+/// The names the cache writes, and so the only ones `clear` deletes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum OwnName {
+    /// `<64 hex>.json`: a token.
+    Entry,
+    /// `<64 hex>.lock`.
+    Lock,
+    /// `.tmp-…`: a write in progress (or a crashed one).
+    Temporary,
+    /// [`KEY_FILE`].
+    Key,
+}
+
+impl OwnName {
+    fn of(name: &str) -> Option<Self> {
+        let hex_name = |stem: &str| {
+            stem.len() == 64
+                && stem.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if name == KEY_FILE {
+            Some(Self::Key)
+        } else if name.starts_with(TMP_PREFIX) {
+            Some(Self::Temporary)
+        } else if name.strip_suffix(".json").is_some_and(hex_name) {
+            Some(Self::Entry)
+        } else if name.strip_suffix(".lock").is_some_and(hex_name) {
+            Some(Self::Lock)
+        } else {
+            None
+        }
+    }
+}
+
+/// The key in the file at `path`: `Ok(None)` when the file is there but is
+/// not a 0600 regular file of this user holding exactly [`KEY_LEN`] bytes.
+fn read_key(path: &Path) -> io::Result<Option<[u8; KEY_LEN]>> {
+    use std::io::Read as _;
+    match check_own_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+        Err(_) => return Ok(None),
+    }
+    let file = File::open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            return Ok(None);
+        }
+    }
+    let mut bytes = Vec::with_capacity(KEY_LEN + 1);
+    file.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(<[u8; KEY_LEN]>::try_from(bytes.as_slice()).ok())
+}
+
+/// Takes `file`'s exclusive lock, trying again for up to `timeout` while
+/// another process holds it. Counts its own sleeps rather than reading the
+/// clock (time is injected elsewhere; here a rough bound is all that is
+/// promised).
+fn wait_for_lock(file: &File, timeout: Duration) -> io::Result<()> {
+    const STEP: Duration = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+        if waited >= timeout {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "another tokensmith process has held its lock for {}",
+                    humantime::format_duration(timeout)
+                ),
+            ));
+        }
+        let step = STEP.min(timeout.saturating_sub(waited));
+        std::thread::sleep(step);
+        waited += step;
+    }
+}
+
+/// The lock wait set by [`LOCK_TIMEOUT_ENV`], if any.
+pub(crate) fn lock_timeout_env() -> Result<Option<Duration>, String> {
+    lock_timeout_from(std::env::var_os(LOCK_TIMEOUT_ENV))
+}
+
+/// The lock wait from the value of [`LOCK_TIMEOUT_ENV`] (`None` when unset
+/// or empty).
+pub(crate) fn lock_timeout_from(
+    value: Option<std::ffi::OsString>,
+) -> Result<Option<Duration>, String> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else { return Ok(None) };
+    let text = value.to_str().ok_or_else(|| format!("{LOCK_TIMEOUT_ENV} is not UTF-8"))?;
+    tokensmith_core::config::parse_duration(text)
+        .map(Some)
+        .map_err(|e| format!("{LOCK_TIMEOUT_ENV}: {e}"))
 }
 
 /// Fails unless `path` is a regular file of this user (not a link to one).
@@ -303,26 +498,29 @@ pub(crate) fn is_fresh(token: &AccessToken, now: SystemTime, config: &CacheConfi
     expires.checked_sub(config.margin_for(lifetime)).is_some_and(|stale_at| now < stale_at)
 }
 
-/// What identifies one provider's token: a hex SHA-256, safe in a file name.
+/// What identifies one provider's token: a hex HMAC-SHA-256, safe in a file
+/// name.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct CacheKey(String);
 
 impl CacheKey {
-    /// The key of the provider whose config table is `table`.
+    /// The key of the provider whose config table is `table`, under the
+    /// per-user HMAC key `salt`.
     ///
     /// Secret values (the [`SECRET_FIELDS`], their `{ env = … }` /
     /// `{ file = … }` references resolved) are hashed separately; the
     /// identity text holds only a placeholder for them.
-    pub(crate) fn for_provider(table: &toml::Table) -> Self {
-        let mut canon = Canonical { identity: String::new(), secrets: Sha256::new() };
+    pub(crate) fn for_provider(table: &toml::Table, salt: &hmac::Key) -> Self {
+        let mut canon =
+            Canonical { identity: String::new(), secrets: digest::Context::new(&digest::SHA256) };
         let fields = table.iter().filter(|(k, _)| !NOT_IDENTITY.contains(&k.as_str()));
         canon.table(fields, "", Field::Plain);
-        let mut key = Sha256::new();
-        key.update(b"tokensmith token cache v1\0");
+        let mut key = hmac::Context::with_key(salt);
+        key.update(b"tokensmith token cache v2\0");
         key.update(canon.identity.as_bytes());
         key.update(b"\0");
-        key.update(canon.secrets.finalize());
-        Self(hex(&key.finalize()))
+        key.update(canon.secrets.finish().as_ref());
+        Self(hex(key.sign().as_ref()))
     }
 }
 
@@ -343,7 +541,7 @@ enum Field {
 /// the hash of the secrets.
 struct Canonical {
     identity: String,
-    secrets: Sha256,
+    secrets: digest::Context,
 }
 
 impl Canonical {
@@ -423,7 +621,7 @@ impl Canonical {
     fn secret(&mut self, path: &str, value: &str) {
         self.secrets.update(path.as_bytes());
         self.secrets.update(b"\0");
-        self.secrets.update((value.len() as u64).to_le_bytes());
+        self.secrets.update(&(value.len() as u64).to_le_bytes());
         self.secrets.update(value.as_bytes());
         self.identity.push_str("\"<secret>\"");
     }
@@ -538,8 +736,13 @@ mod tests {
         client_secret = "s3cret"
     "#;
 
+    /// A fixed per-user key, for tests of what enters the name.
+    fn salt() -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, &[7; KEY_LEN])
+    }
+
     fn key(text: &str) -> CacheKey {
-        CacheKey::for_provider(&table(text))
+        CacheKey::for_provider(&table(text), &salt())
     }
 
     #[test]
@@ -553,6 +756,8 @@ mod tests {
         assert_ne!(base, key(&BASE.replace("app", "app2")));
         assert_ne!(base, key(&BASE.replace("/token", "/token2")));
         assert_ne!(base, key(&format!("{BASE}\nscope = \"a\"")));
+        let other_user = hmac::Key::new(hmac::HMAC_SHA256, &[8; KEY_LEN]);
+        assert_ne!(base, CacheKey::for_provider(&table(BASE), &other_user), "salted per user");
     }
 
     #[test]
@@ -798,6 +1003,112 @@ mod tests {
             assert!(cache.lock(&key).is_err());
             assert!(cache.store(&key, "d", "deyel", &token(Some(3600), now)).is_err());
         }
+    }
+
+    #[test]
+    fn the_per_user_key_is_created_once_private_and_kept() {
+        let (_dir, cache, _, _) = scratch();
+        let key = cache.key_for(&table(BASE)).unwrap();
+        assert_eq!(key, cache.key_for(&table(BASE)).unwrap(), "the same key file");
+        let path = cache.dir().join(KEY_FILE);
+        assert_eq!(fs::read(&path).unwrap().len(), KEY_LEN);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        // Another user's cache: another key, another name.
+        let (_other_dir, other, _, _) = scratch();
+        assert_ne!(key, other.key_for(&table(BASE)).unwrap());
+    }
+
+    #[test]
+    fn a_garbled_or_hostile_key_file_is_replaced_never_trusted_nor_followed() {
+        let (dir, cache, _, _) = scratch();
+        let path = cache.dir().join(KEY_FILE);
+        fs::create_dir_all(cache.dir()).unwrap();
+        // Too short, too long, empty.
+        for garbled in [&b"short"[..], &[1; KEY_LEN + 1][..], b""] {
+            fs::write(&path, garbled).unwrap();
+            cache.key_for(&table(BASE)).unwrap();
+            assert_eq!(fs::read(&path).unwrap().len(), KEY_LEN);
+            assert_ne!(fs::read(&path).unwrap(), garbled);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // Readable by others: someone may know it.
+            let known = [9; KEY_LEN];
+            fs::write(&path, known).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            let with_known =
+                CacheKey::for_provider(&table(BASE), &hmac::Key::new(hmac::HMAC_SHA256, &known));
+            assert_ne!(cache.key_for(&table(BASE)).unwrap(), with_known);
+            assert_ne!(fs::read(&path).unwrap(), known);
+            // A link to a key elsewhere: replaced, its target untouched.
+            let target = dir.path().join("planted");
+            fs::write(&target, known).unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+            fs::remove_file(&path).unwrap();
+            std::os::unix::fs::symlink(&target, &path).unwrap();
+            assert_ne!(cache.key_for(&table(BASE)).unwrap(), with_known);
+            assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+            assert_eq!(fs::read(&target).unwrap(), known);
+        }
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_a_bounded_time() {
+        let (_dir, cache, key, _) = scratch();
+        let held = cache.lock(&key).unwrap();
+        let impatient = cache.clone().with_lock_timeout(Duration::from_millis(50));
+        let err = impatient.lock(&key).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(cache.clone().with_lock_timeout(Duration::ZERO).lock(&key).is_err());
+        drop(held);
+        drop(impatient.lock(&key).unwrap());
+        assert_eq!(DEFAULT_LOCK_TIMEOUT, Duration::from_secs(10));
+        assert_eq!(lock_timeout_from(None), Ok(None));
+        assert_eq!(lock_timeout_from(Some("".into())), Ok(None));
+        assert_eq!(lock_timeout_from(Some("250ms".into())), Ok(Some(Duration::from_millis(250))));
+        assert!(lock_timeout_from(Some("soon".into())).unwrap_err().contains(LOCK_TIMEOUT_ENV));
+    }
+
+    #[test]
+    fn clear_deletes_only_the_cache_s_own_names() {
+        let (_dir, cache, key, now) = scratch();
+        cache.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+        drop(cache.lock(&key).unwrap());
+        cache.key_for(&table(BASE)).unwrap();
+        fs::write(cache.dir().join(".tmp-crashed"), "x").unwrap();
+        let foreign = ["notes.json", "key.bak", "0123.lock"];
+        for name in foreign {
+            fs::write(cache.dir().join(name), "x").unwrap();
+        }
+        assert_eq!(cache.clear().unwrap(), 1);
+        let mut left: Vec<String> = fs::read_dir(cache.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, ["0123.lock", "key.bak", "notes.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_cache_directory_is_neither_used_nor_cleared() {
+        let (dir, cache, key, now) = scratch();
+        let real = DiskCache::at(dir.path().join("real"));
+        real.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+        std::os::unix::fs::symlink(real.dir(), cache.dir()).unwrap();
+        let defaults = CacheConfig::default();
+        assert!(cache.load(&key, now, &defaults).is_none());
+        assert!(cache.store(&key, "d", "deyel", &token(Some(3600), now)).is_err());
+        assert!(cache.lock(&key).is_err());
+        assert!(cache.key_for(&table(BASE)).is_err());
+        let err = cache.clear().unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(real.load(&key, now, &defaults).is_some(), "the target is untouched");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! binary against `tokensmith-testkit` emulators started in-process on
 //! 127.0.0.1, with its own temporary config file and cache directory.
 
+mod cache_safety;
 mod commands;
 mod demo;
 mod exit_codes;

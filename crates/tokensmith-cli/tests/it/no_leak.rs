@@ -67,7 +67,7 @@ fn a_verbose_success_logs_neither_secrets_nor_the_token() {
             assert_no_secret(vendor.kind(), &run, &[]);
         }
     }
-    // The cache file names hash the secrets (unsalted): not for logs people paste.
+    // The cache file names are keyed on the secrets: not for logs people paste.
     env.run(&["cache", "clear"]).ok();
     for vendor in Vendor::ALL {
         let run = env.run(&["--verbose", "token", vendor.kind()]);
