@@ -162,3 +162,84 @@ fn field_from_message(message: &str) -> Option<&str> {
     let len = message[start..].find('`')?;
     Some(&message[start..start + len])
 }
+
+/// The candidate closest to `word`, when it is close enough to be what was
+/// meant: an edit distance (insertions, deletions, substitutions and swaps
+/// of neighbours, ignoring case) of at most a third of `word`'s length (at
+/// least one, at most three). `word` itself is not a suggestion.
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|&(d, c)| c != word && d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// The optimal-string-alignment distance between `a` and `b`: Levenshtein
+/// plus swaps of neighbouring characters (`tiemout`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // rows[i][j]: the distance between a[..i] and b[..j].
+    let mut rows = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = d;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
+/// The names in backticks in a serde message, in order: for "unknown field
+/// `x`, expected one of `a`, `b`", `["x", "a", "b"]`.
+pub(crate) fn backticked(message: &str) -> Vec<&str> {
+    message.split('`').skip(1).step_by(2).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_typos() {
+        for (a, b, d) in [
+            ("timeout", "timeout", 0),
+            ("timout", "timeout", 1),
+            ("tiemout", "timeout", 1),
+            ("client_secre", "client_secret", 1),
+            ("deyal", "deyel", 1),
+            ("", "abc", 3),
+            ("scope", "kind", 5),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn closest_suggests_only_plausible_names() {
+        let fields = ["timeout", "token_url", "client_id", "scope"];
+        assert_eq!(closest("timout", fields), Some("timeout"));
+        assert_eq!(closest("Token_URL", fields), Some("token_url"));
+        assert_eq!(closest("scop", fields), Some("scope"));
+        assert_eq!(closest("scope", fields), None, "an exact name is no typo");
+        assert_eq!(closest("audience", fields), None);
+        assert_eq!(closest("x", fields), None);
+        assert_eq!(backticked("unknown field `x`, expected one of `a`, `b`"), ["x", "a", "b"]);
+        assert_eq!(backticked("unknown field `x`, there are no fields"), ["x"]);
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
-use crate::config::{CommonConfig, RefreshTokenStoreConfig, from_table};
+use crate::config::{CommonConfig, RefreshTokenStoreConfig, backticked, closest, from_table};
 use crate::http::{HttpSettings, TokenEndpoint};
 use crate::refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, SharedRefreshTokenStore,
@@ -91,7 +91,8 @@ impl ProviderContext {
                 rest.insert(key, value);
             }
         }
-        let mut common: CommonConfig = from_table(name, common_table)?;
+        let mut common: CommonConfig =
+            from_table(name, common_table).map_err(|e| with_common_typo(e, rest.keys()))?;
         common.kind = common.kind.to_ascii_lowercase();
         if common.client_id.trim().is_empty() {
             return Err(TokenError::config(Some(name), Some("client_id"), "is empty"));
@@ -119,8 +120,50 @@ impl ProviderContext {
 
     /// Deserializes the kind-specific fields into the adapter's config type.
     /// Use `#[serde(deny_unknown_fields)]` on it so typos are errors.
+    ///
+    /// An unknown field's error names it, suggests the closest field of the
+    /// kind or the common ones, and lists them all.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, TokenError> {
-        from_table(&self.name, self.rest.clone())
+        from_table(&self.name, self.rest.clone()).map_err(|e| self.explain_unknown_field(e))
+    }
+
+    /// serde's "unknown field `x`, expected …" lists the kind's own fields
+    /// only (the common ones were taken out before): name the closest field
+    /// of either list, and list both.
+    fn explain_unknown_field(&self, err: TokenError) -> TokenError {
+        let TokenError::Config { field: Some(path), message, .. } = &err else { return err };
+        if !message.starts_with("unknown field `") {
+            return err;
+        }
+        let names = backticked(message);
+        let Some((unknown, own)) = names.split_first() else { return err };
+        let list =
+            |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let top_level = !path.contains('.');
+        let candidates = own
+            .iter()
+            .copied()
+            .chain(top_level.then_some(COMMON_FIELDS).into_iter().flatten().copied());
+        let mut text = format!("unknown field `{unknown}`");
+        if let Some(meant) = closest(unknown, candidates) {
+            text.push_str(&format!(" (did you mean `{meant}`?)"));
+        }
+        let kind = &self.common.kind;
+        if top_level && own.is_empty() {
+            text.push_str(&format!(
+                "; kind {kind:?} takes only the common fields {}",
+                list(COMMON_FIELDS)
+            ));
+        } else if top_level {
+            text.push_str(&format!(
+                "; kind {kind:?} takes {} and the common fields {}",
+                list(own),
+                list(COMMON_FIELDS)
+            ));
+        } else if !own.is_empty() {
+            text.push_str(&format!("; expected {}", list(own)));
+        }
+        TokenError::config(Some(&self.name), Some(path), text)
     }
 
     /// A config error for `field` of this provider.
@@ -247,6 +290,31 @@ fn check_token_url(provider: &str, url: &url::Url) -> Result<(), TokenError> {
         )));
     }
     Ok(())
+}
+
+/// `err` (about a common field: a missing `client_id`, a `client_secret` the
+/// kind requires), or, when the table has an unknown field that reads as a
+/// misspelling of that very field, an error naming the unknown field first.
+fn with_common_typo<'a>(
+    err: TokenError,
+    fields: impl IntoIterator<Item = &'a String>,
+) -> TokenError {
+    let TokenError::Config { provider, field: Some(field), message } = &err else { return err };
+    if !COMMON_FIELDS.contains(&field.as_str()) {
+        return err;
+    }
+    let typo = fields.into_iter().find(|key| {
+        !COMMON_FIELDS.contains(&key.as_str())
+            && closest(key, COMMON_FIELDS.iter().copied()) == Some(field.as_str())
+    });
+    match typo {
+        Some(key) => TokenError::config(
+            provider.as_deref(),
+            Some(key),
+            format!("unknown field `{key}` (did you mean `{field}`?); {message}"),
+        ),
+        None => err,
+    }
 }
 
 const COMMON_FIELDS: &[&str] = &[
@@ -404,7 +472,8 @@ impl Registry {
             client_id: ctx.common().client_id.clone(),
         };
         let cache_config = CacheConfig::from_common(ctx.common());
-        let inner = factory.build(ctx)?;
+        let fields: Vec<String> = ctx.rest.keys().cloned().collect();
+        let inner = factory.build(ctx).map_err(|e| with_common_typo(e, &fields))?;
         let cache = Arc::new(CachedProvider::new(name, inner, cache_config, self.clock.clone()));
         let provider: SharedTokenProvider = cache.clone();
         Ok(ProviderEntry { info, provider, cache })
@@ -417,7 +486,14 @@ impl Registry {
             Some((_, krate, feature)) => format!(
                 "kind {kind:?} is not linked into this program: add the `{krate}` crate and register its factory (or enable the `{feature}` feature of `tokensmith`); available kinds: {available}"
             ),
-            None => format!("unknown kind {kind:?}; available kinds: {available}"),
+            None => {
+                let known = self.kinds().chain(KNOWN_KINDS.iter().map(|(k, _, _)| *k));
+                let hint = closest(kind, known).map(|k| format!(" (did you mean {k:?}?)"));
+                format!(
+                    "unknown kind {kind:?}{}; available kinds: {available}",
+                    hint.unwrap_or_default()
+                )
+            }
         };
         TokenError::config(Some(name), Some("kind"), message)
     }
@@ -538,8 +614,31 @@ mod tests {
         }
     }
 
+    /// A factory with one field of its own, `scope`, that needs a client
+    /// secret (and asks for it before parsing its fields, as adapters do).
+    #[derive(Debug)]
+    struct Scoped;
+
+    impl AdapterFactory for Scoped {
+        fn kind(&self) -> &'static str {
+            "scoped"
+        }
+
+        fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError> {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Config {
+                #[expect(dead_code, reason = "only its name matters here")]
+                scope: String,
+            }
+            ctx.require_client_secret()?;
+            let _: Config = ctx.parse()?;
+            Ok(Arc::new(crate::AccessToken::builder("t", ctx.clock().now()).build()))
+        }
+    }
+
     fn load(providers: &str) -> Result<Providers, TokenError> {
-        Registry::new().with(Fixed).load_str(providers)
+        Registry::new().with(Fixed).with(Scoped).load_str(providers)
     }
 
     fn provider(fields: &str) -> String {
@@ -650,5 +749,73 @@ mod tests {
         }
         let text = provider("").replace("/token", "/token?api-version=2&p=B2C_1_signin");
         load(&text).unwrap();
+    }
+
+    #[test]
+    fn typos_name_the_field_written_list_every_field_and_suggest_the_closest() {
+        let table = |kind: &str, extra: &str| {
+            format!(
+                "[providers.p]\nkind = {kind:?}\ntoken_url = \"https://as.example/token\"\nclient_id = \"id\"\n{extra}\n"
+            )
+        };
+        let cases: [(&str, String, &str, &[&str]); 7] = [
+            (
+                "a common field, on a kind with no fields of its own",
+                table("fixed", "timout = \"5s\""),
+                "timout",
+                &[
+                    "unknown field `timout`",
+                    "did you mean `timeout`?",
+                    "`expiry_margin`",
+                    "`ca_file`",
+                ],
+            ),
+            (
+                "a common field, on a kind with fields",
+                table("scoped", "client_secret = \"s\"\nscope = \"a\"\ntimout = \"5s\""),
+                "timout",
+                &["did you mean `timeout`?", "`scope`", "`refresh_ahead`"],
+            ),
+            (
+                "another kind's field",
+                table("fixed", "scope = \"a\""),
+                "scope",
+                &["unknown field `scope`", "`client_secret`", "`timeout`"],
+            ),
+            (
+                "a kind field",
+                table("scoped", "client_secret = \"s\"\nscop = \"a\""),
+                "scop",
+                &["did you mean `scope`?"],
+            ),
+            (
+                "a misspelt secret the kind requires",
+                table("scoped", "client_secre = \"s\"\nscope = \"a\""),
+                "client_secre",
+                &["unknown field `client_secre`", "did you mean `client_secret`?"],
+            ),
+            (
+                "a misspelt required common field",
+                table("fixed", "").replace("client_id", "client_i"),
+                "client_i",
+                &["unknown field `client_i`", "did you mean `client_id`?"],
+            ),
+            ("a misspelt kind", table("fxed", ""), "kind", &["did you mean \"fixed\"?", "scoped"]),
+        ];
+        for (what, text, field, needles) in cases {
+            let err = load(&text).unwrap_err();
+            let TokenError::Config { provider, field: got, message } = &err else {
+                panic!("{err}")
+            };
+            assert_eq!(
+                (provider.as_deref(), got.as_deref()),
+                (Some("p"), Some(field)),
+                "{what}: {err}"
+            );
+            for needle in needles {
+                assert!(message.contains(needle), "{what}: {message:?} lacks {needle:?}");
+            }
+            assert!(!message.contains("there are no fields"), "{what}: {message}");
+        }
     }
 }
