@@ -122,7 +122,9 @@ fn obtain(
     // Read once: the cache key must describe the very config that was
     // loaded, and a pipe (`--config <(…)`) cannot be read twice.
     let text = config::read(&ctx.config_path)?;
-    let providers = config::load_text(&ctx.config_path, &text)?;
+    // Only this provider must load: the others may need secrets this host
+    // does not hold.
+    let providers = config::load_for(&ctx.config_path, &text, name)?;
     let provider = providers.get(name)?;
     let kind = providers.info(name).map_or("", |info| info.kind);
     if cache_use == CacheUse::Bypass {

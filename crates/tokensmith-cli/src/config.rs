@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use tokensmith_core::{Providers, Registry, TokenError};
+use tokensmith_core::{LoadReport, Providers, Registry, TokenError};
 
 /// The environment variable naming the config file.
 pub(crate) const CONFIG_ENV: &str = "TOKENSMITH_CONFIG";
@@ -66,17 +66,37 @@ pub(crate) fn read(path: &Path) -> Result<String, TokenError> {
     Ok(text)
 }
 
-/// Validates `text`, the contents of the config file `path` (no network).
+/// Validates `text`, the contents of the config file `path` (no network):
+/// every provider must load.
 pub(crate) fn load_text(path: &Path, text: &str) -> Result<Providers, TokenError> {
-    let providers = registry().load_str(text).map_err(|e| match e {
+    let providers = load_lenient(path, text)?.into_strict()?;
+    tracing::debug!(path = %path.display(), providers = providers.len(), "config loaded");
+    Ok(providers)
+}
+
+/// The providers of `text` for a command that uses only the provider
+/// `name`: the others may be invalid on this host (a secret it does not
+/// hold); they are still parsed, and `name`'s own error is returned.
+pub(crate) fn load_for(path: &Path, text: &str, name: &str) -> Result<Providers, TokenError> {
+    let (providers, errors) = load_lenient(path, text)?.into_parts();
+    for (other, err) in errors {
+        if other == name {
+            return Err(err);
+        }
+        tracing::debug!(provider = %other, error = %err, "provider not loaded; not needed");
+    }
+    tracing::debug!(path = %path.display(), providers = providers.len(), "config loaded");
+    Ok(providers)
+}
+
+fn load_lenient(path: &Path, text: &str) -> Result<LoadReport, TokenError> {
+    registry().load_str_lenient(text).map_err(|e| match e {
         // As `Registry::load_file`: a file-wide problem names the file.
         TokenError::Config { provider: None, field, message, .. } => {
             TokenError::config(None, field.as_deref(), format!("{}: {message}", path.display()))
         }
         other => other,
-    })?;
-    tracing::debug!(path = %path.display(), providers = providers.len(), "config loaded");
-    Ok(providers)
+    })
 }
 
 /// The raw `[providers.NAME]` table of the config `text`, as written (secret

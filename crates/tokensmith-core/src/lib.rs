@@ -61,7 +61,9 @@ pub use provider::{SharedTokenProvider, TokenProvider};
 pub use refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, SharedRefreshTokenStore,
 };
-pub use registry::{AdapterFactory, ProviderContext, ProviderInfo, Providers, Registry};
+pub use registry::{
+    AdapterFactory, LoadReport, ProviderContext, ProviderInfo, Providers, Registry,
+};
 pub use renewal::{Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};
 pub use token::{AccessToken, AccessTokenBuilder, DEFAULT_LIFETIME, Scope, TokenType};

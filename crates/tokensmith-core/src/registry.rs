@@ -379,8 +379,23 @@ impl Registry {
         self.factories.keys().copied()
     }
 
-    /// Loads and validates a config file (no network).
+    /// Loads and validates a config file (no network). Any invalid provider
+    /// fails the whole load; see [`load_file_lenient`](Self::load_file_lenient)
+    /// to keep the valid ones.
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Providers, TokenError> {
+        self.load_file_lenient(path)?.into_strict()
+    }
+
+    /// Loads and validates config text (no network). Any invalid provider
+    /// fails the whole load; see [`load_str_lenient`](Self::load_str_lenient)
+    /// to keep the valid ones.
+    pub fn load_str(&self, text: &str) -> Result<Providers, TokenError> {
+        self.load_str_lenient(text)?.into_strict()
+    }
+
+    /// Loads a config file as [`load_str_lenient`](Self::load_str_lenient)
+    /// does: the valid providers, and the error of each invalid one.
+    pub fn load_file_lenient(&self, path: impl AsRef<Path>) -> Result<LoadReport, TokenError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| {
             TokenError::config(
@@ -389,18 +404,53 @@ impl Registry {
                 format!("cannot read config file {}: {e}", path.display()),
             )
         })?;
-        self.load_str(&text).map_err(|e| match e {
+        let name_file = |e: TokenError| match e {
             TokenError::Config { provider: None, field, message } => TokenError::Config {
                 provider: None,
                 field,
                 message: format!("{}: {message}", path.display()),
             },
             other => other,
-        })
+        };
+        self.load_str_lenient(&text).map_err(name_file)
     }
 
-    /// Loads and validates config text (no network).
-    pub fn load_str(&self, text: &str) -> Result<Providers, TokenError> {
+    /// Loads config text keeping every valid provider: a provider whose
+    /// table is invalid (a secret whose variable is not set on this host, a
+    /// typo in its `kind`, …) is left out and its error reported in the
+    /// [`LoadReport`], so that one config can be shared by hosts that hold
+    /// only some of the secrets. Fails only on what concerns the whole file
+    /// (invalid TOML, an unknown top-level key). No network.
+    ///
+    /// ```
+    /// # #[derive(Debug)]
+    /// # struct Static;
+    /// # impl tokensmith_core::AdapterFactory for Static {
+    /// #     fn kind(&self) -> &'static str { "static" }
+    /// #     fn build(&self, ctx: tokensmith_core::ProviderContext)
+    /// #         -> Result<tokensmith_core::SharedTokenProvider, tokensmith_core::TokenError> {
+    /// #         Ok(std::sync::Arc::new(tokensmith_core::AccessToken::builder("t", ctx.clock().now()).build()))
+    /// #     }
+    /// # }
+    /// let report = tokensmith_core::Registry::new().with(Static).load_str_lenient(r#"
+    ///     [providers.here]
+    ///     kind = "static"
+    ///     client_id = "me"
+    ///
+    ///     [providers.elsewhere]
+    ///     kind = "static"
+    ///     client_id = "me"
+    ///     client_secret = { env = "SECRET_OF_ANOTHER_HOST" }
+    /// "#)?;
+    /// for (name, err) in report.errors() {
+    ///     eprintln!("provider {name} not available: {err}");
+    /// }
+    /// assert!(report.error("elsewhere").unwrap().is_config());
+    /// let providers = report.into_providers();
+    /// assert!(providers.get("here").is_ok());
+    /// # Ok::<(), tokensmith_core::TokenError>(())
+    /// ```
+    pub fn load_str_lenient(&self, text: &str) -> Result<LoadReport, TokenError> {
         let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             // The message and position only: the error's `Display` quotes the
             // offending line, which may hold a secret.
@@ -428,15 +478,22 @@ impl Registry {
             ));
         }
         let mut map = BTreeMap::new();
+        let mut errors = Vec::new();
         let mut stores = BTreeMap::new();
+        // Sorted by name: the strict load reports the first error of that order.
         for (name, value) in providers {
-            let toml::Value::Table(table) = value else {
-                return Err(TokenError::config(Some(&name), None, "must be a table"));
+            let built = match value {
+                toml::Value::Table(table) => self.build_one(&name, table, &mut stores),
+                _ => Err(TokenError::config(Some(&name), None, "must be a table")),
             };
-            let entry = self.build_one(&name, table, &mut stores)?;
-            map.insert(name, entry);
+            match built {
+                Ok(entry) => {
+                    map.insert(name, entry);
+                }
+                Err(e) => errors.push((name, e)),
+            }
         }
-        Ok(Providers { map })
+        Ok(LoadReport { providers: Providers { map }, errors })
     }
 
     /// Builds one provider; `stores` maps the refresh-token store files of
@@ -511,6 +568,55 @@ fn store_key(path: &Path) -> PathBuf {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The outcome of a lenient load ([`Registry::load_str_lenient`]): the
+/// providers that loaded, and the error of each one that did not.
+#[derive(Debug)]
+pub struct LoadReport {
+    providers: Providers,
+    errors: Vec<(String, TokenError)>,
+}
+
+impl LoadReport {
+    /// The providers that loaded.
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    /// The providers that did not load, each with its error, sorted by name.
+    pub fn errors(&self) -> &[(String, TokenError)] {
+        &self.errors
+    }
+
+    /// The error of the provider called `name`, if it did not load.
+    pub fn error(&self, name: &str) -> Option<&TokenError> {
+        self.errors.iter().find(|(n, _)| n == name).map(|(_, e)| e)
+    }
+
+    /// Whether every provider loaded.
+    pub fn is_complete(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The providers that loaded, the errors dropped.
+    pub fn into_providers(self) -> Providers {
+        self.providers
+    }
+
+    /// The providers that loaded and the errors of the others.
+    pub fn into_parts(self) -> (Providers, Vec<(String, TokenError)>) {
+        (self.providers, self.errors)
+    }
+
+    /// The providers, or the first error (in name order) if any provider did
+    /// not load: what the strict [`Registry::load_str`] returns.
+    pub fn into_strict(self) -> Result<Providers, TokenError> {
+        match self.errors.into_iter().next() {
+            Some((_, err)) => Err(err),
+            None => Ok(self.providers),
+        }
+    }
 }
 
 /// What `tokensmith list` and `check` show of a provider: no secrets.
@@ -817,5 +923,41 @@ mod tests {
             }
             assert!(!message.contains("there are no fields"), "{what}: {message}");
         }
+    }
+
+    #[test]
+    fn a_lenient_load_keeps_the_valid_providers_and_reports_each_invalid_one() {
+        let text = format!(
+            "{}[providers.unset]\nkind = \"fixed\"\ntoken_url = \"https://as.example/token\"\nclient_id = \"id\"\nclient_secret = {{ env = \"TOKENSMITH_CORE_SURELY_UNSET\" }}\n\
+             [providers.typo]\nkind = \"fxed\"\nclient_id = \"id\"\n[providers.flat]\nx = 1\n",
+            provider(""),
+        );
+        let registry = Registry::new().with(Fixed);
+        let report = registry.load_str_lenient(&text).unwrap();
+        assert_eq!(report.providers().names().collect::<Vec<_>>(), ["p"]);
+        let failed: Vec<(&str, Option<&str>)> =
+            report.errors().iter().map(|(n, e)| (n.as_str(), e.provider())).collect();
+        assert_eq!(
+            failed,
+            [("flat", Some("flat")), ("typo", Some("typo")), ("unset", Some("unset"))]
+        );
+        assert!(report.errors().iter().all(|(_, e)| e.is_config()));
+        assert!(
+            report.error("unset").unwrap().to_string().contains("TOKENSMITH_CORE_SURELY_UNSET")
+        );
+        assert!(report.error("p").is_none() && !report.is_complete());
+        assert!(report.into_providers().get("p").is_ok());
+        // Strict loading stays the default: the first error, by name.
+        let err = registry.load_str(&text).unwrap_err();
+        assert_eq!(err.provider(), Some("flat"));
+        // A problem of the whole file is no partial success.
+        assert!(registry.load_str_lenient("stray = 1").is_err());
+        assert!(registry.load_str_lenient("[providers").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, &text).unwrap();
+        let (providers, errors) = registry.load_file_lenient(&path).unwrap().into_parts();
+        assert_eq!((providers.len(), errors.len()), (1, 3));
+        assert_eq!(registry.load_file(&path).unwrap_err().provider(), Some("flat"));
     }
 }

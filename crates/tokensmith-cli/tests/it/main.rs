@@ -4,6 +4,7 @@
 
 mod cache_safety;
 mod commands;
+mod config_errors;
 mod demo;
 mod exit_codes;
 mod no_leak;
