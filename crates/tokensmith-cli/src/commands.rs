@@ -12,6 +12,7 @@ use tokio::runtime::Runtime;
 
 use crate::config;
 use crate::disk_cache::{self, DiskCache};
+use crate::exit;
 use crate::output;
 
 /// What every config command needs.
@@ -125,7 +126,8 @@ fn obtain(
     // Only this provider must load: the others may need secrets this host
     // does not hold.
     let providers = config::load_for(&ctx.config_path, &text, name)?;
-    let provider = providers.get(name)?;
+    let provider =
+        providers.get(name).map_err(|e| anyhow::Error::new(e).context(exit::UnknownProvider))?;
     let kind = providers.info(name).map_or("", |info| info.kind);
     if cache_use == CacheUse::Bypass {
         tracing::debug!(provider = name, "--no-cache: asking the token endpoint");
@@ -212,8 +214,12 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        // Layers often restate their cause: say each text once.
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
     out

@@ -59,6 +59,52 @@ pub(crate) fn message(err: &anyhow::Error) -> String {
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What a `--json` command writes on stderr for a failure: contract §10's
+/// error object.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ErrorReport {
+    /// `config`, `unknown_provider`, `rejected` (exit 3), `unavailable`
+    /// (exit 4), or `error` for any other failure.
+    pub(crate) error: &'static str,
+    /// The provider, when the error belongs to one.
+    pub(crate) provider: Option<String>,
+    /// The HTTP status, when a response arrived.
+    pub(crate) status: Option<u16>,
+    /// The vendor's error code (`invalid_client`), when it sent one.
+    pub(crate) vendor_error: Option<String>,
+    /// The same text as the plain stderr line, without `tokensmith: `.
+    pub(crate) message: String,
+}
+
+/// Marks a [`TokenError`] raised because no provider has the name asked for.
+#[derive(Debug)]
+pub(crate) struct UnknownProvider;
+
+impl fmt::Display for UnknownProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown provider")
+    }
+}
+
+/// The `--json` description of `err`; its `error` follows the exit code.
+pub(crate) fn describe(err: &anyhow::Error) -> ErrorReport {
+    let token_err = err.chain().find_map(|c| c.downcast_ref::<TokenError>());
+    let error = match for_error(err) {
+        USAGE if err.downcast_ref::<UnknownProvider>().is_some() => "unknown_provider",
+        USAGE => "config",
+        REFUSED => "rejected",
+        FAILURE => "unavailable",
+        _ => "error",
+    };
+    ErrorReport {
+        error,
+        provider: token_err.and_then(TokenError::provider).map(str::to_owned),
+        status: token_err.and_then(TokenError::status),
+        vendor_error: token_err.and_then(TokenError::oauth_error_code).map(str::to_owned),
+        message: message(err),
+    }
+}
+
 /// A failure with an explicit exit code (for example: the demo, when an
 /// adapter failed after the table was printed).
 #[derive(Debug)]
@@ -118,5 +164,28 @@ mod tests {
         assert_eq!(message(&local), "cannot write: disk full");
         let exit = anyhow::Error::new(Exit { code: FAILURE, message: "2 of 4 failed".into() });
         assert_eq!(for_error(&exit), FAILURE);
+    }
+
+    #[test]
+    fn json_errors_follow_the_exit_code_and_carry_the_token_error_s_fields() {
+        let timeout = anyhow::Error::new(TokenError::transport(
+            "mdm",
+            TransportErrorKind::Timeout,
+            "no complete response within 1s",
+            None,
+        ));
+        let report = describe(&timeout);
+        assert_eq!(report.error, "unavailable");
+        assert_eq!(report.provider.as_deref(), Some("mdm"));
+        assert_eq!((report.status, report.vendor_error), (None, None));
+        assert_eq!(report.message, message(&timeout));
+        let unknown = anyhow::Error::new(TokenError::config(Some("x"), None, "no such provider"))
+            .context(UnknownProvider);
+        assert_eq!(describe(&unknown).error, "unknown_provider");
+        assert_eq!(describe(&unknown).message, "config error: provider \"x\": no such provider");
+        let config = anyhow::Error::new(TokenError::config(None, None, "invalid TOML"));
+        assert_eq!((describe(&config).error, describe(&config).provider), ("config", None));
+        let reauth = anyhow::Error::new(TokenError::reauthorization_required("p", "code spent"));
+        assert_eq!(describe(&reauth).error, "rejected");
     }
 }

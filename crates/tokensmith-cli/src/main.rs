@@ -51,8 +51,14 @@ fn main() -> ExitCode {
     if cli.verbose {
         init_tracing();
     }
+    let json = matches!(cli.command, Command::Token { json: true, .. });
     match run(cli) {
         Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(err) if json => {
+            // `--json`: the error is one JSON object too (contract §10's shape).
+            output::stderr(&output::error_json(&exit::describe(&err)));
+            ExitCode::from(exit::for_error(&err))
+        }
         Err(err) => {
             output::stderr(&format!("tokensmith: {}", exit::message(&err)));
             ExitCode::from(exit::for_error(&err))
@@ -91,13 +97,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// `--verbose`: tokensmith's debug events on stderr. Nothing logged by
-/// tokensmith carries a secret (a house rule the tests check).
+/// `--verbose`: tokensmith's debug events on stderr (every `tokensmith*`
+/// crate), and only warnings from the libraries below it (not hyper's
+/// connection-pool chatter). Nothing logged by tokensmith carries a secret
+/// (a house rule the tests check).
 fn init_tracing() {
-    tracing_subscriber::fmt()
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    // A prefix: `tokensmith` (this binary), `tokensmith_core`, the adapters.
+    let targets = Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("tokensmith", LevelFilter::DEBUG);
+    let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::DEBUG)
         .with_target(false)
         .without_time()
-        .init();
+        .finish()
+        .with(targets);
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }

@@ -59,6 +59,27 @@ pub(crate) fn token_json(
     serde_json::to_string(&json).unwrap_or_default()
 }
 
+/// The `--json` error object on stderr (contract §10's fields, in its
+/// order): `{"error":…,"provider":…,"status":…,"vendor_error":…,"message":…}`.
+pub(crate) fn error_json(report: &crate::exit::ErrorReport) -> String {
+    #[derive(Serialize)]
+    struct ErrorJson<'a> {
+        error: &'a str,
+        provider: Option<&'a str>,
+        status: Option<u16>,
+        vendor_error: Option<&'a str>,
+        message: &'a str,
+    }
+    serde_json::to_string(&ErrorJson {
+        error: report.error,
+        provider: report.provider.as_deref(),
+        status: report.status,
+        vendor_error: report.vendor_error.as_deref(),
+        message: &report.message,
+    })
+    .unwrap_or_default()
+}
+
 /// `at` in RFC 3339 (UTC, whole seconds); `None` outside the years 1970 to
 /// 9999, which humantime cannot write (its `to_string` would panic).
 fn rfc3339(at: SystemTime) -> Option<String> {
@@ -166,6 +187,21 @@ mod tests {
         assert_eq!(
             table(Some(&["NAME", "KIND"]), &rows[..1]),
             vec!["NAME  KIND", "mdm   soti-connect"]
+        );
+    }
+
+    #[test]
+    fn json_errors_have_the_contract_fields_in_order() {
+        let report = crate::exit::ErrorReport {
+            error: "rejected",
+            provider: Some("mdm".into()),
+            status: Some(400),
+            vendor_error: Some("invalid_client".into()),
+            message: "provider \"mdm\": refused".into(),
+        };
+        assert_eq!(
+            error_json(&report),
+            r#"{"error":"rejected","provider":"mdm","status":400,"vendor_error":"invalid_client","message":"provider \"mdm\": refused"}"#
         );
     }
 }

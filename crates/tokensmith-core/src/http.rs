@@ -661,9 +661,22 @@ fn transport_error(provider: &str, limits: Limits, err: reqwest::Error) -> Token
         TransportErrorKind::Timeout => {
             format!("no complete response within {}", humantime::format_duration(limits.timeout))
         }
-        _ => one_line(&err),
+        _ => innermost_cause(&err),
     };
     TokenError::transport(provider, kind, message, Some(Box::new(err)))
+}
+
+/// The innermost cause of `err`, on one line: what actually failed
+/// (`Connection refused (os error 111)`), without the layers above it that
+/// each restate it (`error sending request: client error (Connect): tcp
+/// connect error: …`). The whole chain stays reachable through `source()`.
+fn innermost_cause(err: &dyn std::error::Error) -> String {
+    let mut cause = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    let text = one_line(cause);
+    if text.is_empty() { one_line(err) } else { text }
 }
 
 /// An error and its sources on one line, repeated messages skipped.

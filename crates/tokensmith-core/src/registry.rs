@@ -144,25 +144,23 @@ impl ProviderContext {
             .iter()
             .copied()
             .chain(top_level.then_some(COMMON_FIELDS).into_iter().flatten().copied());
-        let mut text = format!("unknown field `{unknown}`");
-        if let Some(meant) = closest(unknown, candidates) {
-            text.push_str(&format!(" (did you mean `{meant}`?)"));
-        }
+        let hint = closest(unknown, candidates)
+            .map(|meant| format!(" (did you mean `{meant}`?)"))
+            .unwrap_or_default();
         let kind = &self.common.kind;
-        if top_level && own.is_empty() {
-            text.push_str(&format!(
-                "; kind {kind:?} takes only the common fields {}",
-                list(COMMON_FIELDS)
-            ));
-        } else if top_level {
-            text.push_str(&format!(
+        let fields = match (top_level, own.is_empty()) {
+            (true, true) => {
+                format!("; kind {kind:?} takes only the common fields {}", list(COMMON_FIELDS))
+            }
+            (true, false) => format!(
                 "; kind {kind:?} takes {} and the common fields {}",
                 list(own),
                 list(COMMON_FIELDS)
-            ));
-        } else if !own.is_empty() {
-            text.push_str(&format!("; expected {}", list(own)));
-        }
+            ),
+            (false, false) => format!("; expected {}", list(own)),
+            (false, true) => String::new(),
+        };
+        let text = format!("unknown field `{unknown}`{hint}{fields}");
         TokenError::config(Some(&self.name), Some(path), text)
     }
 
@@ -539,18 +537,19 @@ impl Registry {
     fn unknown_kind(&self, name: &str, kind: &str) -> TokenError {
         let available: Vec<&str> = self.kinds().collect();
         let available = if available.is_empty() { "none".to_owned() } else { available.join(", ") };
-        let message = match KNOWN_KINDS.iter().find(|(k, _, _)| *k == kind) {
-            Some((_, krate, feature)) => format!(
+        let message = if let Some((_, krate, feature)) =
+            KNOWN_KINDS.iter().find(|(k, _, _)| *k == kind)
+        {
+            format!(
                 "kind {kind:?} is not linked into this program: add the `{krate}` crate and register its factory (or enable the `{feature}` feature of `tokensmith`); available kinds: {available}"
-            ),
-            None => {
-                let known = self.kinds().chain(KNOWN_KINDS.iter().map(|(k, _, _)| *k));
-                let hint = closest(kind, known).map(|k| format!(" (did you mean {k:?}?)"));
-                format!(
-                    "unknown kind {kind:?}{}; available kinds: {available}",
-                    hint.unwrap_or_default()
-                )
-            }
+            )
+        } else {
+            let known = self.kinds().chain(KNOWN_KINDS.iter().map(|(k, _, _)| *k));
+            let hint = closest(kind, known).map(|k| format!(" (did you mean {k:?}?)"));
+            format!(
+                "unknown kind {kind:?}{}; available kinds: {available}",
+                hint.unwrap_or_default()
+            )
         };
         TokenError::config(Some(name), Some("kind"), message)
     }

@@ -8,5 +8,6 @@ mod config_errors;
 mod demo;
 mod exit_codes;
 mod no_leak;
+mod output;
 mod support;
 mod token;
