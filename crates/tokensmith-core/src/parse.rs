@@ -31,9 +31,12 @@
 //!
 //! # Fields
 //!
-//! - `access_token`: required, a non-empty string, kept as a secret.
+//! - `access_token`: required, a non-empty string without control characters
+//!   (a newline or escape would reach a script's `$(tokensmith token x)`, a
+//!   header or a terminal), kept as a secret.
 //! - `token_type`: normalised by [`TokenType::parse`]: missing or any case of
-//!   `bearer` is [`TokenType::Bearer`].
+//!   `bearer` is [`TokenType::Bearer`]; a control character in it, or in a
+//!   `refresh_token`, is an invalid response too.
 //! - `expires_in`: an integer, a string (`"3599"`) or a float. `0` counts as
 //!   absent, as golang/oauth2 reads it (servers send it for "not said", and
 //!   the scoped vendor's documented example shows it): taken literally it would
@@ -601,9 +604,21 @@ fn token_from(map: &Map<String, Value>, received_at: SystemTime) -> Result<Acces
         }
         _ => None,
     };
+    // Printed alone on a line (`tokensmith token`), sent in a header or
+    // stored in a file: a control character would inject lines, headers or
+    // terminal escapes. The value itself never reaches the error.
+    let token_type = map.get("token_type").and_then(Value::as_str);
+    let refresh_token = str_field(map, "refresh_token");
+    for (name, value) in
+        [("access_token", Some(token)), ("refresh_token", refresh_token), ("token_type", token_type)]
+    {
+        if value.is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(format!("the {name} contains control characters"));
+        }
+    }
     let secret = |key: &str| str_field(map, key).map(|s| SecretString::from(s.to_owned()));
     Ok(AccessToken::builder(token, received_at)
-        .token_type(TokenType::parse(map.get("token_type").and_then(Value::as_str)))
+        .token_type(TokenType::parse(token_type))
         .expires_at(expires_at)
         .scope(scope)
         .refresh_token(secret("refresh_token"))
@@ -1252,6 +1267,43 @@ mod tests {
         );
         check(200, None, "hello", "unrecognised body (content type none), expected JSON or a form");
         check(302, None, "", "unexpected HTTP status 302");
+    }
+
+    /// A token, refresh token or token type with a control character would
+    /// add lines or terminal escapes to `$(tokensmith token x)`, a header or
+    /// a stored file: an invalid response, which never shows the value.
+    #[test]
+    fn control_characters_in_tokens_are_invalid() {
+        #[track_caller]
+        fn check(body: &str, reason: &str) {
+            match err(200, JSON, body) {
+                TokenError::InvalidResponse { reason: actual, body: snippet, .. } => {
+                    assert_eq!(actual, reason, "{body:?}");
+                    assert!(!snippet.as_str().contains("SECRET"), "{snippet:?}");
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+        let access = "the access_token contains control characters";
+        check(r#"{"access_token":"SECRET\nb"}"#, access);
+        check(r#"{"access_token":"SECRET\u001b[2J"}"#, access);
+        check(r#"{"access_token":"SECRET\r"}"#, access);
+        check(r#"{"access_token":"SECRET\t1"}"#, access);
+        check(r#"{"access_token":"SECRET\u0000"}"#, access);
+        check(r#"{"access_token":"SECRET\u007f"}"#, access);
+        check(r#"{"access_token":"SECRET\u009b31m"}"#, access);
+        check("access_token=SECRET%0Ab&token_type=bearer", access);
+        check(
+            r#"{"access_token":"a","refresh_token":"SECRET\nb"}"#,
+            "the refresh_token contains control characters",
+        );
+        check(
+            r#"{"access_token":"a","token_type":"Bearer\r\nX-Evil: 1"}"#,
+            "the token_type contains control characters",
+        );
+        // Spaces and non-ASCII stay tolerated (the SOTI seed token has spaces).
+        ok(200, JSON, r#"{"access_token":"a b","token_type":"MAC"}"#);
+        ok(200, JSON, r#"{"access_token":"é","refresh_token":"r r"}"#);
     }
 
     #[test]
