@@ -144,7 +144,9 @@ pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
 /// by `[REDACTED]` wherever they look like a JSON member (`"field" : "value"`,
 /// also inside a JSON string as `\"field\":\"value\"`), a form pair
 /// (`field=value`) or `field: value` text, so it is safe to log. String,
-/// array, object and bare values are all redacted whole.
+/// array, object and bare values are all redacted whole; a bare
+/// `authorization` value with a scheme (`Authorization: Basic QWxh…`, as a
+/// server echoing the request shows it) is redacted with its credentials.
 ///
 /// ```
 /// use tokensmith_core::BodySnippet;
@@ -170,6 +172,7 @@ impl BodySnippet {
         "code_verifier",
         "assertion",
         "client_assertion",
+        "authorization",
     ];
 
     /// Builds a sanitised snippet from raw body bytes.
@@ -217,7 +220,15 @@ fn redact(text: &str) -> String {
         let mut from = 0;
         while let Some(at) = find_key(&lower, field, from) {
             let key_end = at + field.len();
-            match value_span(text.as_bytes(), key_end) {
+            let span = value_span(text.as_bytes(), key_end);
+            // `Authorization: <scheme> <credentials>`: the credentials too.
+            let span = match span {
+                Some((start, end)) if *field == "authorization" => {
+                    Some((start, credentials_end(text.as_bytes(), start, end)))
+                }
+                other => other,
+            };
+            match span {
                 Some((start, end)) => {
                     spans.push((start, end));
                     from = end.max(key_end);
@@ -311,6 +322,27 @@ fn value_span(b: &[u8], key_end: usize) -> Option<(usize, usize)> {
         }
     };
     (end > start).then_some((start, end))
+}
+
+/// Where an `authorization` value spanning `start..end` really ends: when it
+/// is a bare auth scheme (`Basic`, `Bearer`: letters, digits, `-`) followed
+/// by one space, the credentials after the space belong to it too.
+fn credentials_end(b: &[u8], start: usize, end: usize) -> usize {
+    let scheme = &b[start..end];
+    let bare_scheme = !scheme.is_empty()
+        && scheme.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && (start == 0 || !matches!(b[start - 1], b'"' | b'\''));
+    if !bare_scheme || b.get(end) != Some(&b' ') {
+        return end;
+    }
+    let mut j = end + 1;
+    while j < b.len()
+        && !b[j].is_ascii_whitespace()
+        && !matches!(b[j], b'&' | b',' | b';' | b'}' | b']' | b'"' | b'\'' | b'<' | b'>' | b'\\')
+    {
+        j += 1;
+    }
+    j
 }
 
 /// The index of the closing `quote` of a string whose content starts at
@@ -792,6 +824,18 @@ mod tests {
             r#"{"access_token":"é\"ü","x":"ö"}"#,
             r#"{"access_token":"[REDACTED]","x":"ö"}"#,
         );
+        // an echoed Authorization header: the scheme and its credentials
+        check_snippet(
+            "Authorization: Basic QWxhZGRpbjpvcGVu\r\nHost: x",
+            "Authorization: [REDACTED] Host: x",
+        );
+        check_snippet("authorization=Bearer abc&x=1", "authorization=[REDACTED]&x=1");
+        check_snippet("Proxy-Authorization: Basic QWxh, x", "Proxy-Authorization: [REDACTED], x");
+        check_snippet(
+            r#"{"headers":{"Authorization":"Basic QWxh"},"x":1}"#,
+            r#"{"headers":{"Authorization":"[REDACTED]"},"x":1}"#,
+        );
+        check_snippet("authorization: QWxhZGRp", "authorization: [REDACTED]");
         // not keys: longer names, a key with no value
         check_snippet(r#"{"my_access_token":"abc"}"#, r#"{"my_access_token":"abc"}"#);
         check_snippet(r#"{"error":"missing access_token"}"#, r#"{"error":"missing access_token"}"#);

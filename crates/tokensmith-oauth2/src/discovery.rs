@@ -146,24 +146,28 @@ impl Discovery {
     async fn discover(&self) -> Result<Found, TokenError> {
         let provider = &*self.provider;
         let [rfc8414, openid] = well_known_urls(&self.issuer_url);
-        let document = match fetch_json(provider, &rfc8414, &self.settings).await {
+        let document = match fetch_json(provider, &rfc8414, &self.settings, &*self.clock).await {
             Err(TokenError::InvalidResponse { status: 400..=499, .. }) => {
-                fetch_json(provider, &openid, &self.settings).await.map_err(|e| match e {
-                    TokenError::InvalidResponse { status: status @ 400..=499, body, .. } => {
-                        let reason = format!(
-                            "no discovery document for issuer {} (HTTP 4xx at {} and {})",
-                            self.issuer,
-                            rfc8414.path(),
-                            openid.path()
-                        );
-                        TokenError::invalid_response(
-                            provider,
-                            status,
-                            reason,
-                            body.as_str().as_bytes(),
-                        )
+                fetch_json(provider, &openid, &self.settings, &*self.clock).await.map_err(|e| {
+                    match e {
+                        TokenError::InvalidResponse {
+                            status: status @ 400..=499, body, ..
+                        } => {
+                            let reason = format!(
+                                "no discovery document for issuer {} (HTTP 4xx at {} and {})",
+                                self.issuer,
+                                rfc8414.path(),
+                                openid.path()
+                            );
+                            TokenError::invalid_response(
+                                provider,
+                                status,
+                                reason,
+                                body.as_str().as_bytes(),
+                            )
+                        }
+                        other => other,
                     }
-                    other => other,
                 })?
             }
             other => other?,
@@ -484,9 +488,7 @@ mod tests {
                 ProviderContext::new("p", toml.parse().unwrap(), Arc::new(SystemClock)).unwrap();
             Discovery::new(&ctx, "https://as.example", false).unwrap()
         };
-        let document = |endpoint: &str| {
-            serde_json::json!({"issuer": "https://as.example", "token_endpoint": endpoint})
-        };
+        let document = |endpoint: &str| serde_json::json!({"issuer": "https://as.example", "token_endpoint": endpoint});
         for extra in ["", "allow_insecure_http = true"] {
             for endpoint in
                 ["http://127.0.0.1:8080/token", "http://localhost/token", "http://as.example/token"]
