@@ -447,8 +447,9 @@ pub enum TokenError {
         /// What is wrong, for a person.
         message: String,
     },
-    /// The token endpoint refused the request: a 4xx, or a 2xx whose body
-    /// carries an OAuth `error`.
+    /// The token endpoint refused the request: a 4xx the vendor explains
+    /// (an OAuth or vendor error body; any 401, 408 or 429), or a 2xx whose
+    /// body carries an OAuth `error`.
     #[non_exhaustive]
     Rejected {
         /// The provider.
@@ -475,6 +476,20 @@ pub enum TokenError {
         body: BodySnippet,
         /// The `Retry-After` delay, when the server sent one.
         retry_after: Option<Duration>,
+    },
+    /// The token endpoint answered a 4xx that no OAuth or vendor error
+    /// explains (`404 Not Found`, `405 Method Not Allowed`, an HTML page):
+    /// most likely `token_url` is not the token endpoint. Not a refusal of
+    /// the credentials, so not [`Rejected`](Self::Rejected) (CLI exit code 4,
+    /// not 3); not retryable.
+    #[non_exhaustive]
+    Endpoint {
+        /// The provider.
+        provider: String,
+        /// The HTTP status.
+        status: u16,
+        /// A sanitised excerpt of the body.
+        body: BodySnippet,
     },
     /// The request did not complete: connect, timeout, redirect, broken connection.
     #[non_exhaustive]
@@ -542,6 +557,9 @@ impl TokenError {
             Self::InvalidResponse { provider, status, reason, body: b } => {
                 Self::InvalidResponse { provider, status, reason: text(reason), body: body(b) }
             }
+            Self::Endpoint { provider, status, body: b } => {
+                Self::Endpoint { provider, status, body: body(b) }
+            }
             Self::Transport { provider, kind, message, source } => {
                 Self::Transport { provider, kind, message: text(message), source }
             }
@@ -594,6 +612,7 @@ impl TokenError {
             Self::Config { provider, .. } => provider.as_deref(),
             Self::Rejected { provider, .. }
             | Self::Server { provider, .. }
+            | Self::Endpoint { provider, .. }
             | Self::Transport { provider, .. }
             | Self::InvalidResponse { provider, .. }
             | Self::ReauthorizationRequired { provider, .. } => Some(provider),
@@ -605,6 +624,7 @@ impl TokenError {
         match self {
             Self::Rejected { status, .. }
             | Self::Server { status, .. }
+            | Self::Endpoint { status, .. }
             | Self::InvalidResponse { status, .. } => Some(*status),
             _ => None,
         }
@@ -629,6 +649,7 @@ impl TokenError {
         match self {
             Self::Rejected { body, .. }
             | Self::Server { body, .. }
+            | Self::Endpoint { body, .. }
             | Self::InvalidResponse { body, .. } => Some(body),
             _ => None,
         }
@@ -643,14 +664,15 @@ impl TokenError {
     }
 
     /// Whether trying again later can help: transport failures, 5xx, 408 and
-    /// 429. A refusal (`invalid_client`), a config error or a response we
-    /// cannot parse will fail the same way again.
+    /// 429. A refusal (`invalid_client`), a config error, a wrong endpoint or
+    /// a response we cannot parse will fail the same way again.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { kind, .. } => !matches!(kind, TransportErrorKind::Redirect),
             Self::Server { .. } => true,
             Self::Rejected { status, .. } => matches!(status, 408 | 429),
             Self::Config { .. }
+            | Self::Endpoint { .. }
             | Self::InvalidResponse { .. }
             | Self::ReauthorizationRequired { .. } => false,
         }
@@ -661,7 +683,9 @@ impl TokenError {
         matches!(self, Self::Config { .. })
     }
 
-    /// Whether the token endpoint refused the request (CLI exit code 3).
+    /// Whether the token endpoint refused the request (CLI exit code 3): a
+    /// refusal the vendor explains, or a reauthorization to do. A 4xx nobody
+    /// explains is [`Endpoint`](Self::Endpoint) instead.
     pub fn is_rejected(&self) -> bool {
         matches!(self, Self::Rejected { .. } | Self::ReauthorizationRequired { .. })
     }
@@ -698,6 +722,11 @@ impl fmt::Display for TokenError {
                     None => write!(f, "; body: {body}"),
                 }
             }
+            Self::Endpoint { provider, status, body } => write!(
+                f,
+                "provider {provider:?}: the token endpoint answered HTTP {status} with no OAuth or \
+                 vendor error: check token_url; body: {body}"
+            ),
             Self::Transport { provider, kind, message, .. } => {
                 write!(f, "provider {provider:?}: {kind}")?;
                 if !message.is_empty() {
@@ -749,6 +778,9 @@ impl Clone for TokenError {
                 body: body.clone(),
                 retry_after: *retry_after,
             },
+            Self::Endpoint { provider, status, body } => {
+                Self::Endpoint { provider: provider.clone(), status: *status, body: body.clone() }
+            }
             Self::Transport { provider, kind, message, source } => Self::Transport {
                 provider: provider.clone(),
                 kind: *kind,

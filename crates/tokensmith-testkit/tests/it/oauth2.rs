@@ -169,7 +169,8 @@ async fn authorization_code_requires_client_id_in_the_body() {
     let (status, body) = basic_post(&emulator, &form).await;
     assert_eq!(error(status, &body), (400, "missing parameter `client_id`".to_owned()));
     // The refusal did not spend the code; the body's client_id must match Basic.
-    let (status, body) = basic_post(&emulator, &[&form[..], &[("client_id", PUBLIC)]].concat()).await;
+    let (status, body) =
+        basic_post(&emulator, &[&form[..], &[("client_id", PUBLIC)]].concat()).await;
     assert_eq!(error(status, &body).0, 400);
     let (status, body) = basic_post(&emulator, &[&form[..], &[("client_id", ID)]].concat()).await;
     assert_eq!(status, 200, "{body}");
