@@ -94,6 +94,16 @@ const clients = [
     token_endpoint_auth_method: 'none',
   },
   {
+    // A confidential web client exchanging its code with client_secret_basic
+    // (tokensmith also sends client_id in the body, which must match).
+    client_id: 'app-basic',
+    client_secret: 'app-basic-secret',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+  {
     client_id: 'pkjwt-rs256',
     grant_types: ['client_credentials'],
     token_endpoint_auth_method: 'private_key_jwt',

@@ -4,8 +4,8 @@
 //! |---|---|
 //! | 0 | success |
 //! | 2 | usage or config error (also: a local problem such as an unusable cache directory) |
-//! | 3 | the token endpoint refused the request ([`TokenError::is_rejected`]) |
-//! | 4 | transport or server failure: connection, timeout, redirect, 5xx, unparseable or oversized response |
+//! | 3 | the token endpoint refused the request and said why ([`TokenError::is_rejected`]) |
+//! | 4 | transport or server failure: connection, timeout, redirect, 5xx, unparseable or oversized response; a 4xx nobody explains ([`TokenError::Endpoint`]: check `token_url`) |
 
 use std::fmt;
 

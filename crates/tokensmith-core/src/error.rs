@@ -144,7 +144,9 @@ pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
 /// by `[REDACTED]` wherever they look like a JSON member (`"field" : "value"`,
 /// also inside a JSON string as `\"field\":\"value\"`), a form pair
 /// (`field=value`) or `field: value` text, so it is safe to log. String,
-/// array, object and bare values are all redacted whole.
+/// array, object and bare values are all redacted whole; a bare
+/// `authorization` value with a scheme (`Authorization: Basic QWxh…`, as a
+/// server echoing the request shows it) is redacted with its credentials.
 ///
 /// ```
 /// use tokensmith_core::BodySnippet;
@@ -170,6 +172,7 @@ impl BodySnippet {
         "code_verifier",
         "assertion",
         "client_assertion",
+        "authorization",
     ];
 
     /// Builds a sanitised snippet from raw body bytes.
@@ -217,7 +220,15 @@ fn redact(text: &str) -> String {
         let mut from = 0;
         while let Some(at) = find_key(&lower, field, from) {
             let key_end = at + field.len();
-            match value_span(text.as_bytes(), key_end) {
+            let span = value_span(text.as_bytes(), key_end);
+            // `Authorization: <scheme> <credentials>`: the credentials too.
+            let span = match span {
+                Some((start, end)) if *field == "authorization" => {
+                    Some((start, credentials_end(text.as_bytes(), start, end)))
+                }
+                other => other,
+            };
+            match span {
                 Some((start, end)) => {
                     spans.push((start, end));
                     from = end.max(key_end);
@@ -311,6 +322,27 @@ fn value_span(b: &[u8], key_end: usize) -> Option<(usize, usize)> {
         }
     };
     (end > start).then_some((start, end))
+}
+
+/// Where an `authorization` value spanning `start..end` really ends: when it
+/// is a bare auth scheme (`Basic`, `Bearer`: letters, digits, `-`) followed
+/// by one space, the credentials after the space belong to it too.
+fn credentials_end(b: &[u8], start: usize, end: usize) -> usize {
+    let scheme = &b[start..end];
+    let bare_scheme = !scheme.is_empty()
+        && scheme.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && (start == 0 || !matches!(b[start - 1], b'"' | b'\''));
+    if !bare_scheme || b.get(end) != Some(&b' ') {
+        return end;
+    }
+    let mut j = end + 1;
+    while j < b.len()
+        && !b[j].is_ascii_whitespace()
+        && !matches!(b[j], b'&' | b',' | b';' | b'}' | b']' | b'"' | b'\'' | b'<' | b'>' | b'\\')
+    {
+        j += 1;
+    }
+    j
 }
 
 /// The index of the closing `quote` of a string whose content starts at
@@ -415,8 +447,9 @@ pub enum TokenError {
         /// What is wrong, for a person.
         message: String,
     },
-    /// The token endpoint refused the request: a 4xx, or a 2xx whose body
-    /// carries an OAuth `error`.
+    /// The token endpoint refused the request: a 4xx the vendor explains
+    /// (an OAuth or vendor error body; any 401, 408 or 429), or a 2xx whose
+    /// body carries an OAuth `error`.
     #[non_exhaustive]
     Rejected {
         /// The provider.
@@ -443,6 +476,20 @@ pub enum TokenError {
         body: BodySnippet,
         /// The `Retry-After` delay, when the server sent one.
         retry_after: Option<Duration>,
+    },
+    /// The token endpoint answered a 4xx that no OAuth or vendor error
+    /// explains (`404 Not Found`, `405 Method Not Allowed`, an HTML page):
+    /// most likely `token_url` is not the token endpoint. Not a refusal of
+    /// the credentials, so not [`Rejected`](Self::Rejected) (CLI exit code 4,
+    /// not 3); not retryable.
+    #[non_exhaustive]
+    Endpoint {
+        /// The provider.
+        provider: String,
+        /// The HTTP status.
+        status: u16,
+        /// A sanitised excerpt of the body.
+        body: BodySnippet,
     },
     /// The request did not complete: connect, timeout, redirect, broken connection.
     #[non_exhaustive]
@@ -510,6 +557,9 @@ impl TokenError {
             Self::InvalidResponse { provider, status, reason, body: b } => {
                 Self::InvalidResponse { provider, status, reason: text(reason), body: body(b) }
             }
+            Self::Endpoint { provider, status, body: b } => {
+                Self::Endpoint { provider, status, body: body(b) }
+            }
             Self::Transport { provider, kind, message, source } => {
                 Self::Transport { provider, kind, message: text(message), source }
             }
@@ -562,6 +612,7 @@ impl TokenError {
             Self::Config { provider, .. } => provider.as_deref(),
             Self::Rejected { provider, .. }
             | Self::Server { provider, .. }
+            | Self::Endpoint { provider, .. }
             | Self::Transport { provider, .. }
             | Self::InvalidResponse { provider, .. }
             | Self::ReauthorizationRequired { provider, .. } => Some(provider),
@@ -573,6 +624,7 @@ impl TokenError {
         match self {
             Self::Rejected { status, .. }
             | Self::Server { status, .. }
+            | Self::Endpoint { status, .. }
             | Self::InvalidResponse { status, .. } => Some(*status),
             _ => None,
         }
@@ -597,6 +649,7 @@ impl TokenError {
         match self {
             Self::Rejected { body, .. }
             | Self::Server { body, .. }
+            | Self::Endpoint { body, .. }
             | Self::InvalidResponse { body, .. } => Some(body),
             _ => None,
         }
@@ -611,14 +664,15 @@ impl TokenError {
     }
 
     /// Whether trying again later can help: transport failures, 5xx, 408 and
-    /// 429. A refusal (`invalid_client`), a config error or a response we
-    /// cannot parse will fail the same way again.
+    /// 429. A refusal (`invalid_client`), a config error, a wrong endpoint or
+    /// a response we cannot parse will fail the same way again.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { kind, .. } => !matches!(kind, TransportErrorKind::Redirect),
             Self::Server { .. } => true,
             Self::Rejected { status, .. } => matches!(status, 408 | 429),
             Self::Config { .. }
+            | Self::Endpoint { .. }
             | Self::InvalidResponse { .. }
             | Self::ReauthorizationRequired { .. } => false,
         }
@@ -629,7 +683,9 @@ impl TokenError {
         matches!(self, Self::Config { .. })
     }
 
-    /// Whether the token endpoint refused the request (CLI exit code 3).
+    /// Whether the token endpoint refused the request (CLI exit code 3): a
+    /// refusal the vendor explains, or a reauthorization to do. A 4xx nobody
+    /// explains is [`Endpoint`](Self::Endpoint) instead.
     pub fn is_rejected(&self) -> bool {
         matches!(self, Self::Rejected { .. } | Self::ReauthorizationRequired { .. })
     }
@@ -666,6 +722,11 @@ impl fmt::Display for TokenError {
                     None => write!(f, "; body: {body}"),
                 }
             }
+            Self::Endpoint { provider, status, body } => write!(
+                f,
+                "provider {provider:?}: the token endpoint answered HTTP {status} with no OAuth or \
+                 vendor error: check token_url; body: {body}"
+            ),
             Self::Transport { provider, kind, message, .. } => {
                 write!(f, "provider {provider:?}: {kind}")?;
                 if !message.is_empty() {
@@ -717,6 +778,9 @@ impl Clone for TokenError {
                 body: body.clone(),
                 retry_after: *retry_after,
             },
+            Self::Endpoint { provider, status, body } => {
+                Self::Endpoint { provider: provider.clone(), status: *status, body: body.clone() }
+            }
             Self::Transport { provider, kind, message, source } => Self::Transport {
                 provider: provider.clone(),
                 kind: *kind,
@@ -792,6 +856,18 @@ mod tests {
             r#"{"access_token":"é\"ü","x":"ö"}"#,
             r#"{"access_token":"[REDACTED]","x":"ö"}"#,
         );
+        // an echoed Authorization header: the scheme and its credentials
+        check_snippet(
+            "Authorization: Basic QWxhZGRpbjpvcGVu\r\nHost: x",
+            "Authorization: [REDACTED] Host: x",
+        );
+        check_snippet("authorization=Bearer abc&x=1", "authorization=[REDACTED]&x=1");
+        check_snippet("Proxy-Authorization: Basic QWxh, x", "Proxy-Authorization: [REDACTED], x");
+        check_snippet(
+            r#"{"headers":{"Authorization":"Basic QWxh"},"x":1}"#,
+            r#"{"headers":{"Authorization":"[REDACTED]"},"x":1}"#,
+        );
+        check_snippet("authorization: QWxhZGRp", "authorization: [REDACTED]");
         // not keys: longer names, a key with no value
         check_snippet(r#"{"my_access_token":"abc"}"#, r#"{"my_access_token":"abc"}"#);
         check_snippet(r#"{"error":"missing access_token"}"#, r#"{"error":"missing access_token"}"#);

@@ -21,9 +21,12 @@
 //!   request so connections are kept alive;
 //! - transport failures classified ([`TransportErrorKind`]), each a one-line
 //!   message naming the provider, never a secret nor the URL's path or query;
-//! - `Retry-After` read in its delay-seconds form (`Retry-After: 120`); the
-//!   HTTP-date form is ignored (no date parser in the dependency tree, and
-//!   token endpoints send seconds);
+//! - `Retry-After` read in both forms: delay-seconds (`Retry-After: 120`) and
+//!   an HTTP-date, measured from the provider's injected clock when the
+//!   response arrived;
+//! - every error built from a response is scrubbed of the secrets the
+//!   request sent (client secret, Basic credentials, secret form fields),
+//!   an oversized body's snippet included, before any cut;
 //! - the response handed to the one tolerant parser ([`crate::parse`]).
 //!
 //! [`fetch_json`] GETs a JSON document (OIDC discovery) under the same rules.
@@ -32,7 +35,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -44,7 +47,7 @@ use url::form_urlencoded;
 use crate::config::DEFAULT_TIMEOUT;
 use crate::error::{BodySnippet, scrub};
 use crate::parse::{RawResponse, parse_response};
-use crate::{AccessToken, SharedClock, TokenError, TransportErrorKind};
+use crate::{AccessToken, Clock, SharedClock, TokenError, TransportErrorKind};
 
 /// The largest response body read, by default: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -457,9 +460,12 @@ impl TokenRequest<'_> {
         }
         let received = execute(provider, &endpoint.url, request, endpoint.limits).await?;
         let received_at = endpoint.clock.now();
+        if received.oversized {
+            return Err(self.too_large(&received, header.as_ref()));
+        }
         let mut raw =
             RawResponse::new(received.status, received.content_type.as_deref(), &received.body);
-        raw.retry_after = received.retry_after;
+        raw.retry_after = received.retry_after(&*endpoint.clock);
         parse_response(provider, &raw, received_at).map_err(|err| {
             // A server may echo the request back (form, Authorization header):
             // scrub what we sent from the body *before* it is parsed and cut
@@ -476,6 +482,28 @@ impl TokenRequest<'_> {
             };
             err.scrub_secrets(&secrets)
         })
+    }
+
+    /// The error for a body over the limit, its snippet cut from what was
+    /// read. What the request sent is scrubbed from all of that *before* the
+    /// cut (and a trailing part of a secret dropped), so not even a prefix
+    /// of a secret survives the cut.
+    fn too_large(&self, received: &Received, header: Option<&SecretString>) -> TokenError {
+        let secrets = self.sent_secrets(header);
+        let text = String::from_utf8_lossy(&received.body);
+        let mut scrubbed = scrub(&text, &secrets);
+        for secret in &secrets {
+            let partial = (1..secret.len())
+                .rev()
+                .filter(|&n| secret.is_char_boundary(n))
+                .find(|&n| scrubbed.ends_with(&secret[..n]));
+            if let Some(n) = partial {
+                scrubbed.truncate(scrubbed.len() - n);
+            }
+        }
+        let limit = self.endpoint.limits.max_body_bytes;
+        too_large(&self.endpoint.provider, received.status, limit, scrubbed.as_bytes())
+            .scrub_secrets(&secrets)
     }
 
     /// Every secret value this request sends (client secret, secret form
@@ -523,18 +551,22 @@ pub async fn fetch_json(
     provider: &str,
     url: &Url,
     settings: &HttpSettings,
+    clock: &dyn Clock,
 ) -> Result<serde_json::Value, TokenError> {
     check_url(provider, "url", url, settings.allow_insecure_http)?;
     let client = client_for(provider, settings, is_loopback(url))?;
     let received = execute(provider, url, client.get(url.clone()), settings.into()).await?;
     let status = received.status;
+    if received.oversized {
+        return Err(too_large(provider, status, settings.max_body_bytes, &received.body));
+    }
     if status >= 500 {
         return Err(TokenError::Server {
             provider: provider.to_owned(),
             status,
             detail: None,
             body: BodySnippet::new(&received.body),
-            retry_after: received.retry_after,
+            retry_after: received.retry_after(clock),
         });
     }
     if !(200..300).contains(&status) {
@@ -559,12 +591,28 @@ pub async fn fetch_json(
 struct Received {
     status: u16,
     content_type: Option<String>,
-    retry_after: Option<Duration>,
+    /// The `Retry-After` header, read by [`Received::retry_after`].
+    retry_after: Option<HeaderValue>,
+    /// The body, or when `oversized` what was read of it before the limit
+    /// (nothing when `Content-Length` announced too much).
     body: Vec<u8>,
+    /// The body is larger than the limit: refuse it, with a snippet of
+    /// `body` scrubbed of what the request sent.
+    oversized: bool,
+}
+
+impl Received {
+    /// The `Retry-After` delay; an HTTP-date counts from `clock`'s now, read
+    /// only for a date.
+    fn retry_after(&self, clock: &dyn Clock) -> Option<Duration> {
+        self.retry_after.as_ref().and_then(|value| parse_retry_after(value, || clock.now()))
+    }
 }
 
 /// Sends `request` to `url` and reads the response within `limits`: a
-/// redirect is an error, the body is read up to `limits.max_body_bytes`.
+/// redirect is an error, the body is read up to `limits.max_body_bytes` (a
+/// larger one is marked `oversized`, its rest never read: the caller builds
+/// the error, so it can scrub what was read first).
 async fn execute(
     provider: &str,
     url: &Url,
@@ -596,11 +644,17 @@ async fn execute(
     let status = status.as_u16();
     let headers = response.headers();
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let retry_after = headers.get(RETRY_AFTER).and_then(parse_retry_after);
+    let retry_after = headers.get(RETRY_AFTER).cloned();
     let limit = limits.max_body_bytes;
     let announced = response.content_length();
     if announced.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(provider, status, limit, b""));
+        return Ok(Received {
+            status,
+            content_type,
+            retry_after,
+            body: Vec::new(),
+            oversized: true,
+        });
     }
     let capacity = announced.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
     let mut body = Vec::with_capacity(capacity);
@@ -609,21 +663,28 @@ async fn execute(
     {
         if body.len() + chunk.len() > limit {
             // Dropping the response closes the connection: the rest is never read.
-            return Err(too_large(provider, status, limit, &body));
+            return Ok(Received { status, content_type, retry_after, body, oversized: true });
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Received { status, content_type, retry_after, body })
+    Ok(Received { status, content_type, retry_after, body, oversized: false })
 }
 
-/// `Retry-After` as delay-seconds (`120`); the HTTP-date form gives `None`.
-fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+/// `Retry-After` (RFC 9110 §10.2.3) as delay-seconds (`120`) or an HTTP-date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`, and the obsolete RFC 850 and asctime
+/// forms), the date measured from `now` (read only for a date; a date in
+/// the past is no delay). Anything else gives `None`.
+fn parse_retry_after(value: &HeaderValue, now: impl FnOnce() -> SystemTime) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() {
         return None;
     }
-    // All digits: only overflow can fail; a delay that long means "not soon".
-    Some(Duration::from_secs(text.parse().unwrap_or(u64::MAX)))
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: only overflow can fail; a delay that long means "not soon".
+        return Some(Duration::from_secs(text.parse().unwrap_or(u64::MAX)));
+    }
+    let date = httpdate::parse_http_date(text).ok()?;
+    Some(date.duration_since(now()).unwrap_or(Duration::ZERO))
 }
 
 fn basic(id: &str, secret: &str) -> SecretString {
@@ -700,17 +761,26 @@ mod tests {
 
     #[track_caller]
     fn check_retry_after(header: &str, expected: Option<u64>) {
+        // 2015-10-21T07:28:00Z
+        let now = SystemTime::UNIX_EPOCH + Duration::from_mins(24_090_208);
         let value = HeaderValue::from_str(header).unwrap();
-        assert_eq!(parse_retry_after(&value), expected.map(Duration::from_secs), "{header:?}");
+        let got = parse_retry_after(&value, || now);
+        assert_eq!(got, expected.map(Duration::from_secs), "{header:?}");
     }
 
     #[test]
-    fn retry_after_seconds_only() {
+    fn retry_after_seconds_and_dates() {
         check_retry_after("120", Some(120));
         check_retry_after(" 7 ", Some(7));
         check_retry_after("0", Some(0));
         check_retry_after("99999999999999999999999", Some(u64::MAX));
-        check_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", None);
+        check_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", Some(0));
+        check_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", Some(120));
+        check_retry_after("Wednesday, 21-Oct-15 08:28:00 GMT", Some(3600));
+        check_retry_after("Wed Oct 21 07:28:09 2015", Some(9));
+        check_retry_after("Tue, 20 Oct 2015 07:28:00 GMT", Some(0));
+        check_retry_after("Wed, 21 Oct 2015 07:30:00", None);
+        check_retry_after("tomorrow", None);
         check_retry_after("+5", None);
         check_retry_after("-5", None);
         check_retry_after("1.5", None);

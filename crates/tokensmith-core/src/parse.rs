@@ -11,7 +11,8 @@
 //! | any 2xx with a token | the [`AccessToken`] |
 //! | any 2xx whose body carries `error` (or a non-empty `errors` list) | [`TokenError::Rejected`]: some servers refuse with a 200 |
 //! | any 2xx without a usable `access_token` (missing, empty, not a string; an HTML page; an empty or unreadable body) | [`TokenError::InvalidResponse`] with the reason |
-//! | 4xx | [`TokenError::Rejected`], with the vendor's error when the body has one |
+//! | 4xx explained by an OAuth or vendor error, and any 401, 408, 429 | [`TokenError::Rejected`], with the vendor's error |
+//! | 4xx nobody explains (`404 Not Found`, a 405, an HTML page, an empty body) | [`TokenError::Endpoint`]: most likely `token_url` is wrong; 404, 405 and 410 count as explained only with an OAuth `error` code |
 //! | 5xx | [`TokenError::Server`], with the vendor's error when the body has one |
 //! | anything else | [`TokenError::InvalidResponse`] |
 //!
@@ -31,9 +32,12 @@
 //!
 //! # Fields
 //!
-//! - `access_token`: required, a non-empty string, kept as a secret.
+//! - `access_token`: required, a non-empty string without control characters
+//!   (a newline or escape would reach a script's `$(tokensmith token x)`, a
+//!   header or a terminal), kept as a secret.
 //! - `token_type`: normalised by [`TokenType::parse`]: missing or any case of
-//!   `bearer` is [`TokenType::Bearer`].
+//!   `bearer` is [`TokenType::Bearer`]; a control character in it, or in a
+//!   `refresh_token`, is an invalid response too.
 //! - `expires_in`: an integer, a string (`"3599"`) or a float. `0` counts as
 //!   absent, as golang/oauth2 reads it (servers send it for "not said", and
 //!   the scoped vendor's documented example shows it): taken literally it would
@@ -197,7 +201,14 @@ pub fn parse_response(
             }
             token_from(&fields, received_at).map_err(invalid)
         }
-        400..=499 => Err(rejected(detail())),
+        400..=499 => {
+            let detail = detail();
+            if explained(status, detail.as_ref()) {
+                Err(rejected(detail))
+            } else {
+                Err(TokenError::Endpoint { provider: provider.to_owned(), status, body: snippet() })
+            }
+        }
         500..=599 => Err(TokenError::Server {
             provider: provider.to_owned(),
             status,
@@ -206,6 +217,23 @@ pub fn parse_response(
             retry_after: response.retry_after,
         }),
         _ => Err(invalid(format!("unexpected HTTP status {status}"))),
+    }
+}
+
+/// Whether a 4xx refusal is explained, so it is a refusal
+/// ([`TokenError::Rejected`]) and not a sign of a wrong endpoint
+/// ([`TokenError::Endpoint`]): 401 (the credentials), 408 and 429 (try
+/// later) explain themselves; 404, 405 and 410 (no such resource or method)
+/// only with an OAuth error code; any other 4xx with an OAuth code or a
+/// vendor's message. A "code" with spaces (`"error":"Not Found"`, the HTTP
+/// reason phrase in a framework's default error page) is no OAuth code.
+fn explained(status: u16, detail: Option<&ErrorDetail>) -> bool {
+    let oauth_code =
+        detail.and_then(|d| d.code.as_deref()).is_some_and(|c| !c.contains(char::is_whitespace));
+    match status {
+        401 | 408 | 429 => true,
+        404 | 405 | 410 => oauth_code,
+        _ => oauth_code || detail.is_some_and(|d| d.description.is_some()),
     }
 }
 
@@ -601,9 +629,23 @@ fn token_from(map: &Map<String, Value>, received_at: SystemTime) -> Result<Acces
         }
         _ => None,
     };
+    // Printed alone on a line (`tokensmith token`), sent in a header or
+    // stored in a file: a control character would inject lines, headers or
+    // terminal escapes. The value itself never reaches the error.
+    let token_type = map.get("token_type").and_then(Value::as_str);
+    let refresh_token = str_field(map, "refresh_token");
+    for (name, value) in [
+        ("access_token", Some(token)),
+        ("refresh_token", refresh_token),
+        ("token_type", token_type),
+    ] {
+        if value.is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(format!("the {name} contains control characters"));
+        }
+    }
     let secret = |key: &str| str_field(map, key).map(|s| SecretString::from(s.to_owned()));
     Ok(AccessToken::builder(token, received_at)
-        .token_type(TokenType::parse(map.get("token_type").and_then(Value::as_str)))
+        .token_type(TokenType::parse(token_type))
         .expires_at(expires_at)
         .scope(scope)
         .refresh_token(secret("refresh_token"))
@@ -959,8 +1001,9 @@ mod tests {
         Rejected,
         Server,
         Invalid,
+        Endpoint,
     }
-    use Kind::{Invalid, Rejected, Server};
+    use Kind::{Endpoint, Invalid, Rejected, Server};
 
     #[track_caller]
     fn check_err(
@@ -976,6 +1019,7 @@ mod tests {
             TokenError::Rejected { .. } => Rejected,
             TokenError::Server { .. } => Server,
             TokenError::InvalidResponse { .. } => Invalid,
+            TokenError::Endpoint { .. } => Endpoint,
             other => panic!("unexpected {other:?}"),
         };
         assert_eq!(actual, kind, "{body:?}: {e}");
@@ -1102,7 +1146,7 @@ mod tests {
             None,
             Some("a; b; c"),
         );
-        check_err(400, JSON, r#"{"errors":[]}"#, Rejected, None, None);
+        check_err(400, JSON, r#"{"errors":[]}"#, Endpoint, None, None);
     }
 
     #[test]
@@ -1124,12 +1168,64 @@ mod tests {
             e.to_string()
                 .ends_with("; body: <html> <body><h1>401 Unauthorized</h1></body> </html>")
         );
-        let e = check_err(404, None, "", Rejected, None, None);
-        assert!(e.to_string().ends_with("(HTTP 404); body: (empty body)"), "{e}");
+        let e = check_err(404, None, "", Endpoint, None, None);
+        assert!(e.to_string().ends_with("; body: (empty body)"), "{e}");
         check_err(429, Some("text/plain"), "slow down", Rejected, None, None);
-        check_err(400, JSON, r#"{"error":null}"#, Rejected, None, None);
-        check_err(400, JSON, "[1,2]", Rejected, None, None);
-        check_err(400, JSON, "{not json", Rejected, None, None);
+        check_err(400, JSON, r#"{"error":null}"#, Endpoint, None, None);
+        check_err(400, JSON, "[1,2]", Endpoint, None, None);
+        check_err(400, JSON, "{not json", Endpoint, None, None);
+    }
+
+    /// A 4xx the vendor does not explain says the URL (or method) is wrong,
+    /// not the credentials: its own error, naming `token_url` (CLI exit 4).
+    /// 401 (the credentials), 408 and 429 (try later) explain themselves;
+    /// 404, 405 and 410 count as explained only with an OAuth error code.
+    #[test]
+    fn unexplained_4xx_point_at_the_endpoint() {
+        let text = Some("text/plain; charset=utf-8");
+        let e = check_err(404, text, "Not Found\n", Endpoint, None, None);
+        assert_eq!(
+            e.to_string(),
+            "provider \"p\": the token endpoint answered HTTP 404 with no OAuth or vendor error: \
+             check token_url; body: Not Found"
+        );
+        assert!(!e.is_retryable() && !e.is_rejected(), "{e}");
+        check_err(405, None, "", Endpoint, None, None);
+        check_err(410, HTML, "<html><body>Gone</body></html>", Endpoint, None, None);
+        check_err(400, HTML, "<html><body>Bad Request</body></html>", Endpoint, None, None);
+        check_err(403, HTML, "<html><body>Forbidden</body></html>", Endpoint, None, None);
+        check_err(415, text, "Unsupported Media Type", Endpoint, None, None);
+        // Spring Boot's and ASP.NET's default 404 bodies are no OAuth errors.
+        let spring = r#"{"timestamp":"2026-01-01T00:00:00Z","status":404,"error":"Not Found","path":"/oauth/tokn"}"#;
+        check_err(404, JSON, spring, Endpoint, None, None);
+        let problem = r#"{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.5","title":"Not Found","status":404}"#;
+        check_err(404, JSON, problem, Endpoint, None, None);
+        check_err(405, JSON, SCOPED_ERROR, Endpoint, None, None);
+        // Explained: an OAuth error code (any status), a vendor error (not
+        // with 404/405/410), or a status that explains itself.
+        check_err(
+            404,
+            JSON,
+            r#"{"error":"invalid_client"}"#,
+            Rejected,
+            Some("invalid_client"),
+            None,
+        );
+        check_err(400, JSON, SCOPED_ERROR, Rejected, None, Some("string"));
+        check_err(
+            403,
+            JSON,
+            r#"{"message":"Client disabled"}"#,
+            Rejected,
+            None,
+            Some("Client disabled"),
+        );
+        check_err(401, None, "", Rejected, None, None);
+        check_err(401, HTML, "<html>401</html>", Rejected, None, None);
+        let slow = check_err(429, None, "", Rejected, None, None);
+        assert!(slow.is_retryable(), "{slow}");
+        let timeout = check_err(408, HTML, "<html>Request Timeout</html>", Rejected, None, None);
+        assert!(timeout.is_retryable(), "{timeout}");
     }
 
     #[test]
@@ -1252,6 +1348,43 @@ mod tests {
         );
         check(200, None, "hello", "unrecognised body (content type none), expected JSON or a form");
         check(302, None, "", "unexpected HTTP status 302");
+    }
+
+    /// A token, refresh token or token type with a control character would
+    /// add lines or terminal escapes to `$(tokensmith token x)`, a header or
+    /// a stored file: an invalid response, which never shows the value.
+    #[test]
+    fn control_characters_in_tokens_are_invalid() {
+        #[track_caller]
+        fn check(body: &str, reason: &str) {
+            match err(200, JSON, body) {
+                TokenError::InvalidResponse { reason: actual, body: snippet, .. } => {
+                    assert_eq!(actual, reason, "{body:?}");
+                    assert!(!snippet.as_str().contains("SECRET"), "{snippet:?}");
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+        let access = "the access_token contains control characters";
+        check(r#"{"access_token":"SECRET\nb"}"#, access);
+        check(r#"{"access_token":"SECRET\u001b[2J"}"#, access);
+        check(r#"{"access_token":"SECRET\r"}"#, access);
+        check(r#"{"access_token":"SECRET\t1"}"#, access);
+        check(r#"{"access_token":"SECRET\u0000"}"#, access);
+        check(r#"{"access_token":"SECRET\u007f"}"#, access);
+        check(r#"{"access_token":"SECRET\u009b31m"}"#, access);
+        check("access_token=SECRET%0Ab&token_type=bearer", access);
+        check(
+            r#"{"access_token":"a","refresh_token":"SECRET\nb"}"#,
+            "the refresh_token contains control characters",
+        );
+        check(
+            r#"{"access_token":"a","token_type":"Bearer\r\nX-Evil: 1"}"#,
+            "the token_type contains control characters",
+        );
+        // Spaces and non-ASCII stay tolerated (the SOTI seed token has spaces).
+        ok(200, JSON, r#"{"access_token":"a b","token_type":"MAC"}"#);
+        ok(200, JSON, r#"{"access_token":"é","refresh_token":"r r"}"#);
     }
 
     #[test]

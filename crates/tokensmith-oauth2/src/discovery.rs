@@ -15,7 +15,8 @@
 //! Each fetch has the same safety limits as token requests (timeout, body
 //! cap, no redirects, the https rule, `ca_file`). The document must name the
 //! configured issuer (RFC 8414 §3.3) and a `token_endpoint` that passes the
-//! https rule; its `token_endpoint_auth_methods_supported` picks the client
+//! https rule (and is https whenever the issuer is: no downgrade, not even to
+//! loopback or with `allow_insecure_http`); its `token_endpoint_auth_methods_supported` picks the client
 //! authentication when `auth_method` is not configured and a secret is set:
 //! `client_secret_basic` when listed (or when the list is absent, its RFC
 //! 8414 default), else `client_secret_post`.
@@ -145,24 +146,28 @@ impl Discovery {
     async fn discover(&self) -> Result<Found, TokenError> {
         let provider = &*self.provider;
         let [rfc8414, openid] = well_known_urls(&self.issuer_url);
-        let document = match fetch_json(provider, &rfc8414, &self.settings).await {
+        let document = match fetch_json(provider, &rfc8414, &self.settings, &*self.clock).await {
             Err(TokenError::InvalidResponse { status: 400..=499, .. }) => {
-                fetch_json(provider, &openid, &self.settings).await.map_err(|e| match e {
-                    TokenError::InvalidResponse { status: status @ 400..=499, body, .. } => {
-                        let reason = format!(
-                            "no discovery document for issuer {} (HTTP 4xx at {} and {})",
-                            self.issuer,
-                            rfc8414.path(),
-                            openid.path()
-                        );
-                        TokenError::invalid_response(
-                            provider,
-                            status,
-                            reason,
-                            body.as_str().as_bytes(),
-                        )
+                fetch_json(provider, &openid, &self.settings, &*self.clock).await.map_err(|e| {
+                    match e {
+                        TokenError::InvalidResponse {
+                            status: status @ 400..=499, body, ..
+                        } => {
+                            let reason = format!(
+                                "no discovery document for issuer {} (HTTP 4xx at {} and {})",
+                                self.issuer,
+                                rfc8414.path(),
+                                openid.path()
+                            );
+                            TokenError::invalid_response(
+                                provider,
+                                status,
+                                reason,
+                                body.as_str().as_bytes(),
+                            )
+                        }
+                        other => other,
                     }
-                    other => other,
                 })?
             }
             other => other?,
@@ -199,6 +204,19 @@ impl Discovery {
                 other => other,
             },
         )?;
+        // No downgrade: what an https issuer names must be https too, even on
+        // loopback or with allow_insecure_http, or the client secret would
+        // travel in cleartext on the word of one document.
+        if self.issuer_url.scheme() == "https" && url.scheme() != "https" {
+            return Err(TokenError::config(
+                Some(provider),
+                Some("issuer"),
+                format!(
+                    "the discovered token_endpoint {} is not https while the issuer is: refused (credentials are never sent in cleartext)",
+                    url.origin().ascii_serialization()
+                ),
+            ));
+        }
         let methods: Option<Vec<&str>> = document
             .get("token_endpoint_auth_methods_supported")
             .and_then(Value::as_array)
@@ -455,6 +473,37 @@ mod tests {
         let TokenError::Config { field, message, .. } = &err else { panic!("{err}") };
         assert_eq!(field.as_deref(), Some("issuer"));
         assert!(message.contains("discovered token_endpoint"), "{err}");
+    }
+
+    /// An https issuer's document naming a plain-http token endpoint, even
+    /// on loopback or with `allow_insecure_http`, is refused: the secret
+    /// would travel in cleartext.
+    #[test]
+    fn an_https_issuer_never_discovers_a_plain_http_endpoint() {
+        let discovery = |extra: &str| {
+            let toml = format!(
+                "kind = \"oauth2\"\nissuer = \"https://as.example\"\nclient_id = \"id\"\nclient_secret = \"s\"\n{extra}"
+            );
+            let ctx =
+                ProviderContext::new("p", toml.parse().unwrap(), Arc::new(SystemClock)).unwrap();
+            Discovery::new(&ctx, "https://as.example", false).unwrap()
+        };
+        let document = |endpoint: &str| serde_json::json!({"issuer": "https://as.example", "token_endpoint": endpoint});
+        for extra in ["", "allow_insecure_http = true"] {
+            for endpoint in
+                ["http://127.0.0.1:8080/token", "http://localhost/token", "http://as.example/token"]
+            {
+                let Err(err) = discovery(extra).read(&document(endpoint)) else {
+                    panic!("{extra}: {endpoint} was accepted");
+                };
+                let TokenError::Config { field, message, .. } = &err else { panic!("{err}") };
+                assert_eq!(field.as_deref(), Some("issuer"), "{err}");
+                assert!(message.contains("discovered token_endpoint"), "{err}");
+                assert!(message.contains("https"), "{err}");
+            }
+            let found = discovery(extra).read(&document("https://as.example/token")).unwrap();
+            assert_eq!(found.endpoint.url().as_str(), "https://as.example/token");
+        }
     }
 
     #[tokio::test]

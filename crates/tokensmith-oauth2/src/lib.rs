@@ -191,8 +191,9 @@ impl OAuth2Provider {
 }
 
 impl Exchange {
-    /// Sends the client authentication, the grant's fields, `scope` (not with
-    /// a code: its scope was fixed at the authorize step) and `extra_params`.
+    /// Sends the client authentication, the grant's fields (with a code, also
+    /// `client_id` in the body), `scope` (not with a code: its scope was
+    /// fixed at the authorize step) and `extra_params`.
     async fn send(&self, grant: Option<&RenewalGrant>) -> Result<AccessToken, TokenError> {
         let secret = self.client_secret.as_ref();
         let (endpoint, auth) = self.endpoint.resolve(self.auth).await?;
@@ -212,6 +213,12 @@ impl Exchange {
                     request.param("grant_type", "authorization_code").secret_param("code", code);
                 if let Some(uri) = &self.redirect_uri {
                     request = request.param("redirect_uri", uri);
+                }
+                // RFC 6749 §4.1.3 allows it, and the scoped vendor's page
+                // requires it whatever the client authentication; the other
+                // styles already put it in the body.
+                if matches!(auth, ClientAuth::BasicFormEncoded | ClientAuth::BasicRaw) {
+                    request = request.param("client_id", &self.client_id);
                 }
                 if let Some(verifier) = &self.code_verifier {
                     request = request.secret_param("code_verifier", verifier);

@@ -195,6 +195,49 @@ async fn authorization_code_with_pkce_then_rotated_refresh_tokens() {
     assert!(!text.contains(refresh_1.expose_secret()), "{text}");
 }
 
+/// A confidential client's code exchange with `client_secret_basic` also
+/// carries `client_id` in the body (the scoped vendor requires it; RFC 6749
+/// §4.1.3 allows it): oidc-provider accepts it, as it matches the Basic id.
+#[tokio::test]
+async fn authorization_code_with_client_secret_basic_sends_client_id_too() {
+    let server = InteropServer::start();
+    let (id, secret) = clients::APP_BASIC;
+    let pkce = Pkce::s256("tokensmith-interop-verifier-basic-0123456789-abcdefghijk");
+    let code = authorize(
+        &server,
+        &AuthRequest {
+            client_id: id,
+            redirect_uri: clients::APP_REDIRECT_URI,
+            scope: "openid",
+            state: "state-basic",
+            pkce: &pkce,
+            login: "bob",
+        },
+    )
+    .await;
+    let toml = format!(
+        r#"
+        [providers.web]
+        kind = "oauth2"
+        grant = "authorization_code"
+        token_url = "{token_url}"
+        client_id = "{id}"
+        client_secret = "{secret}"
+        auth_method = "client_secret_basic"
+        code = "{code}"
+        redirect_uri = "{redirect_uri}"
+        code_verifier = "{verifier}"
+        "#,
+        token_url = server.token_url(),
+        redirect_uri = clients::APP_REDIRECT_URI,
+        verifier = pkce.verifier,
+    );
+    let token = provider(&toml, "web").token().await.expect("token from the code");
+    let info = server.assert_active(token.secret().expose_secret()).await;
+    assert_eq!(info["sub"], "bob");
+    assert_eq!(info["client_id"], id);
+}
+
 #[tokio::test]
 async fn refresh_token_grant_rotates_and_renews_with_the_newest_token() {
     let server = InteropServer::start();

@@ -30,7 +30,9 @@ pub(crate) mod clients {
     pub(crate) const CC_POST: (&str, &str) = ("cc-post", "cc-post-secret");
     /// Public client: `authorization_code` with PKCE S256, `refresh_token`.
     pub(crate) const APP_PUBLIC: &str = "app-public";
-    /// The redirect URI registered for [`APP_PUBLIC`].
+    /// Confidential client: `authorization_code` with `client_secret_basic`.
+    pub(crate) const APP_BASIC: (&str, &str) = ("app-basic", "app-basic-secret");
+    /// The redirect URI registered for [`APP_PUBLIC`] and [`APP_BASIC`].
     pub(crate) const APP_REDIRECT_URI: &str = "http://127.0.0.1/callback";
     /// `private_key_jwt` with RS256 (`tests/interop/keys/rs256.pem`).
     pub(crate) const PKJWT_RS256: &str = "pkjwt-rs256";

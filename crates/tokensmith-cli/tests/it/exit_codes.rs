@@ -162,7 +162,8 @@ fn refused_cases(env: &TestEnv) -> Vec<Case> {
     cases
 }
 
-/// Exit 4: transport and server failures.
+/// Exit 4: transport and server failures, and a token endpoint that is not
+/// one (a 4xx without an OAuth or vendor error).
 fn failure_cases(env: &TestEnv) -> Vec<Case> {
     let mut cases = Vec::new();
     let faults: [(&'static str, Fault, &'static str); 4] = [
@@ -184,6 +185,35 @@ fn failure_cases(env: &TestEnv) -> Vec<Case> {
             _emulators: vec![emulator],
         });
     }
+    // A wrong token URL is not a bad secret: a 4xx the vendor does not
+    // explain names token_url.
+    let wrong_path = env.emulator(Vendor::OAuth2);
+    let config = provider(&wrong_path, "api").replace("/token\"", "/tokn\"");
+    assert!(config.contains("/tokn\""), "{config}");
+    cases.push(Case {
+        what: "404 Not Found at a wrong token_url",
+        config,
+        args: vec!["token", "api"],
+        code: 4,
+        stderr_contains: vec!["provider \"api\"", "HTTP 404", "token_url"],
+        usage: false,
+        _emulators: vec![wrong_path],
+    });
+    let html = env.emulator(Vendor::Deyel);
+    html.set_fault(Fault::Custom {
+        status: 405,
+        content_type: "text/html".to_owned(),
+        body: "<html><body><h1>405 Method Not Allowed</h1></body></html>".to_owned(),
+    });
+    cases.push(Case {
+        what: "405 HTML page",
+        config: provider(&html, "lowcode"),
+        args: vec!["header", "lowcode"],
+        code: 4,
+        stderr_contains: vec!["provider \"lowcode\"", "HTTP 405", "token_url"],
+        usage: false,
+        _emulators: vec![html],
+    });
     let closed = env.emulator(Vendor::Deyel);
     let config = provider(&closed, "lowcode");
     drop(closed); // nothing listens on its port any more

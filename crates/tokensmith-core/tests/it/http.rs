@@ -213,6 +213,10 @@ fn endpoint_with(url: &Url, settings: &HttpSettings) -> TokenEndpoint {
     .unwrap()
 }
 
+fn epoch_clock() -> ManualClock {
+    ManualClock::new(SystemTime::UNIX_EPOCH)
+}
+
 fn endpoint(url: &Url) -> TokenEndpoint {
     endpoint_with(url, &settings())
 }
@@ -446,6 +450,34 @@ async fn retry_after_seconds_reach_the_error() {
     }
 }
 
+/// `Retry-After` as an HTTP-date counts from the endpoint's clock (here the
+/// epoch): a date two minutes later is a two-minute delay, now is none.
+#[tokio::test]
+async fn retry_after_dates_count_from_the_injected_clock() {
+    for (date, expected) in [
+        ("Thu, 01 Jan 1970 00:02:00 GMT", Some(120)),
+        ("Thursday, 01-Jan-70 00:00:30 GMT", Some(30)),
+        ("Thu Jan  1 00:00:07 1970", Some(7)),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", Some(0)),
+        ("soon", None),
+    ] {
+        let server = Server::start("/token", move |_| {
+            response("503 Service Unavailable", &[("Retry-After", date)], b"busy")
+        })
+        .await;
+        let err = bounded(endpoint(&server.url).request().send()).await.unwrap_err();
+        assert_eq!(err.retry_after(), expected.map(Duration::from_secs), "{date}: {err:?}");
+        let server = Server::start("/token", move |_| {
+            response("503 Service Unavailable", &[("Retry-After", date)], b"busy")
+        })
+        .await;
+        let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
+        let err =
+            bounded(fetch_json(PROVIDER, &server.url, &settings(), &clock)).await.unwrap_err();
+        assert_eq!(err.retry_after(), expected.map(Duration::from_secs), "{date}: {err:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Connection reuse
 // ---------------------------------------------------------------------------
@@ -635,7 +667,7 @@ async fn the_cap_is_exact() {
                 let _ = stream.write_all(&raw).await;
             })
             .await;
-            let result = bounded(fetch_json(PROVIDER, &url, &settings)).await;
+            let result = bounded(fetch_json(PROVIDER, &url, &settings, &epoch_clock())).await;
             match result {
                 Ok(value) if fits => assert_eq!(value["pad"].as_str().unwrap().len(), len - 10),
                 Err(err) if !fits => {
@@ -837,7 +869,8 @@ async fn fetch_json_gets_a_document() {
         )
     })
     .await;
-    let value = bounded(fetch_json(PROVIDER, &server.url, &settings())).await.unwrap();
+    let value =
+        bounded(fetch_json(PROVIDER, &server.url, &settings(), &epoch_clock())).await.unwrap();
     assert_eq!(value["token_endpoint"], "https://login.example.com/token");
     let request = server.only_request();
     assert_eq!(request.request_line(), "GET /.well-known/openid-configuration HTTP/1.1");
@@ -867,7 +900,9 @@ async fn fetch_json_errors() {
     let fetch = |query: &str| {
         let mut url = server.url.clone();
         url.set_query(Some(query));
-        async move { bounded(fetch_json(PROVIDER, &url, &settings())).await.unwrap_err() }
+        async move {
+            bounded(fetch_json(PROVIDER, &url, &settings(), &epoch_clock())).await.unwrap_err()
+        }
     };
 
     let err = fetch("html").await;
@@ -891,6 +926,7 @@ async fn fetch_json_errors() {
         PROVIDER,
         &Url::parse("http://login.example.com/.well-known/openid-configuration").unwrap(),
         &settings(),
+        &epoch_clock(),
     ))
     .await
     .unwrap_err();
@@ -904,7 +940,8 @@ async fn fetch_json_times_out() {
         let _ = stream.read_to_end(&mut sink).await;
     })
     .await;
-    let err = bounded(fetch_json(PROVIDER, &url, &short_settings())).await.unwrap_err();
+    let err =
+        bounded(fetch_json(PROVIDER, &url, &short_settings(), &epoch_clock())).await.unwrap_err();
     assert_transport(&err, TransportErrorKind::Timeout);
 }
 
@@ -1019,5 +1056,59 @@ async fn secrets_echoed_encoded_or_json_escaped_are_scrubbed_from_errors() {
             assert!(!shown.contains(marker), "{what}: a spelling of a secret leaked: {shown}");
         }
         assert!(shown.contains("[REDACTED]"), "{what}: nothing was scrubbed: {shown}");
+    }
+}
+
+/// An error body over the size limit is cut for its snippet: what the request
+/// sent (Basic credentials, password, client secret) is scrubbed from the
+/// whole of what was read *before* the cut, so neither a whole secret nor
+/// the part before the cut survives, and an echoed `Authorization` header is
+/// redacted by key too.
+#[tokio::test]
+async fn an_oversized_error_body_is_scrubbed_too() {
+    use base64::Engine as _;
+    const PASSWORD: &str = "Zq9-hunter2-p@ss";
+    const CLIENT_SECRET: &str = "Xk7-cl1ent-s3cret";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("app:{CLIENT_SECRET}"));
+    // The Basic credentials echoed at the start; the password and secret
+    // echoed at the start, and across the 4 KiB cut behind blank padding.
+    let bodies = [
+        format!("Authorization: Basic {basic}\r\npassword was {PASSWORD}, secret {CLIENT_SECRET}"),
+        format!("{}got {PASSWORD} {CLIENT_SECRET}", " ".repeat(4096 - 7)),
+        format!("{}got Basic {basic}", " ".repeat(4096 - 14)),
+        format!("{{\"error_description\":\"{}{PASSWORD}\"}}", " ".repeat(4096 - 28)),
+    ];
+    for (i, start) in bodies.into_iter().enumerate() {
+        for auth in [ClientAuth::BasicRaw, ClientAuth::RequestBody] {
+            if i == 2 && auth == ClientAuth::RequestBody {
+                continue; // no Basic credentials sent: nothing to scrub
+            }
+            let start = start.clone();
+            let (url, _server) = raw_server(move |mut stream| async move {
+                let head = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n";
+                let mut body = start.into_bytes();
+                body.resize(2 * MIB, b'.');
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+            })
+            .await;
+            let err = bounded(
+                endpoint(&url)
+                    .request()
+                    .client_auth(auth, "app", Some(&SecretString::from(CLIENT_SECRET)))
+                    .param("grant_type", "password")
+                    .secret_param("password", &SecretString::from(PASSWORD))
+                    .send(),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(invalid_reason(&err), "response body larger than 1 MiB refused", "{i}");
+            let shown = format!("{err} | {err:?}");
+            for leaked in ["Zq9", "Xk7", &basic[..4]] {
+                assert!(!shown.contains(leaked), "body {i} {auth:?}: {leaked:?} leaked: {shown}");
+            }
+            // The marker may be cut too.
+            assert!(shown.contains("[RE"), "body {i} {auth:?}: nothing scrubbed: {shown}");
+        }
     }
 }

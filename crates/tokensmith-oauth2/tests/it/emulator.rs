@@ -153,6 +153,38 @@ async fn public_client_code_with_pkce_then_rotated_refresh_tokens() {
     assert_eq!(emulator.grant_requests("refresh_token"), 2);
 }
 
+/// The vendor's page requires `client_id` in the body of the code exchange
+/// whatever the client authentication: with Basic it is sent in both.
+#[tokio::test]
+async fn authorization_code_sends_client_id_in_the_body_with_every_auth_method() {
+    let emulator = Emulator::start(Vendor::OAuth2).await.unwrap();
+    for auth_method in ["client_secret_basic", "client_secret_post"] {
+        let code = emulator.issue_code();
+        let rest = confidential(&format!(
+            "auth_method = \"{auth_method}\"\ngrant = \"authorization_code\"\ncode = \"{code}\"\nredirect_uri = \"{REDIRECT_URI}\""
+        ));
+        provider(&emulator, &rest).token().await.unwrap();
+        let request = emulator.last_request().unwrap();
+        assert_eq!(request.form_value("client_id").as_deref(), Some(ID), "{auth_method}");
+        let pairs = request.form();
+        assert_eq!(
+            pairs.iter().filter(|(k, _)| k == "client_id").count(),
+            1,
+            "{auth_method}: {pairs:?}"
+        );
+        assert_eq!(
+            request.header("authorization").is_some(),
+            auth_method == "client_secret_basic",
+            "{auth_method}"
+        );
+    }
+    // The client_credentials grant keeps Basic alone (the page lists no
+    // client_id for it).
+    provider(&emulator, &confidential("")).token().await.unwrap();
+    assert_eq!(emulator.last_request().unwrap().form_value("client_id"), None);
+    assert_eq!(emulator.grant_requests("authorization_code"), 2);
+}
+
 #[tokio::test]
 async fn refresh_token_grant_rotates_and_the_store_survives_a_restart() {
     let emulator = Emulator::start(Vendor::OAuth2).await.unwrap();

@@ -1,5 +1,6 @@
 //! The scoped OAuth 2.0 server: grants `client_credentials`,
-//! `authorization_code` (with `redirect_uri` and PKCE `S256`) and
+//! `authorization_code` (with `redirect_uri`, PKCE `S256`, and `client_id` in
+//! the body whatever the client authentication, as the page requires) and
 //! `refresh_token` (rotating); client auth `client_secret_basic`,
 //! `client_secret_post` or none (public client); space-delimited scopes;
 //! errors as `{"meta":{"pagination":…},"errors":[{"httpcode":…,"message":…}]}`
@@ -130,6 +131,10 @@ fn exchange_code(
     client: Client,
     form: &Form,
 ) -> Result<(String, Option<String>), Problem> {
+    // The page's second request model: `client_id` is required in the body
+    // whatever the client authentication (`authenticate` checked that it
+    // names the authenticated client).
+    required(form, "client_id")?;
     let code = required(form, "code")?;
     let redirect_uri = required(form, "redirect_uri")?;
     let Some(issued) = inner.codes.get_mut(code).filter(|c| !c.used && c.client_id == client.id())

@@ -113,8 +113,12 @@ async fn exchange(
     redirect_uri: &str,
     verifier: &str,
 ) -> (u16, String) {
-    let mut form =
-        vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)];
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("client_id", ID),
+    ];
     if !verifier.is_empty() {
         form.push(("code_verifier", verifier));
     }
@@ -155,6 +159,24 @@ async fn authorization_code_with_pkce() {
     assert_eq!(emulator.grant_requests("authorization_code"), 6);
 }
 
+/// The page's second request model lists `client_id` as required in the
+/// body of the code exchange, whatever the client authentication.
+#[tokio::test]
+async fn authorization_code_requires_client_id_in_the_body() {
+    let emulator = start(Vendor::OAuth2).await;
+    let code = emulator.issue_code();
+    let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)];
+    let (status, body) = basic_post(&emulator, &form).await;
+    assert_eq!(error(status, &body), (400, "missing parameter `client_id`".to_owned()));
+    // The refusal did not spend the code; the body's client_id must match Basic.
+    let (status, body) =
+        basic_post(&emulator, &[&form[..], &[("client_id", PUBLIC)]].concat()).await;
+    assert_eq!(error(status, &body).0, 400);
+    let (status, body) = basic_post(&emulator, &[&form[..], &[("client_id", ID)]].concat()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(emulator.tokens_issued(), 1);
+}
+
 #[tokio::test]
 async fn public_client_code_without_pkce() {
     let emulator = start(Vendor::OAuth2).await;
@@ -177,10 +199,18 @@ async fn public_client_code_without_pkce() {
     let other = emulator.issue_code_with(CodeRequest::new().client_id(PUBLIC));
     let (status, body) = basic_post(
         &emulator,
-        &[("grant_type", "authorization_code"), ("code", &other), ("redirect_uri", REDIRECT)],
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &other),
+            ("redirect_uri", REDIRECT),
+            ("client_id", ID),
+        ],
     )
     .await;
-    assert_eq!(error(status, &body).0, 400);
+    assert_eq!(
+        error(status, &body),
+        (400, "The authorization code is invalid, expired or already used".to_owned())
+    );
     assert_eq!(pkce_challenge_s256(VERIFIER), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
 }
 
