@@ -50,6 +50,8 @@ pub mod refresh_store;
 pub mod registry;
 pub mod renewal;
 pub mod secret;
+#[cfg(test)]
+mod test_log;
 pub mod token;
 
 pub use cache::{CacheConfig, CacheStats, CachedProvider};
