@@ -62,9 +62,10 @@ pub use http::{ClientAuth, HttpSettings, TokenEndpoint, TokenRequest};
 pub use provider::{SharedTokenProvider, TokenProvider};
 pub use refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, SharedRefreshTokenStore,
+    StoreLock,
 };
 pub use registry::{AdapterFactory, ProviderContext, ProviderInfo, Providers, Registry};
-pub use renewal::{Renewal, RenewalGrant};
+pub use renewal::{DEFAULT_STORE_LOCK_TIMEOUT, Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};
 pub use token::{AccessToken, AccessTokenBuilder, DEFAULT_LIFETIME, Scope, TokenType};
 

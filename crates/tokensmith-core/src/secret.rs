@@ -75,8 +75,10 @@ impl ConfigSecret {
     /// regular file of at most [`MAX_SECRET_FILE_BYTES`].
     pub fn from_file(path: impl Into<PathBuf>) -> Result<Self, String> {
         let path = path.into();
-        let cannot = |e: &dyn fmt::Display| format!("cannot read secret file {}: {e}", path.display());
-        let (bytes, loose) = read_small_file(&path, MAX_SECRET_FILE_BYTES).map_err(|e| cannot(&e))?;
+        let cannot =
+            |e: &dyn fmt::Display| format!("cannot read secret file {}: {e}", path.display());
+        let (bytes, loose) =
+            read_small_file(&path, MAX_SECRET_FILE_BYTES).map_err(|e| cannot(&e))?;
         let mut text = String::from_utf8(bytes).map_err(|_| cannot(&"not valid UTF-8"))?;
         if loose {
             loose_file_read(&path);

@@ -6,5 +6,6 @@ mod commands;
 mod demo;
 mod exit_codes;
 mod no_leak;
+mod single_use;
 mod support;
 mod token;

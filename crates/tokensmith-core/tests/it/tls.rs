@@ -281,9 +281,12 @@ fn a_ca_file_that_is_a_fifo_a_device_or_too_large_is_refused_without_blocking() 
         cases.push(("/dev/zero".into(), "not a regular file"));
     }
     for (path, expected) in cases {
-        let err = tokensmith_core::http::build_client(PROVIDER, &settings(Some(&path)))
-            .unwrap_err();
-        assert!(matches!(&err, TokenError::Config { field: Some(f), .. } if f == "ca_file"), "{err}");
+        let err =
+            tokensmith_core::http::build_client(PROVIDER, &settings(Some(&path))).unwrap_err();
+        assert!(
+            matches!(&err, TokenError::Config { field: Some(f), .. } if f == "ca_file"),
+            "{err}"
+        );
         let message = err.to_string();
         assert!(message.contains(&path.display().to_string()), "{message}");
         assert!(message.contains(expected), "{message}");
