@@ -344,7 +344,7 @@ fn wait_for_lock(
                 "waiting for another process renewing with the refresh_token_store"
             );
         }
-        let step = pause.min(timeout - waited);
+        let step = pause.min(timeout.saturating_sub(waited));
         std::thread::sleep(step);
         waited += step;
         pause = (pause * 2).min(LONGEST_PAUSE);

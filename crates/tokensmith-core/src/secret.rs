@@ -446,17 +446,6 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_secret_file_others_can_read_is_warned_about_by_path_and_field() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let (loose, tight) = (dir.path().join("loose"), dir.path().join("tight"));
-        for (path, mode) in [(&loose, 0o644), (&tight, 0o600)] {
-            std::fs::write(path, "hunter2-SECRET").unwrap();
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        let table: toml::Table = toml::from_str(&format!(
-            "client_secret = {{ file = {tight:?} }}\n[nested]\npassword = {{ file = {loose:?} }}"
-        ))
-        .unwrap();
         #[derive(Deserialize)]
         #[allow(dead_code, reason = "only loaded")]
         struct Config {
@@ -468,6 +457,17 @@ mod tests {
         struct Nested {
             password: ConfigSecret,
         }
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (loose, tight) = (dir.path().join("loose"), dir.path().join("tight"));
+        for (path, mode) in [(&loose, 0o644), (&tight, 0o600)] {
+            std::fs::write(path, "hunter2-SECRET").unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let table: toml::Table = toml::from_str(&format!(
+            "client_secret = {{ file = {tight:?} }}\n[nested]\npassword = {{ file = {loose:?} }}"
+        ))
+        .unwrap();
         let logs = crate::test_log::capture(|| {
             crate::config::from_table::<Config>("p", table).unwrap();
         });

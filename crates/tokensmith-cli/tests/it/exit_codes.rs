@@ -148,7 +148,7 @@ fn refused_cases(env: &TestEnv) -> Vec<Case> {
         "grant = \"password\"\nusername = \"Administrator\"\npassword = \"1\"\n",
         &format!(
             "grant = \"authorization_code\"\ncode = \"never-issued\"\nrefresh_token_store = {{ file = {} }}\n",
-            crate::support::toml_str(&env.dir().join("p.refresh").display().to_string())
+            toml_str(&env.dir().join("p.refresh").display().to_string())
         ),
     );
     assert!(config.contains("never-issued"), "{config}");
