@@ -4,7 +4,7 @@
 //! `refresh_token` grants share one rule set, kept here so each adapter only
 //! describes its form:
 //!
-//! - the latest refresh token (from the [`RefreshTokenStore`](crate::RefreshTokenStore), else the one
+//! - the latest refresh token (from the [`RefreshTokenStore`], else the one
 //!   configured) is used whenever there is one;
 //! - otherwise the configured authorization code is used **once**: a code is
 //!   single-use, so it is never sent again (unless the connection could not
@@ -19,7 +19,7 @@
 //! - [`Renewal::exchange`] runs one renewal at a time and to its end, even
 //!   when its caller stops waiting, so no rotated token is lost with a
 //!   dropped future; and holds the store's lock
-//!   ([`RefreshTokenStore::try_lock`](crate::RefreshTokenStore::try_lock))
+//!   ([`RefreshTokenStore::try_lock`])
 //!   from reading the refresh token to saving its successor, so processes
 //!   sharing a store (two replicas, a service and the CLI) never send one
 //!   refresh token twice.
