@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
 use tokensmith_core::{
-    AccessToken, CacheConfig, Clock, SharedTokenProvider, SystemClock, TokenError,
+    AccessToken, CacheConfig, Clock, Providers, SharedTokenProvider, SystemClock, TokenError,
 };
 use tokio::runtime::Runtime;
 
 use crate::config;
 use crate::disk_cache::{self, DiskCache};
-use crate::exit;
+use crate::exit::{self, Exit};
 use crate::output;
 
 /// What every config command needs.
@@ -39,12 +39,13 @@ pub(crate) fn token(
     json: bool,
     cache: CacheUse,
 ) -> anyhow::Result<()> {
-    let (token, kind) = obtain(ctx, rt, name, cache)?;
+    let (token, kind, unsaved) = obtain(ctx, rt, name, cache)?;
     if json {
-        output::stdout(&output::token_json(name, kind, &token, SystemClock.now()))
+        output::stdout(&output::token_json(name, kind, &token, SystemClock.now()))?;
     } else {
-        output::stdout(token.secret().expose_secret())
+        output::stdout(token.secret().expose_secret())?;
     }
+    unsaved_refresh_token(name, unsaved)
 }
 
 /// `tokensmith header NAME`
@@ -54,7 +55,7 @@ pub(crate) fn header(
     name: &str,
     cache: CacheUse,
 ) -> anyhow::Result<()> {
-    let (token, _) = obtain(ctx, rt, name, cache)?;
+    let (token, _, unsaved) = obtain(ctx, rt, name, cache)?;
     let value = token.authorization_header().map_err(|_| {
         TokenError::invalid_response(
             name,
@@ -64,7 +65,39 @@ pub(crate) fn header(
         )
     })?;
     // Built from two `str`s, so UTF-8; `to_str` would refuse non-ASCII.
-    output::stdout(&String::from_utf8_lossy(value.as_bytes()))
+    output::stdout(&String::from_utf8_lossy(value.as_bytes()))?;
+    unsaved_refresh_token(name, unsaved)
+}
+
+/// After the token is printed: a failure (exit 4) when the refresh token
+/// the server rotated in could not be saved to the provider's store, since
+/// it dies with this process (the one it replaced is revoked).
+fn unsaved_refresh_token(name: &str, save_error: Option<TokenError>) -> anyhow::Result<()> {
+    match save_error {
+        None => Ok(()),
+        Some(err) => Err(Exit {
+            code: exit::FAILURE,
+            message: format!(
+                "provider {name:?}: the token was printed, but the new refresh token could not be saved and is lost when this run ends (the next run needs a new `code` or `refresh_token`): {err}"
+            ),
+        }
+        .into()),
+    }
+}
+
+/// Refuses a provider whose single-use credentials (an authorization code,
+/// rotating refresh tokens) only memory would keep: each run is a new
+/// process, so the refresh token the server rotates in would die with it
+/// and the next run would re-send a spent one.
+fn refuse_single_use_in_memory(providers: &Providers, name: &str) -> Result<(), TokenError> {
+    match providers.info(name) {
+        Some(info) if info.keeps_single_use_credentials_in_memory() => Err(TokenError::config(
+            Some(name),
+            Some("refresh_token_store"),
+            "this grant spends single-use credentials (an authorization code, refresh tokens the server rotates), and each tokensmith run is a new process: without a file store the refresh token a run receives is lost when it ends, and the next run re-sends a spent one; add `refresh_token_store = { file = \"PATH\" }`",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `tokensmith check`: loads and validates every provider (no network).
@@ -113,13 +146,24 @@ pub(crate) fn cache_clear() -> anyhow::Result<()> {
 }
 
 /// The token of provider `name` (from the on-disk cache when it holds a
-/// fresh one) and the provider's kind.
+/// fresh one), the provider's kind, and why the refresh token the server
+/// rotated in could not be saved, if it could not.
 fn obtain(
     ctx: &Context,
     rt: &Runtime,
     name: &str,
     cache_use: CacheUse,
-) -> anyhow::Result<(AccessToken, &'static str)> {
+) -> anyhow::Result<(AccessToken, &'static str, Option<TokenError>)> {
+    let (token, kind, providers) = obtain_from(ctx, rt, name, cache_use)?;
+    Ok((token, kind, providers.refresh_token_save_error(name)))
+}
+
+fn obtain_from(
+    ctx: &Context,
+    rt: &Runtime,
+    name: &str,
+    cache_use: CacheUse,
+) -> anyhow::Result<(AccessToken, &'static str, Providers)> {
     // Read once: the cache key must describe the very config that was
     // loaded, and a pipe (`--config <(…)`) cannot be read twice.
     let text = config::read(&ctx.config_path)?;
@@ -128,16 +172,17 @@ fn obtain(
     let providers = config::load_for(&ctx.config_path, &text, name)?;
     let provider =
         providers.get(name).map_err(|e| anyhow::Error::new(e).context(exit::UnknownProvider))?;
+    refuse_single_use_in_memory(&providers, name)?;
     let kind = providers.info(name).map_or("", |info| info.kind);
     if cache_use == CacheUse::Bypass {
         tracing::debug!(provider = name, "--no-cache: asking the token endpoint");
-        return Ok((fetch(rt, name, &provider)?, kind));
+        return Ok((fetch(rt, name, &provider)?, kind, providers));
     }
     let Some(cache) = DiskCache::from_env() else {
         output::stderr(
             "tokensmith: warning: no cache directory (set XDG_CACHE_HOME or HOME); token not cached",
         );
-        return Ok((fetch(rt, name, &provider)?, kind));
+        return Ok((fetch(rt, name, &provider)?, kind, providers));
     };
     let cache = match disk_cache::lock_timeout_env() {
         Ok(Some(timeout)) => cache.with_lock_timeout(timeout),
@@ -149,13 +194,13 @@ fn obtain(
         Ok(key) => key,
         Err(e) => {
             warn_cache(&cache, &e);
-            return Ok((fetch(rt, name, &provider)?, kind));
+            return Ok((fetch(rt, name, &provider)?, kind, providers));
         }
     };
     let timing = cache_config(name, &table)?;
     if let Some(token) = cache.load(&key, SystemClock.now(), &timing) {
         tracing::debug!(provider = name, dir = %cache.dir().display(), "token cache hit");
-        return Ok((token, kind));
+        return Ok((token, kind, providers));
     }
     // Serialise concurrent invocations for this provider, then look again:
     // whoever held the lock may have just stored a fresh token.
@@ -176,7 +221,7 @@ fn obtain(
         && let Some(token) = cache.load(&key, SystemClock.now(), &timing)
     {
         tracing::debug!(provider = name, "token cache hit after waiting for another invocation");
-        return Ok((token, kind));
+        return Ok((token, kind, providers));
     }
     tracing::debug!(provider = name, "token cache miss");
     let token = fetch(rt, name, &provider)?;
@@ -186,7 +231,7 @@ fn obtain(
         warn_cache(&cache, &e);
     }
     drop(lock);
-    Ok((token, kind))
+    Ok((token, kind, providers))
 }
 
 fn fetch(

@@ -145,8 +145,18 @@ pub(crate) fn from_table<T: DeserializeOwned>(
     provider: &str,
     table: toml::Table,
 ) -> Result<T, TokenError> {
+    // Secret files group or others may read load, with a warning naming
+    // the field (known here, not where the file is read).
+    let fields = table.clone();
     let value = toml::Value::Table(table);
-    serde_path_to_error::deserialize(value).map_err(|err| {
+    let (result, loose) =
+        crate::secret::collect_loose_files(|| serde_path_to_error::deserialize(value));
+    for path in loose {
+        let names = crate::secret::fields_naming_file(&fields, &path);
+        let field = (!names.is_empty()).then(|| names.join(", "));
+        crate::secret::warn_loose_file(Some(provider), field.as_deref(), &path);
+    }
+    result.map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.message().to_owned();

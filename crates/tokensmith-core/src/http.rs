@@ -49,6 +49,9 @@ use crate::error::{BodySnippet, scrub};
 use crate::parse::{RawResponse, parse_response};
 use crate::{AccessToken, Clock, SharedClock, TokenError, TransportErrorKind};
 
+/// The largest `ca_file` read: 1 MiB (a FIFO or device is refused).
+pub const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+
 /// The largest response body read, by default: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -261,7 +264,8 @@ fn client_for(
         builder = builder.no_proxy();
     }
     if let Some(path) = &settings.ca_file {
-        let pem = std::fs::read(path)
+        // A regular file of at most 1 MiB (a system bundle is about 200 KiB).
+        let (pem, _) = crate::secret::read_small_file(path, MAX_CA_FILE_BYTES)
             .map_err(|e| config_error("ca_file", format!("cannot read {}: {e}", path.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
             config_error("ca_file", format!("invalid PEM in {}: {}", path.display(), one_line(&e)))

@@ -50,6 +50,8 @@ pub mod refresh_store;
 pub mod registry;
 pub mod renewal;
 pub mod secret;
+#[cfg(test)]
+mod test_log;
 pub mod token;
 
 pub use cache::{CacheConfig, CacheStats, CachedProvider};
@@ -60,11 +62,12 @@ pub use http::{ClientAuth, HttpSettings, TokenEndpoint, TokenRequest};
 pub use provider::{SharedTokenProvider, TokenProvider};
 pub use refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, SharedRefreshTokenStore,
+    StoreLock,
 };
 pub use registry::{
     AdapterFactory, LoadReport, ProviderContext, ProviderInfo, Providers, Registry,
 };
-pub use renewal::{Renewal, RenewalGrant};
+pub use renewal::{DEFAULT_STORE_LOCK_TIMEOUT, Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};
 pub use token::{AccessToken, AccessTokenBuilder, DEFAULT_LIFETIME, Scope, TokenType};
 

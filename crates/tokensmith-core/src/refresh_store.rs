@@ -20,6 +20,47 @@ pub trait RefreshTokenStore: Send + Sync + Debug {
     fn load(&self) -> Result<Option<SecretString>, TokenError>;
     /// Replaces the stored refresh token.
     fn save(&self, token: &SecretString) -> Result<(), TokenError>;
+
+    /// Takes the store's exclusive lock if it is free: `Ok(Some(lock))`,
+    /// held until `lock` is dropped, or `Ok(None)` while another holder
+    /// (another process sharing the store) has it. Must not wait.
+    ///
+    /// [`Renewal::exchange`](crate::Renewal::exchange) holds it from reading
+    /// the refresh token to saving its successor, so processes sharing one
+    /// store never send the same refresh token twice (a server that detects
+    /// reuse revokes the whole grant). It calls this off the async workers
+    /// and polls it with a bounded wait.
+    ///
+    /// The default, for a store no other process can see, has nothing to
+    /// lock. A store shared between processes (a file, a database row)
+    /// should implement it.
+    fn try_lock(&self) -> Result<Option<StoreLock>, TokenError> {
+        Ok(Some(StoreLock::unshared()))
+    }
+}
+
+/// A [`RefreshTokenStore`]'s exclusive lock, released when dropped.
+pub struct StoreLock {
+    _held: Option<Box<dyn Send + Sync>>,
+}
+
+impl StoreLock {
+    /// A lock held by keeping `guard` (a locked file, a lease) until this is
+    /// dropped.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self { _held: Some(Box::new(guard)) }
+    }
+
+    /// The lock of a store no other process can see: nothing to hold.
+    pub fn unshared() -> Self {
+        Self { _held: None }
+    }
+}
+
+impl Debug for StoreLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreLock").finish_non_exhaustive()
+    }
 }
 
 /// A shared store.
@@ -53,6 +94,12 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
 /// name in the same directory, then rename), so a crash never leaves half a
 /// token and concurrent saves never mix. When the path is a symbolic link,
 /// the file it points to is replaced and the link kept.
+///
+/// Its [lock](RefreshTokenStore::try_lock) is an advisory lock (`flock` on
+/// Unix, `LockFileEx` on Windows) on a sidecar file beside the token file,
+/// `<name>.lock` (mode 0600, never deleted: removing it while held would let
+/// a second holder in). It is released by the system when its holder exits,
+/// however it exits.
 #[derive(Debug)]
 pub struct FileRefreshTokenStore {
     provider: String,
@@ -130,6 +177,37 @@ impl RefreshTokenStore for FileRefreshTokenStore {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+
+    fn try_lock(&self) -> Result<Option<StoreLock>, TokenError> {
+        let target = self.target();
+        let file_name = target
+            .file_name()
+            .map_or_else(|| "refresh-token".into(), |n| n.to_string_lossy().into_owned());
+        let path = target.with_file_name(format!("{file_name}.lock"));
+        let cannot = |what: &str, e: &std::io::Error| {
+            TokenError::config(
+                Some(&self.provider),
+                Some("refresh_token_store"),
+                format!("cannot {what} the lock file {}: {e}", path.display()),
+            )
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| cannot("create the directory of", &e))?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&path).map_err(|e| cannot("open", &e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(StoreLock::new(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(cannot("lock", &e)),
+        }
     }
 }
 
@@ -232,6 +310,26 @@ mod tests {
         assert!(tokens.iter().any(|t| t == last.expose_secret()), "a mixed token was stored");
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn two_stores_of_one_file_lock_each_other_out_until_the_lock_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/rt");
+        let (a, b) = (
+            FileRefreshTokenStore::new("p", path.clone()),
+            FileRefreshTokenStore::new("p", path.clone()),
+        );
+        let held = a.try_lock().unwrap().expect("a free lock is taken");
+        assert!(b.try_lock().unwrap().is_none(), "the lock is exclusive");
+        assert!(a.try_lock().unwrap().is_none(), "even for the same store");
+        drop(held);
+        let held = b.try_lock().unwrap().expect("a dropped lock is free again");
+        assert!(a.try_lock().unwrap().is_none());
+        drop(held);
+        // Beside the token file, which the lock does not create.
+        assert!(dir.path().join("sub/rt.lock").exists());
+        assert!(a.load().unwrap().is_none());
     }
 
     #[test]

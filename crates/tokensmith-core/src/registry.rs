@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
@@ -18,8 +18,8 @@ use crate::refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, SharedRefreshTokenStore,
 };
 use crate::{
-    CacheConfig, CacheStats, CachedProvider, SharedClock, SharedTokenProvider, SystemClock,
-    TokenError,
+    CacheConfig, CacheStats, CachedProvider, Renewal, SharedClock, SharedTokenProvider,
+    SystemClock, TokenError,
 };
 
 /// The built-in kinds and the crate (and facade feature) that provides each,
@@ -76,6 +76,16 @@ pub struct ProviderContext {
     common: CommonConfig,
     rest: toml::Table,
     clock: SharedClock,
+    /// What the factory took for single-use credentials, read by the
+    /// registry once the factory is done with the context.
+    renewal: Arc<Mutex<RenewalUse>>,
+}
+
+/// Whether a factory asked for a refresh-token store or a [`Renewal`].
+#[derive(Debug, Default)]
+struct RenewalUse {
+    single_use: bool,
+    renewal: Option<Arc<Renewal>>,
 }
 
 impl ProviderContext {
@@ -100,7 +110,7 @@ impl ProviderContext {
         if let Some(url) = &common.token_url {
             check_token_url(name, url)?;
         }
-        Ok(Self { name: name.into(), common, rest, clock })
+        Ok(Self { name: name.into(), common, rest, clock, renewal: Arc::default() })
     }
 
     /// The provider's name (its `[providers.NAME]` key).
@@ -235,9 +245,30 @@ impl ProviderContext {
         }
     }
 
+    /// The renewal state of a provider whose grant spends single-use
+    /// credentials (an authorization `code`, a `refresh_token` the server may
+    /// rotate): a [`Renewal`] with this provider's
+    /// [store](Self::refresh_token_store). Marks the provider as using
+    /// single-use credentials ([`ProviderInfo::single_use_credentials`]) and
+    /// lets [`Providers::refresh_token_save_error`] report a rotated refresh
+    /// token that could not be saved.
+    pub fn renewal(
+        &self,
+        code: Option<SecretString>,
+        refresh_token: Option<SecretString>,
+    ) -> Arc<Renewal> {
+        let renewal =
+            Arc::new(Renewal::new(&self.name, code, refresh_token, self.refresh_token_store()));
+        self.renewal.lock().unwrap_or_else(PoisonError::into_inner).renewal =
+            Some(Arc::clone(&renewal));
+        renewal
+    }
+
     /// The store for rotated refresh tokens: the configured one, or an
-    /// in-memory store.
+    /// in-memory store. Asking for it marks the provider as using
+    /// single-use credentials ([`ProviderInfo::single_use_credentials`]).
     pub fn refresh_token_store(&self) -> SharedRefreshTokenStore {
+        self.renewal.lock().unwrap_or_else(PoisonError::into_inner).single_use = true;
         match &self.common.refresh_token_store {
             Some(RefreshTokenStoreConfig::File(path)) => {
                 Arc::new(FileRefreshTokenStore::new(&self.name, path.clone()))
@@ -519,19 +550,28 @@ impl Registry {
         let Some(factory) = self.factories.get(kind.as_str()) else {
             return Err(self.unknown_kind(name, &kind));
         };
-        let info = ProviderInfo {
+        let mut info = ProviderInfo {
             name: name.to_owned(),
             kind: factory.kind(),
             token_url: ctx.common().token_url.as_ref().map(ToString::to_string),
             issuer: ctx.rest.get("issuer").and_then(toml::Value::as_str).map(str::to_owned),
             client_id: ctx.common().client_id.clone(),
+            single_use_credentials: false,
+            refresh_token_file: match &ctx.common().refresh_token_store {
+                Some(RefreshTokenStoreConfig::File(path)) => Some(path.clone()),
+                _ => None,
+            },
         };
         let cache_config = CacheConfig::from_common(ctx.common());
         let fields: Vec<String> = ctx.rest.keys().cloned().collect();
+        let renewal_use = Arc::clone(&ctx.renewal);
         let inner = factory.build(ctx).map_err(|e| with_common_typo(e, &fields))?;
+        let RenewalUse { single_use, renewal } =
+            std::mem::take(&mut *renewal_use.lock().unwrap_or_else(PoisonError::into_inner));
+        info.single_use_credentials = single_use || renewal.is_some();
         let cache = Arc::new(CachedProvider::new(name, inner, cache_config, self.clock.clone()));
         let provider: SharedTokenProvider = cache.clone();
-        Ok(ProviderEntry { info, provider, cache })
+        Ok(ProviderEntry { info, provider, cache, renewal })
     }
 
     fn unknown_kind(&self, name: &str, kind: &str) -> TokenError {
@@ -633,6 +673,24 @@ pub struct ProviderInfo {
     pub issuer: Option<String>,
     /// Its client id.
     pub client_id: String,
+    /// Whether its renewals spend single-use credentials: an authorization
+    /// code, refresh tokens the server may rotate (set when its factory used
+    /// [`ProviderContext::renewal`] or
+    /// [`refresh_token_store`](ProviderContext::refresh_token_store)).
+    pub single_use_credentials: bool,
+    /// Its `refresh_token_store = { file = … }`, when it has one.
+    pub refresh_token_file: Option<PathBuf>,
+}
+
+impl ProviderInfo {
+    /// Whether its single-use credentials live only in this process's
+    /// memory (no `refresh_token_store` file): fine for a long-running
+    /// process, but a short-lived one (a CLI run) loses the refresh token the
+    /// server rotates in when it exits, and the next one re-sends a spent
+    /// code or refresh token.
+    pub fn keeps_single_use_credentials_in_memory(&self) -> bool {
+        self.single_use_credentials && self.refresh_token_file.is_none()
+    }
 }
 
 #[derive(Debug)]
@@ -641,6 +699,8 @@ struct ProviderEntry {
     provider: SharedTokenProvider,
     /// The same provider, typed, for its counters.
     cache: Arc<CachedProvider>,
+    /// Its renewal state, when it spends single-use credentials.
+    renewal: Option<Arc<Renewal>>,
 }
 
 /// The providers of a loaded config, each already wrapped in the cache.
@@ -668,6 +728,13 @@ impl Providers {
     /// The cache counters of the provider called `name`.
     pub fn cache_stats(&self, name: &str) -> Option<CacheStats> {
         self.map.get(name).map(|e| e.cache.stats())
+    }
+
+    /// Why the newest refresh token of the provider called `name` lives
+    /// only in this process's memory ([`Renewal::save_error`]): saving it to
+    /// its store failed. `None` when it was saved, or the provider has none.
+    pub fn refresh_token_save_error(&self, name: &str) -> Option<TokenError> {
+        self.map.get(name)?.renewal.as_ref()?.save_error()
     }
 
     /// What is known about the provider called `name`.

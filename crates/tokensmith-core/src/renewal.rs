@@ -4,7 +4,7 @@
 //! `refresh_token` grants share one rule set, kept here so each adapter only
 //! describes its form:
 //!
-//! - the latest refresh token (from the [`RefreshTokenStore`](crate::RefreshTokenStore), else the one
+//! - the latest refresh token (from the [`RefreshTokenStore`], else the one
 //!   configured) is used whenever there is one;
 //! - otherwise the configured authorization code is used **once**: a code is
 //!   single-use, so it is never sent again (unless the connection could not
@@ -18,15 +18,26 @@
 //! - with neither left, renewing is [`TokenError::ReauthorizationRequired`];
 //! - [`Renewal::exchange`] runs one renewal at a time and to its end, even
 //!   when its caller stops waiting, so no rotated token is lost with a
-//!   dropped future.
+//!   dropped future; and holds the store's lock
+//!   ([`RefreshTokenStore::try_lock`])
+//!   from reading the refresh token to saving its successor, so processes
+//!   sharing a store (two replicas, a service and the CLI) never send one
+//!   refresh token twice.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{AccessToken, SharedRefreshTokenStore, TokenError, TransportErrorKind};
+use crate::{
+    AccessToken, RefreshTokenStore, SharedRefreshTokenStore, StoreLock, TokenError,
+    TransportErrorKind,
+};
+
+/// How long [`Renewal::exchange`] waits for the store's lock by default.
+pub const DEFAULT_STORE_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The grant a [`Renewal`] hands out for the next request.
 #[derive(Clone)]
@@ -70,8 +81,11 @@ pub struct Renewal {
     refresh_token: Option<SecretString>,
     store: SharedRefreshTokenStore,
     /// The newest refresh token when saving it failed (the store holds an
-    /// older, revoked one).
+    /// older, revoked one), and why saving failed.
     unsaved: Mutex<Option<SecretString>>,
+    save_error: Mutex<Option<TokenError>>,
+    /// The longest [`exchange`](Self::exchange) waits for the store's lock.
+    lock_timeout: Duration,
     /// Refresh tokens the server refused as `invalid_grant`.
     refused: Mutex<Vec<SecretString>>,
     /// Held by [`exchange`](Self::exchange) from `next` to `finish`.
@@ -104,9 +118,29 @@ impl Renewal {
             refresh_token,
             store,
             unsaved: Mutex::new(None),
+            save_error: Mutex::new(None),
+            lock_timeout: DEFAULT_STORE_LOCK_TIMEOUT,
             refused: Mutex::new(Vec::new()),
             exchanging: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Waits at most `timeout` (default [`DEFAULT_STORE_LOCK_TIMEOUT`]) for
+    /// the store's lock in [`exchange`](Self::exchange); then the exchange
+    /// fails, retryably, without sending anything.
+    #[must_use]
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Why the newest refresh token lives only in this process's memory:
+    /// the error saving it to the store returned (an unwritable file, a full
+    /// disk), or `None` when the store holds it. Saving is retried with
+    /// every later renewal. A process about to exit should report it: the
+    /// refresh token it replaced is revoked, so the grant is lost with it.
+    pub fn save_error(&self) -> Option<TokenError> {
+        lock(&self.save_error).clone()
     }
 
     /// One whole renewal: [`next`](Self::next), `send` (the request with
@@ -118,7 +152,11 @@ impl Renewal {
     ///   received and the refresh token it rotated in answer are never lost
     ///   with a dropped future;
     /// - renewals of one `Renewal` run one at a time, so two never send the
-    ///   same refresh token (a rotating server would refuse the second).
+    ///   same refresh token (a rotating server would refuse the second);
+    /// - across processes too: it takes the store's lock (waiting at most
+    ///   [`with_lock_timeout`](Self::with_lock_timeout), off the async
+    ///   workers) before reading the refresh token, and releases it after
+    ///   saving the successor.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -151,6 +189,9 @@ impl Renewal {
         let renewal = Arc::clone(self);
         let run = async move {
             let _one_at_a_time = renewal.exchanging.lock().await;
+            // Read the refresh token only once no other process can be
+            // exchanging it: whoever held the lock may have rotated it.
+            let _store_lock = renewal.lock_store().await?;
             let grant = renewal.next()?;
             let result = send(grant.clone()).await;
             renewal.finish(grant, result)
@@ -164,6 +205,25 @@ impl Renewal {
                 &self.provider,
                 TransportErrorKind::Io,
                 format!("the token request task {what}"),
+                None,
+            ))
+        })
+    }
+
+    /// Takes the store's lock, polling it off the async workers for at most
+    /// the lock timeout.
+    async fn lock_store(&self) -> Result<StoreLock, TokenError> {
+        let store = Arc::clone(&self.store);
+        let (provider, timeout) = (self.provider.clone(), self.lock_timeout);
+        let wait = move || wait_for_lock(store.as_ref(), &provider, timeout);
+        if tokio::runtime::Handle::try_current().is_err() {
+            return wait();
+        }
+        tokio::task::spawn_blocking(wait).await.unwrap_or_else(|err| {
+            Err(TokenError::transport(
+                &self.provider,
+                TransportErrorKind::Io,
+                format!("waiting for the refresh_token_store lock failed: {err}"),
                 None,
             ))
         })
@@ -210,7 +270,10 @@ impl Renewal {
                 if let Some(refresh) = token.refresh_token().or(unsaved.as_ref()).cloned() {
                     // The token it replaced may be revoked now: never lose it.
                     match self.store.save(&refresh) {
-                        Ok(()) => *unsaved = None,
+                        Ok(()) => {
+                            *unsaved = None;
+                            *lock(&self.save_error) = None;
+                        }
                         Err(err) => {
                             tracing::warn!(
                                 provider = %self.provider,
@@ -218,6 +281,7 @@ impl Renewal {
                                 "cannot save the rotated refresh token; keeping it in memory"
                             );
                             *unsaved = Some(refresh);
+                            *lock(&self.save_error) = Some(err);
                         }
                     }
                 }
@@ -237,6 +301,7 @@ impl Renewal {
                     if unsaved.as_ref().is_some_and(|u| u.expose_secret() == token.expose_secret())
                     {
                         *unsaved = None;
+                        *lock(&self.save_error) = None;
                     }
                     lock(&self.refused).push(token);
                 }
@@ -244,6 +309,45 @@ impl Renewal {
             Err(_) => {}
         }
         result
+    }
+}
+
+/// Polls `store`'s lock until it is taken or `timeout` has been spent
+/// waiting (blocking: run off the async workers). The waits are counted,
+/// not read from a clock, so the bound holds whatever the wall clock does.
+fn wait_for_lock(
+    store: &dyn RefreshTokenStore,
+    provider: &str,
+    timeout: Duration,
+) -> Result<StoreLock, TokenError> {
+    const FIRST_PAUSE: Duration = Duration::from_millis(2);
+    const LONGEST_PAUSE: Duration = Duration::from_millis(50);
+    let (mut waited, mut pause) = (Duration::ZERO, FIRST_PAUSE);
+    loop {
+        if let Some(taken) = store.try_lock()? {
+            return Ok(taken);
+        }
+        if waited >= timeout {
+            return Err(TokenError::transport(
+                provider,
+                TransportErrorKind::Timeout,
+                format!(
+                    "nothing sent: another process kept the refresh_token_store locked for {} while renewing",
+                    humantime::format_duration(timeout)
+                ),
+                None,
+            ));
+        }
+        if waited.is_zero() {
+            tracing::debug!(
+                provider,
+                "waiting for another process renewing with the refresh_token_store"
+            );
+        }
+        let step = pause.min(timeout.saturating_sub(waited));
+        std::thread::sleep(step);
+        waited += step;
+        pause = (pause * 2).min(LONGEST_PAUSE);
     }
 }
 
@@ -440,6 +544,84 @@ mod tests {
         release.send(()).unwrap();
         second.await.unwrap();
         assert_eq!(secret(&renewal.next().unwrap()), ("refresh", "r2"));
+    }
+
+    /// A renewal whose store is `path`, with the configured refresh token `rt-0`.
+    fn file_renewal(path: &std::path::Path) -> Arc<Renewal> {
+        let store = Arc::new(crate::FileRefreshTokenStore::new("p", path.to_path_buf()));
+        Arc::new(
+            Renewal::new("p", Some("c".to_owned().into()), Some("rt-0".to_owned().into()), store)
+                .with_lock_timeout(Duration::from_millis(40)),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_exchange_sends_nothing_while_another_process_holds_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rt");
+        let renewal = file_renewal(&path);
+        // Another process renewing with the same store.
+        let other = crate::FileRefreshTokenStore::new("p", path.clone());
+        let held = other.try_lock().unwrap().unwrap();
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&sent);
+        let err = renewal
+            .exchange(move |_| async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(token(Some("rt-1")))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 0, "sent while locked out");
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("refresh_token_store"), "{err}");
+        drop(held);
+        // Nothing was spent: the configured refresh token is still next.
+        assert_eq!(secret(&renewal.next().unwrap()), ("refresh", "rt-0"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exchange_rereads_the_store_after_waiting_for_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rt");
+        let renewal = Arc::new(
+            Renewal::new(
+                "p",
+                None,
+                Some("rt-0".to_owned().into()),
+                Arc::new(crate::FileRefreshTokenStore::new("p", path.clone())),
+            )
+            .with_lock_timeout(Duration::from_mins(1)),
+        );
+        let other = crate::FileRefreshTokenStore::new("p", path.clone());
+        let held = other.try_lock().unwrap().unwrap();
+        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel();
+        let waiting = tokio::spawn({
+            let renewal = Arc::clone(&renewal);
+            async move {
+                renewal
+                    .exchange(move |grant| async move {
+                        sent_tx.send(secret(&grant).1.to_owned()).unwrap();
+                        Ok(token(Some("rt-2")))
+                    })
+                    .await
+            }
+        });
+        // Give the exchange every chance to run while the other process
+        // still holds the lock (without the lock, it would send `rt-0` now).
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(20)))
+            .await
+            .unwrap();
+        // The other process rotated `rt-0` to `rt-1` and saved it.
+        other.save(&SecretString::from("rt-1")).unwrap();
+        drop(held);
+        waiting.await.unwrap().unwrap();
+        assert_eq!(sent_rx.recv().await.unwrap(), "rt-1", "the successor, read after locking");
+        assert!(sent_rx.try_recv().is_err(), "one exchange");
+        assert_eq!(other.load().unwrap().unwrap().expose_secret(), "rt-2");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! [`ConfigSecret`]: a secret config field given as a literal, `{ env = "VAR" }`
 //! or `{ file = "PATH" }`, resolved when the config is loaded.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::path::PathBuf;
+use std::io::{self, Read as _};
+use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -13,6 +15,10 @@ use serde::de::{self, Deserializer};
 /// Accepts a literal string, `{ env = "VAR" }` (the variable is read when the
 /// config is loaded; a missing variable is an error naming it) or
 /// `{ file = "PATH" }` (the file's contents, one trailing newline trimmed).
+/// A secret file must be a regular file (or a link to one) of at most
+/// [`MAX_SECRET_FILE_BYTES`]: a FIFO or a device is refused without being
+/// opened for a blocking read. One readable by group or others loads, with a
+/// warning naming the path (and, through the config loader, the field).
 /// An empty value, or a number or boolean where the string belongs, is an
 /// error that never quotes what was given. `Debug` never shows the value,
 /// only where it came from.
@@ -65,11 +71,18 @@ impl ConfigSecret {
         }
     }
 
-    /// Reads `{ file = path }` now, trimming one trailing newline.
+    /// Reads `{ file = path }` now, trimming one trailing newline: a
+    /// regular file of at most [`MAX_SECRET_FILE_BYTES`].
     pub fn from_file(path: impl Into<PathBuf>) -> Result<Self, String> {
         let path = path.into();
-        let mut text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+        let cannot =
+            |e: &dyn fmt::Display| format!("cannot read secret file {}: {e}", path.display());
+        let (bytes, loose) =
+            read_small_file(&path, MAX_SECRET_FILE_BYTES).map_err(|e| cannot(&e))?;
+        let mut text = String::from_utf8(bytes).map_err(|_| cannot(&"not valid UTF-8"))?;
+        if loose {
+            loose_file_read(&path);
+        }
         if text.ends_with('\n') {
             text.pop();
             if text.ends_with('\r') {
@@ -88,6 +101,134 @@ impl ConfigSecret {
     pub fn as_secret(&self) -> &SecretString {
         &self.value
     }
+}
+
+/// The largest secret file read: 64 KiB (a PEM private key is a few KiB).
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a small file named by config (a secret, a CA bundle): a regular file
+/// (or a link to one) of at most `limit` bytes. Anything else, a FIFO, a
+/// socket or a device, is refused: on Unix the file is opened with
+/// `O_NONBLOCK` and its type checked on the opened handle, so a FIFO put in
+/// its place cannot block the load either. Also returns whether group or
+/// others may read it (Unix).
+pub(crate) fn read_small_file(path: &Path, limit: u64) -> io::Result<(Vec<u8>, bool)> {
+    let not_regular =
+        || io::Error::other("not a regular file (a FIFO, socket or device is never read)");
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(io::Error::other("is a directory"));
+    }
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let file = open_nonblocking(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let too_large = || io::Error::other(format!("larger than {}", show_size(limit)));
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    // One byte over the limit tells a file that grew since `fstat`.
+    (&file).take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    #[cfg(unix)]
+    let loose = {
+        use std::os::unix::fs::PermissionsExt as _;
+        meta.permissions().mode() & 0o044 != 0
+    };
+    #[cfg(not(unix))]
+    let loose = false;
+    Ok((bytes, loose))
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(path, flags, Mode::empty())?.into())
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// `bytes` as KiB or MiB when it is a whole number of them.
+fn show_size(bytes: u64) -> String {
+    match bytes {
+        b if b % (1024 * 1024) == 0 => format!("{} MiB", b / (1024 * 1024)),
+        b if b % 1024 == 0 => format!("{} KiB", b / 1024),
+        b => format!("{b} bytes"),
+    }
+}
+
+thread_local! {
+    /// The secret files readable by group or others read by the
+    /// [`collect_loose_files`] running on this thread, if one is.
+    static LOOSE_FILES: RefCell<Option<Vec<PathBuf>>> = const { RefCell::new(None) };
+}
+
+/// Notes a secret file group or others may read: for the config loader
+/// when it runs (it names the field), else warned about here.
+fn loose_file_read(path: &Path) {
+    let collected = LOOSE_FILES.with_borrow_mut(|files| match files {
+        Some(files) => {
+            files.push(path.to_path_buf());
+            true
+        }
+        None => false,
+    });
+    if !collected {
+        warn_loose_file(None, None, path);
+    }
+}
+
+/// Runs `f` (a deserialization on this thread) and returns, with its
+/// result, the secret files it read that group or others may read.
+pub(crate) fn collect_loose_files<R>(f: impl FnOnce() -> R) -> (R, Vec<PathBuf>) {
+    let outer = LOOSE_FILES.replace(Some(Vec::new()));
+    let result = f();
+    let files = LOOSE_FILES.replace(outer).unwrap_or_default();
+    (result, files)
+}
+
+/// The warning for a secret file group or others may read (the path and
+/// field, never the content).
+pub(crate) fn warn_loose_file(provider: Option<&str>, field: Option<&str>, path: &Path) {
+    tracing::warn!(
+        provider = provider.unwrap_or("-"),
+        field = field.unwrap_or("-"),
+        path = %path.display(),
+        "secret file is readable by group or others; restrict it (chmod 600)"
+    );
+}
+
+/// The dotted paths of the `{ file = "PATH" }` tables in `table` that name
+/// `path` (where a secret file was configured).
+pub(crate) fn fields_naming_file(table: &toml::Table, path: &Path) -> Vec<String> {
+    fn walk(table: &toml::Table, prefix: &str, path: &Path, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let field = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            if let toml::Value::Table(inner) = value {
+                if inner.len() == 1
+                    && inner.get("file").and_then(toml::Value::as_str).map(Path::new) == Some(path)
+                {
+                    out.push(field);
+                } else {
+                    walk(inner, &field, path, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(table, "", path, &mut out);
+    out
 }
 
 impl ExposeSecret<str> for ConfigSecret {
@@ -273,6 +414,69 @@ mod tests {
         let missing = dir.path().join("missing");
         let text = format!("secret = {{ file = {missing:?} }}");
         check_error(&text, &format!("cannot read secret file {}", missing.display()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600))
+            .unwrap();
+        // Nobody writes to the FIFO: opening it for reading would wait forever.
+        for path in [fifo.as_path(), Path::new("/dev/zero"), Path::new("/dev/null")] {
+            let text = format!("secret = {{ file = {path:?} }}");
+            check_error(&text, &format!("cannot read secret file {}", path.display()));
+            check_error(&text, "not a regular file");
+        }
+    }
+
+    #[test]
+    fn a_secret_file_over_the_cap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        std::fs::write(&path, vec![b'x'; 64 * 1024 + 1]).unwrap();
+        let text = format!("secret = {{ file = {path:?} }}");
+        check_error(&text, "larger than 64 KiB");
+        std::fs::write(&path, vec![b'x'; 64 * 1024]).unwrap();
+        let creds: Creds = toml::from_str(&text).unwrap();
+        assert_eq!(creds.secret.expose_secret().len(), 64 * 1024);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_others_can_read_is_warned_about_by_path_and_field() {
+        #[derive(Deserialize)]
+        #[allow(dead_code, reason = "only loaded")]
+        struct Config {
+            client_secret: ConfigSecret,
+            nested: Nested,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code, reason = "only loaded")]
+        struct Nested {
+            password: ConfigSecret,
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (loose, tight) = (dir.path().join("loose"), dir.path().join("tight"));
+        for (path, mode) in [(&loose, 0o644), (&tight, 0o600)] {
+            std::fs::write(path, "hunter2-SECRET").unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let table: toml::Table = toml::from_str(&format!(
+            "client_secret = {{ file = {tight:?} }}\n[nested]\npassword = {{ file = {loose:?} }}"
+        ))
+        .unwrap();
+        let logs = crate::test_log::capture(|| {
+            crate::config::from_table::<Config>("p", table).unwrap();
+        });
+        let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
+        assert_eq!(warnings.len(), 1, "{logs}");
+        assert!(warnings[0].contains(&loose.display().to_string()), "{logs}");
+        assert!(warnings[0].contains("nested.password"), "{logs}");
+        assert!(warnings[0].contains("provider=\"p\""), "{logs}");
+        assert!(!logs.contains("hunter2"), "{logs}");
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl OAuth2Provider {
         // The code once, then refresh tokens; or the refresh token, then rotated ones.
         let renewal = (grant != GrantType::ClientCredentials).then(|| {
             let (code, token) = (secret(code), secret(refresh_token));
-            Arc::new(Renewal::new(ctx.name(), code, token, ctx.refresh_token_store()))
+            ctx.renewal(code, token)
         });
         let scope = match config.scope {
             Some(Scopes::One(s)) => s.split_whitespace().collect::<Vec<_>>().join(" "),

@@ -114,12 +114,9 @@ impl SotiProvider {
             (Some(username), Some(password), None) => {
                 Grant::Password { username, password: password.as_secret().clone() }
             }
-            (_, _, code) => Grant::AuthorizationCode(Arc::new(Renewal::new(
-                ctx.name(),
-                code.map(|c| c.as_secret().clone()),
-                None,
-                ctx.refresh_token_store(),
-            ))),
+            (_, _, code) => {
+                Grant::AuthorizationCode(ctx.renewal(code.map(|c| c.as_secret().clone()), None))
+            }
         };
         Ok(Self { endpoint: ctx.endpoint()?, client_id, client_secret, grant })
     }

@@ -146,7 +146,10 @@ fn refused_cases(env: &TestEnv) -> Vec<Case> {
     let soti = env.emulator(Vendor::SotiConnect);
     let config = provider(&soti, "p").replace(
         "grant = \"password\"\nusername = \"Administrator\"\npassword = \"1\"\n",
-        "grant = \"authorization_code\"\ncode = \"never-issued\"\n",
+        &format!(
+            "grant = \"authorization_code\"\ncode = \"never-issued\"\nrefresh_token_store = {{ file = {} }}\n",
+            toml_str(&env.dir().join("p.refresh").display().to_string())
+        ),
     );
     assert!(config.contains("never-issued"), "{config}");
     cases.push(Case {

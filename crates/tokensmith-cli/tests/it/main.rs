@@ -9,5 +9,6 @@ mod demo;
 mod exit_codes;
 mod no_leak;
 mod output;
+mod single_use;
 mod support;
 mod token;

@@ -264,3 +264,31 @@ async fn ca_file_of_another_ca_is_not_trusted() {
     }
     assert_eq!(server.heads(), Vec::<String>::new(), "a request got past the handshake");
 }
+
+#[test]
+fn a_ca_file_that_is_a_fifo_a_device_or_too_large_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let large = dir.path().join("large.pem");
+    std::fs::write(&large, vec![b'#'; 1024 * 1024 + 1]).unwrap();
+    let mut cases = vec![(large, "larger than 1 MiB")];
+    #[cfg(unix)]
+    {
+        let fifo = dir.path().join("ca.fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600))
+            .unwrap();
+        // Nobody writes to the FIFO: a blocking open would never return.
+        cases.push((fifo, "not a regular file"));
+        cases.push(("/dev/zero".into(), "not a regular file"));
+    }
+    for (path, expected) in cases {
+        let err =
+            tokensmith_core::http::build_client(PROVIDER, &settings(Some(&path))).unwrap_err();
+        assert!(
+            matches!(&err, TokenError::Config { field: Some(f), .. } if f == "ca_file"),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
+}
