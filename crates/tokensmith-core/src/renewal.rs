@@ -286,7 +286,12 @@ impl Renewal {
                     }
                 }
             }
-            Err(TokenError::Transport { kind: TransportErrorKind::Connect, .. }) => {
+            // Nothing reached a token endpoint (no connection, or a URL that
+            // is no token endpoint at all): the code was not spent.
+            Err(
+                TokenError::Transport { kind: TransportErrorKind::Connect, .. }
+                | TokenError::Endpoint { .. },
+            ) => {
                 if let RenewalGrant::AuthorizationCode(code) = grant {
                     *lock(&self.code) = Some(code);
                 }
@@ -420,6 +425,24 @@ mod tests {
         );
         let grant = renewal.next().unwrap();
         let err = TokenError::transport("p", TransportErrorKind::Connect, "refused", None);
+        assert!(renewal.finish(grant, Err(err)).is_err());
+        assert_eq!(secret(&renewal.next().unwrap()), ("code", "c"));
+    }
+
+    #[test]
+    fn code_comes_back_when_the_url_is_no_token_endpoint() {
+        let renewal = Renewal::new(
+            "p",
+            Some("c".to_owned().into()),
+            None,
+            Arc::new(MemoryRefreshTokenStore::default()),
+        );
+        let grant = renewal.next().unwrap();
+        let err = TokenError::Endpoint {
+            provider: "p".to_owned(),
+            status: 404,
+            body: crate::BodySnippet::new(b"Not Found"),
+        };
         assert!(renewal.finish(grant, Err(err)).is_err());
         assert_eq!(secret(&renewal.next().unwrap()), ("code", "c"));
     }
