@@ -40,8 +40,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use tokensmith_core::parse::MAX_EXPIRES_IN;
-use tokensmith_core::{AccessToken, CacheConfig, ConfigSecret, DEFAULT_LIFETIME, Scope, TokenType};
+use tokensmith_core::{
+    AccessToken, CacheConfig, ConfigSecret, DEFAULT_LIFETIME, MAX_EXPIRES_IN, Scope, TokenType,
+};
 
 /// The version of the entry format; entries of another version are misses.
 const FORMAT_VERSION: u32 = 1;

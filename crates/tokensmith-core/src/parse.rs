@@ -77,7 +77,7 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use tokensmith_core::parse::{RawResponse, parse_response};
+//! use tokensmith_core::{RawResponse, parse_response};
 //!
 //! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
 //! let body = b"{\n\"access_token\":\"abc\",\n\"token_type\":\"Bearer\",\n\"expires_in\":\"3599\",\n}";
@@ -209,20 +209,14 @@ pub fn parse_response(
     }
 }
 
-/// The vendor's error from an error body (4xx, 5xx) of any known shape.
-///
-/// Public so an adapter with its own error handling reads bodies the same
-/// way; [`parse_response`] already does this for every status.
-///
-/// ```
-/// use tokensmith_core::parse::error_detail_from_body;
-///
-/// let body = br#"{"meta":{"pagination":{"limit":0}},"errors":[{"httpcode":403,"message":"no"}]}"#;
-/// let detail = error_detail_from_body(Some("application/json"), body).unwrap();
-/// assert_eq!(detail.code, None);
-/// assert_eq!(detail.description.as_deref(), Some("no"));
-/// ```
-pub fn error_detail_from_body(content_type: Option<&str>, body: &[u8]) -> Option<ErrorDetail> {
+/// The vendor's error from an error body (4xx, 5xx) of any known shape, as
+/// [`parse_response`] reads it for every status. Not public API (adapters
+/// call [`parse_response`]); kept for the unit tests of the body shapes.
+#[cfg(test)]
+pub(crate) fn error_detail_from_body(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Option<ErrorDetail> {
     let decoded = Body::decode(content_type, body);
     let fields = decoded.fields()?;
     let secrets = token_secrets(&fields);
