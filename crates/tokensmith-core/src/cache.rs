@@ -180,7 +180,7 @@ pub struct CacheStats {
     pub invalidations: u64,
 }
 
-/// Wraps a provider with caching: see the [module docs](self).
+/// Wraps a provider with caching: single-flight, refresh-ahead, backoff.
 ///
 /// ```
 /// use std::sync::Arc;

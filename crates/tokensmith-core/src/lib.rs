@@ -10,7 +10,7 @@
 //!
 //! | area | for | items |
 //! |---|---|---|
-//! | the trait | everyone | [`TokenProvider`], [`SharedTokenProvider`], [`async_trait`] |
+//! | the trait | everyone | [`TokenProvider`], [`SharedTokenProvider`], [`async_trait`](macro@async_trait) |
 //! | tokens | everyone | [`AccessToken`], [`AccessTokenBuilder`], [`TokenType`], [`Scope`], [`DEFAULT_LIFETIME`] |
 //! | errors | everyone | [`TokenError`], [`ErrorDetail`], [`BodySnippet`], [`TransportErrorKind`], [`BoxError`] |
 //! | time | everyone | injected: [`Clock`], [`SharedClock`], [`SystemClock`], [`ManualClock`] |

@@ -145,8 +145,7 @@ const WITHHELD: &str = "[REDACTED: too many token values to scrub]";
 /// Token fields whose values are scrubbed from every error built from the body.
 const TOKEN_FIELDS: [&str; 3] = ["access_token", "refresh_token", "id_token"];
 
-/// Parses a token response into an [`AccessToken`] or a [`TokenError`]; see
-/// the [module docs](self) for every rule.
+/// Parses a token response into an [`AccessToken`] or a [`TokenError`].
 pub fn parse_response(
     provider: &str,
     response: &RawResponse<'_>,
