@@ -1,6 +1,45 @@
 //! The token cache: [`CachedProvider`] wraps any provider with an expiry
 //! margin, single-flight fetching, refresh-ahead, serve-while-valid with
 //! backoff, and [`invalidate`](TokenProvider::invalidate).
+//!
+//! The [`Registry`](crate::Registry) wraps every adapter in one
+//! `CachedProvider`; adapters never cache. `docs/cache.md` explains the
+//! guarantees with a timeline.
+//!
+//! # Lifecycle of a token
+//!
+//! For a token living `L` (`expires_at - received_at`, or
+//! [`DEFAULT_LIFETIME`](crate::DEFAULT_LIFETIME) when the server gave no
+//! expiry) the cache derives two instants:
+//!
+//! - **stale** at `expires_at - margin`: from here the token is never handed
+//!   out; callers wait for a fetch (one for all of them);
+//! - **refresh** at `expires_at - refresh_ahead` (up to 10% earlier, at
+//!   random, so a fleet does not refresh in lockstep): from here the first
+//!   caller starts **one** background refresh and every caller keeps getting
+//!   the current token at once.
+//!
+//! A refresh that fails while the token is still valid keeps the token in
+//! service and is retried with exponential backoff and full jitter
+//! ([`BACKOFF_BASE`], [`BACKOFF_CAP`]), checked lazily by callers (no timer
+//! runs). A failure retrying cannot fix (`invalid_client`) is logged at once
+//! and not retried while the token lasts. Once stale with the endpoint down,
+//! callers share the one fetch in flight, and during the backoff that follows
+//! get its error at once without a request.
+//!
+//! # Cost of a hit
+//!
+//! The current token and its deadlines sit in an [`ArcSwapOption`]: a cached
+//! `token()` is one lock-free load, a coarse clock read
+//! ([`Clock::now_coarse`](crate::Clock::now_coarse)), a compare, a striped
+//! counter increment and an `Arc` clone, plus the boxed future `async-trait`
+//! requires. No lock, no full clock read, no other allocation.
+//!
+//! # Runtime
+//!
+//! Background refreshes are spawned on the current Tokio runtime. Outside one
+//! (a provider polled by another executor) the cache still works, but
+//! refreshes when the token goes stale instead of ahead of time.
 
 use std::cell::Cell;
 use std::fmt;
@@ -158,45 +197,6 @@ pub struct CacheStats {
 /// # Ok(()) }
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
 /// ```
-///
-/// The [`Registry`](crate::Registry) wraps every adapter in one
-/// `CachedProvider`; adapters never cache. `docs/cache.md` explains the
-/// guarantees with a timeline.
-///
-/// # Lifecycle of a token
-///
-/// For a token living `L` (`expires_at - received_at`, or
-/// [`DEFAULT_LIFETIME`](crate::DEFAULT_LIFETIME) when the server gave no
-/// expiry) the cache derives two instants:
-///
-/// - **stale** at `expires_at - margin`: from here the token is never handed
-///   out; callers wait for a fetch (one for all of them);
-/// - **refresh** at `expires_at - refresh_ahead` (up to 10% earlier, at
-///   random, so a fleet does not refresh in lockstep): from here the first
-///   caller starts **one** background refresh and every caller keeps getting
-///   the current token at once.
-///
-/// A refresh that fails while the token is still valid keeps the token in
-/// service and is retried with exponential backoff and full jitter
-/// (up to 1 s after the first failure, doubling to at most 30 s), checked lazily by callers (no timer
-/// runs). A failure retrying cannot fix (`invalid_client`) is logged at once
-/// and not retried while the token lasts. Once stale with the endpoint down,
-/// callers share the one fetch in flight, and during the backoff that follows
-/// get its error at once without a request.
-///
-/// # Cost of a hit
-///
-/// The current token and its deadlines sit in an [`ArcSwapOption`]: a cached
-/// `token()` is one lock-free load, a coarse clock read
-/// ([`Clock::now_coarse`](crate::Clock::now_coarse)), a compare, a striped
-/// counter increment and an `Arc` clone, plus the boxed future `async-trait`
-/// requires. No lock, no full clock read, no other allocation.
-///
-/// # Runtime
-///
-/// Background refreshes are spawned on the current Tokio runtime. Outside one
-/// (a provider polled by another executor) the cache still works, but
-/// refreshes when the token goes stale instead of ahead of time.
 pub struct CachedProvider {
     shared: Arc<Shared>,
 }

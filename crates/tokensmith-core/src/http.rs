@@ -1,5 +1,32 @@
 //! The one request helper every adapter calls: POST a form to the token
 //! endpoint, safely.
+//!
+//! - client authentication in one of four [`ClientAuth`] styles;
+//! - a whole-request timeout (connect, send, and the whole response body);
+//! - the response body capped ([`DEFAULT_MAX_BODY_BYTES`], 1 MiB) while
+//!   streaming: a larger body, announced by `Content-Length` or not, is
+//!   refused as [`TokenError::InvalidResponse`] without being read to the end;
+//! - redirects never followed, so credentials are never replayed to another
+//!   host: a 3xx is a [`TransportErrorKind::Redirect`] error naming the target
+//!   origin;
+//! - `https` required, except for loopback hosts (`127.0.0.0/8`, `::1`,
+//!   `localhost`) or with `allow_insecure_http`; URLs carrying credentials
+//!   (`https://user:pass@host`) are refused;
+//! - `User-Agent: tokensmith/<version>`, `Accept: application/json`,
+//!   `Content-Type: application/x-www-form-urlencoded`, an optional extra CA
+//!   bundle (`ca_file`, PEM) for a private PKI;
+//! - proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`, …) are honoured,
+//!   except for loopback hosts, which are always reached directly;
+//! - one `reqwest::Client` per provider ([`TokenEndpoint`]), reused for every
+//!   request so connections are kept alive;
+//! - transport failures classified ([`TransportErrorKind`]), each a one-line
+//!   message naming the provider, never a secret nor the URL's path or query;
+//! - `Retry-After` read in its delay-seconds form (`Retry-After: 120`); the
+//!   HTTP-date form is ignored (no date parser in the dependency tree, and
+//!   token endpoints send seconds);
+//! - the response handed to the one tolerant parser ([`crate::parse`]).
+//!
+//! [`fetch_json`] GETs a JSON document (OIDC discovery) under the same rules.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -106,35 +133,6 @@ impl From<&HttpSettings> for Limits {
 /// A token endpoint of one provider, with its reused HTTP client.
 ///
 /// Cloning is cheap and shares the client (and its connection pool).
-///
-/// # What every request gets
-///
-/// - client authentication in one of four [`ClientAuth`] styles;
-/// - a whole-request timeout (connect, send, and the whole response body);
-/// - the response body capped ([`HttpSettings::max_body_bytes`], 1 MiB) while
-///   streaming: a larger body, announced by `Content-Length` or not, is
-///   refused as [`TokenError::InvalidResponse`] without being read to the end;
-/// - redirects never followed, so credentials are never replayed to another
-///   host: a 3xx is a [`TransportErrorKind::Redirect`] error naming the target
-///   origin;
-/// - `https` required, except for loopback hosts (`127.0.0.0/8`, `::1`,
-///   `localhost`) or with `allow_insecure_http`; URLs carrying credentials
-///   (`https://user:pass@host`) are refused;
-/// - `User-Agent: tokensmith/<version>`, `Accept: application/json`,
-///   `Content-Type: application/x-www-form-urlencoded`, an optional extra CA
-///   bundle (`ca_file`, PEM) for a private PKI;
-/// - proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`, …) are honoured,
-///   except for loopback hosts, which are always reached directly;
-/// - one `reqwest::Client` per provider ([`TokenEndpoint`]), reused for every
-///   request so connections are kept alive;
-/// - transport failures classified ([`TransportErrorKind`]), each a one-line
-///   message naming the provider, never a secret nor the URL's path or query;
-/// - `Retry-After` read in its delay-seconds form (`Retry-After: 120`); the
-///   HTTP-date form is ignored (no date parser in the dependency tree, and
-///   token endpoints send seconds);
-/// - the response handed to the one tolerant parser ([`parse_response`](crate::parse_response)).
-///
-/// [`fetch_json`] GETs a JSON document (OIDC discovery) under the same rules.
 #[derive(Clone)]
 pub struct TokenEndpoint {
     provider: Arc<str>,

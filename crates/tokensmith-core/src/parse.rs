@@ -1,4 +1,93 @@
 //! The one tolerant token-response parser every adapter uses.
+//!
+//! [`parse_response`] turns whatever a token endpoint answered into an
+//! [`AccessToken`] or a [`TokenError`]. It never panics and does work linear
+//! in the body, which the request helper has already capped at 1 MiB.
+//!
+//! # Statuses
+//!
+//! | status | result |
+//! |---|---|
+//! | any 2xx with a token | the [`AccessToken`] |
+//! | any 2xx whose body carries `error` (or a non-empty `errors` list) | [`TokenError::Rejected`]: some servers refuse with a 200 |
+//! | any 2xx without a usable `access_token` (missing, empty, not a string; an HTML page; an empty or unreadable body) | [`TokenError::InvalidResponse`] with the reason |
+//! | 4xx | [`TokenError::Rejected`], with the vendor's error when the body has one |
+//! | 5xx | [`TokenError::Server`], with the vendor's error when the body has one |
+//! | anything else | [`TokenError::InvalidResponse`] |
+//!
+//! `Retry-After` is kept on rejections and server failures.
+//!
+//! # Bodies
+//!
+//! - **JSON**, whatever the `Content-Type` says (`application/json`,
+//!   `text/plain`, none): a body that starts with `{` is JSON. A UTF-8 BOM and
+//!   surrounding whitespace are ignored. Trailing commas (the configapi vendor
+//!   documents `"expires_in":"3599",}`) and a missing `:` between a key and its
+//!   value (Deyel's documented `"access_token""eyJ…"`) are repaired; anything
+//!   after the first complete value is ignored.
+//! - **Form** (`application/x-www-form-urlencoded`, or a body of `key=value`
+//!   pairs served as anything but HTML): `access_token=…&token_type=bearer&expires_in=3600`.
+//!   The first of repeated keys wins.
+//!
+//! # Fields
+//!
+//! - `access_token`: required, a non-empty string, kept as a secret.
+//! - `token_type`: normalised by [`TokenType::parse`]: missing or any case of
+//!   `bearer` is [`TokenType::Bearer`].
+//! - `expires_in`: an integer, a string (`"3599"`) or a float. `0` counts as
+//!   absent, as golang/oauth2 reads it (servers send it for "not said", and
+//!   the scoped vendor's documented example shows it): taken literally it would
+//!   make every call fetch. Values above 2³¹−1 seconds (about 68 years) are
+//!   clamped to it, as golang/oauth2 does. When it is absent, negative or not
+//!   a number, and the access token is a JWT (three dot-separated segments)
+//!   whose payload has an `exp` claim, that claim is used (the payload is
+//!   base64url-decoded, with or without padding, **without verifying** the
+//!   signature: it only decides when to fetch a new token). Otherwise
+//!   [`AccessToken::expires_at`] stays `None` and the cache assumes
+//!   [`DEFAULT_LIFETIME`](crate::DEFAULT_LIFETIME) (one hour) through
+//!   [`AccessToken::effective_expires_at`].
+//! - `scope`: a space-delimited string (or a list of strings), parsed by
+//!   [`Scope::parse`].
+//! - `refresh_token`, `id_token`: kept as secrets when non-empty strings.
+//!
+//! # Error shapes
+//!
+//! [`ErrorDetail`] is filled from:
+//!
+//! - RFC 6749 §5.2: `error`, `error_description`, `error_uri`, the code
+//!   lowercased (Deyel's `Invalid_request` reads `invalid_request`); also
+//!   `error` as an object with `code` and `message`;
+//! - the scoped `OAuth2` vendor's `{"meta":{…},"errors":[{"httpcode":400,"message":"…"}]}`:
+//!   no code, the messages joined with `"; "`;
+//! - for 4xx and 5xx only, a lone `error_description`, `message`, `detail`
+//!   (RFC 9457) or `title`.
+//!
+//! Other bodies (HTML, text, empty) are kept only as a [`BodySnippet`].
+//!
+//! # Secrets
+//!
+//! No error carries a secret. A snippet of a JSON body is the body
+//! re-serialised with the values of [`BodySnippet::SECRET_FIELDS`] (at any
+//! depth, any key spelling serde decodes) replaced; a form body with such a
+//! field is re-encoded the same way; other text goes through
+//! [`BodySnippet::new`]'s redaction. On top of that, every token found in the
+//! body is scrubbed from the snippet and from the vendor's error text. A body
+//! with more than 16 token values (no token response has that many) keeps
+//! neither snippet nor vendor text, which keeps the scrubbing linear.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tokensmith_core::{RawResponse, parse_response};
+//!
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+//! let body = b"{\n\"access_token\":\"abc\",\n\"token_type\":\"Bearer\",\n\"expires_in\":\"3599\",\n}";
+//! let token = parse_response("api", &RawResponse::new(200, Some("text/plain"), body), now).unwrap();
+//! assert_eq!(token.expires_at(), Some(now + Duration::from_secs(3599)));
+//!
+//! let body = br#"{"error_description": "Invalid client_id","error": "Invalid_request"}"#;
+//! let err = parse_response("deyel", &RawResponse::new(400, None, body), now).unwrap_err();
+//! assert_eq!(err.oauth_error_code(), Some("invalid_request"));
+//! ```
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
@@ -56,94 +145,7 @@ const WITHHELD: &str = "[REDACTED: too many token values to scrub]";
 /// Token fields whose values are scrubbed from every error built from the body.
 const TOKEN_FIELDS: [&str; 3] = ["access_token", "refresh_token", "id_token"];
 
-/// Turns whatever a token endpoint answered into an
-/// [`AccessToken`] or a [`TokenError`]. It never panics and does work linear
-/// in the body, which the request helper has already capped at 1 MiB.
-///
-/// # Statuses
-///
-/// | status | result |
-/// |---|---|
-/// | any 2xx with a token | the [`AccessToken`] |
-/// | any 2xx whose body carries `error` (or a non-empty `errors` list) | [`TokenError::Rejected`]: some servers refuse with a 200 |
-/// | any 2xx without a usable `access_token` (missing, empty, not a string; an HTML page; an empty or unreadable body) | [`TokenError::InvalidResponse`] with the reason |
-/// | 4xx | [`TokenError::Rejected`], with the vendor's error when the body has one |
-/// | 5xx | [`TokenError::Server`], with the vendor's error when the body has one |
-/// | anything else | [`TokenError::InvalidResponse`] |
-///
-/// `Retry-After` is kept on rejections and server failures.
-///
-/// # Bodies
-///
-/// - **JSON**, whatever the `Content-Type` says (`application/json`,
-///   `text/plain`, none): a body that starts with `{` is JSON. A UTF-8 BOM and
-///   surrounding whitespace are ignored. Trailing commas (the configapi vendor
-///   documents `"expires_in":"3599",}`) and a missing `:` between a key and its
-///   value (Deyel's documented `"access_token""eyJ…"`) are repaired; anything
-///   after the first complete value is ignored.
-/// - **Form** (`application/x-www-form-urlencoded`, or a body of `key=value`
-///   pairs served as anything but HTML): `access_token=…&token_type=bearer&expires_in=3600`.
-///   The first of repeated keys wins.
-///
-/// # Fields
-///
-/// - `access_token`: required, a non-empty string, kept as a secret.
-/// - `token_type`: normalised by [`TokenType::parse`]: missing or any case of
-///   `bearer` is [`TokenType::Bearer`].
-/// - `expires_in`: an integer, a string (`"3599"`) or a float. `0` counts as
-///   absent, as golang/oauth2 reads it (servers send it for "not said", and
-///   the scoped vendor's documented example shows it): taken literally it would
-///   make every call fetch. Values above 2³¹−1 seconds (about 68 years) are
-///   clamped to it, as golang/oauth2 does. When it is absent, negative or not
-///   a number, and the access token is a JWT (three dot-separated segments)
-///   whose payload has an `exp` claim, that claim is used (the payload is
-///   base64url-decoded, with or without padding, **without verifying** the
-///   signature: it only decides when to fetch a new token). Otherwise
-///   [`AccessToken::expires_at`] stays `None` and the cache assumes
-///   [`DEFAULT_LIFETIME`](crate::DEFAULT_LIFETIME) (one hour) through
-///   [`AccessToken::effective_expires_at`].
-/// - `scope`: a space-delimited string (or a list of strings), parsed by
-///   [`Scope::parse`].
-/// - `refresh_token`, `id_token`: kept as secrets when non-empty strings.
-///
-/// # Error shapes
-///
-/// [`ErrorDetail`] is filled from:
-///
-/// - RFC 6749 §5.2: `error`, `error_description`, `error_uri`, the code
-///   lowercased (Deyel's `Invalid_request` reads `invalid_request`); also
-///   `error` as an object with `code` and `message`;
-/// - the scoped `OAuth2` vendor's `{"meta":{…},"errors":[{"httpcode":400,"message":"…"}]}`:
-///   no code, the messages joined with `"; "`;
-/// - for 4xx and 5xx only, a lone `error_description`, `message`, `detail`
-///   (RFC 9457) or `title`.
-///
-/// Other bodies (HTML, text, empty) are kept only as a [`BodySnippet`].
-///
-/// # Secrets
-///
-/// No error carries a secret. A snippet of a JSON body is the body
-/// re-serialised with the values of [`BodySnippet::SECRET_FIELDS`] (at any
-/// depth, any key spelling serde decodes) replaced; a form body with such a
-/// field is re-encoded the same way; other text goes through
-/// [`BodySnippet::new`]'s redaction. On top of that, every token found in the
-/// body is scrubbed from the snippet and from the vendor's error text. A body
-/// with more than 16 token values (no token response has that many) keeps
-/// neither snippet nor vendor text, which keeps the scrubbing linear.
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use tokensmith_core::{RawResponse, parse_response};
-///
-/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-/// let body = b"{\n\"access_token\":\"abc\",\n\"token_type\":\"Bearer\",\n\"expires_in\":\"3599\",\n}";
-/// let token = parse_response("api", &RawResponse::new(200, Some("text/plain"), body), now).unwrap();
-/// assert_eq!(token.expires_at(), Some(now + Duration::from_secs(3599)));
-///
-/// let body = br#"{"error_description": "Invalid client_id","error": "Invalid_request"}"#;
-/// let err = parse_response("deyel", &RawResponse::new(400, None, body), now).unwrap_err();
-/// assert_eq!(err.oauth_error_code(), Some("invalid_request"));
-/// ```
+/// Parses a token response into an [`AccessToken`] or a [`TokenError`].
 pub fn parse_response(
     provider: &str,
     response: &RawResponse<'_>,

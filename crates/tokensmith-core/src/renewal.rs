@@ -1,4 +1,24 @@
 //! [`Renewal`]: what a provider whose grant yields refresh tokens sends next.
+//!
+//! SOTI's `authorization_code` grant and `oauth2`'s `authorization_code` and
+//! `refresh_token` grants share one rule set, kept here so each adapter only
+//! describes its form:
+//!
+//! - the latest refresh token (from the [`RefreshTokenStore`](crate::RefreshTokenStore), else the one
+//!   configured) is used whenever there is one;
+//! - otherwise the configured authorization code is used **once**: a code is
+//!   single-use, so it is never sent again (unless the connection could not
+//!   even be made, so the server never saw it);
+//! - every refresh token a response carries is saved to the store, so a
+//!   rotated one survives a restart; when saving fails it is kept in memory
+//!   (and its saving retried), since the token it replaced is revoked;
+//! - a refresh token the server refused as `invalid_grant` is not sent again
+//!   by this process: the next candidate is used (a newer one in the store,
+//!   the configured one, an unused code), so setting a new `code` recovers;
+//! - with neither left, renewing is [`TokenError::ReauthorizationRequired`];
+//! - [`Renewal::exchange`] runs one renewal at a time and to its end, even
+//!   when its caller stops waiting, so no rotated token is lost with a
+//!   dropped future.
 
 use std::fmt;
 use std::future::Future;
@@ -44,28 +64,6 @@ impl fmt::Debug for RenewalGrant {
 /// // The code is single-use: without a refresh token, a renewal needs a new one.
 /// assert!(renewal.next().is_err());
 /// ```
-///
-/// # Rules
-///
-/// SOTI's `authorization_code` grant and `oauth2`'s `authorization_code` and
-/// `refresh_token` grants share one rule set, kept here so each adapter only
-/// describes its form:
-///
-/// - the latest refresh token (from the [`RefreshTokenStore`](crate::RefreshTokenStore), else the one
-///   configured) is used whenever there is one;
-/// - otherwise the configured authorization code is used **once**: a code is
-///   single-use, so it is never sent again (unless the connection could not
-///   even be made, so the server never saw it);
-/// - every refresh token a response carries is saved to the store, so a
-///   rotated one survives a restart; when saving fails it is kept in memory
-///   (and its saving retried), since the token it replaced is revoked;
-/// - a refresh token the server refused as `invalid_grant` is not sent again
-///   by this process: the next candidate is used (a newer one in the store,
-///   the configured one, an unused code), so setting a new `code` recovers;
-/// - with neither left, renewing is [`TokenError::ReauthorizationRequired`];
-/// - [`Renewal::exchange`] runs one renewal at a time and to its end, even
-///   when its caller stops waiting, so no rotated token is lost with a
-///   dropped future.
 pub struct Renewal {
     provider: String,
     code: Mutex<Option<SecretString>>,
