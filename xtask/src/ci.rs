@@ -8,8 +8,9 @@
 //! 4. `cargo test --workspace --exclude tokensmith-tests` (unit, integration and doc tests);
 //! 5. `cargo test -p tokensmith-tests` in its own invocation, so the facade is built with
 //!    only the features that package asks for (the single-adapter test depends on it);
-//! 6. `cargo doc --workspace --no-deps` with rustdoc warnings denied;
-//! 7. `cargo deny check` (offline, against `../shared/advisory-db` when that copy exists).
+//! 6. `cargo xtask public-api --check`: the checked-in public-API listings are current;
+//! 7. `cargo doc --workspace --no-deps` with rustdoc warnings denied;
+//! 8. `cargo deny check` (offline, against `../shared/advisory-db` when that copy exists).
 
 use std::path::Path;
 use std::process::Command;
@@ -47,6 +48,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     if tally.passed == 0 {
         bail!("the test steps ran no test");
     }
+    say("==> public-api: cargo xtask public-api --check");
+    crate::public_api::run(root, &["--check".to_owned()])?;
+    say("<== public-api: ok");
     let mut doc = cargo(&["doc", "--workspace", "--no-deps", "--locked"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     step(root, "doc", doc)?;
@@ -216,7 +220,7 @@ fn render(cmd: &Command) -> String {
 }
 
 #[allow(clippy::print_stderr, reason = "xtask talks to the developer on stderr")]
-fn say(msg: &str) {
+pub(crate) fn say(msg: &str) {
     eprintln!("{msg}");
 }
 

@@ -2,10 +2,13 @@
 //!
 //! - `cargo xtask ci`: everything CI checks, in order (see [`ci`]).
 //! - `cargo xtask deny`: only `cargo deny check` (with the offline advisory copy when present).
+//! - `cargo xtask public-api [--check]`: regenerate (or check) the public-API listings in
+//!   `docs/public-api/` (see [`public_api`]).
 //!
 //! The house rules that are plain assertions live in `tidy.rs` as a `#[test]`.
 
 mod ci;
+mod public_api;
 #[cfg(test)]
 mod tidy;
 
@@ -17,6 +20,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(&root, &args[1..]),
         Some("deny") => ci::deny(&root),
+        Some("public-api") => public_api::run(&root, &args[1..]),
         Some("help" | "--help" | "-h") | None => {
             usage();
             Ok(())
@@ -35,7 +39,9 @@ fn usage() {
          tasks:\n  \
          ci     fmt check, clippy -D warnings, all tests and doctests, rustdoc -D warnings, cargo deny\n         \
          (installs cargo-deny and the interop server's npm packages when missing)\n  \
-         deny   cargo deny check only"
+         deny   cargo deny check only\n  \
+         public-api [--check]\n         \
+         write docs/public-api/<crate>.txt from rustdoc JSON (--check: fail when stale)"
     );
 }
 

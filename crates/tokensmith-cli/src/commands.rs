@@ -282,7 +282,7 @@ fn warn_cache(cache: &DiskCache, err: &std::io::Error) {
 /// for short-lived tokens), exactly as the library's cache.
 fn cache_config(name: &str, table: &toml::Table) -> Result<CacheConfig, TokenError> {
     match table.get("expiry_margin").and_then(toml::Value::as_str) {
-        Some(text) => tokensmith_core::config::parse_duration(text)
+        Some(text) => tokensmith_core::parse_duration(text)
             .map(|margin| CacheConfig::default().with_expiry_margin(margin))
             .map_err(|e| TokenError::config(Some(name), Some("expiry_margin"), e)),
         None => Ok(CacheConfig::default()),

@@ -50,8 +50,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ring::{digest, hmac};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
-use tokensmith_core::parse::MAX_EXPIRES_IN;
-use tokensmith_core::{AccessToken, CacheConfig, ConfigSecret, DEFAULT_LIFETIME, Scope, TokenType};
+use tokensmith_core::{
+    AccessToken, CacheConfig, ConfigSecret, DEFAULT_LIFETIME, MAX_EXPIRES_IN, Scope, TokenType,
+};
 
 /// The version of the entry format; entries of another version are misses.
 const FORMAT_VERSION: u32 = 1;
@@ -438,9 +439,7 @@ pub(crate) fn lock_timeout_from(
 ) -> Result<Option<Duration>, String> {
     let Some(value) = value.filter(|v| !v.is_empty()) else { return Ok(None) };
     let text = value.to_str().ok_or_else(|| format!("{LOCK_TIMEOUT_ENV} is not UTF-8"))?;
-    tokensmith_core::config::parse_duration(text)
-        .map(Some)
-        .map_err(|e| format!("{LOCK_TIMEOUT_ENV}: {e}"))
+    tokensmith_core::parse_duration(text).map(Some).map_err(|e| format!("{LOCK_TIMEOUT_ENV}: {e}"))
 }
 
 /// Fails unless `path` is a regular file of this user (not a link to one).

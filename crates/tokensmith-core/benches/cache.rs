@@ -32,7 +32,6 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokensmith_core::http::build_client;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::{
     AccessToken, CacheConfig, CachedProvider, ClientAuth, Clock, HttpSettings, SharedTokenProvider,
@@ -377,7 +376,14 @@ fn fetch(c: &mut Criterion) {
     let server = LocalEndpoint::start();
     let url = server.url("token");
     let helper = ClientCredentials::new(url.clone());
-    let client = build_client("bench", &HttpSettings::default()).expect("client");
+    // A plain reqwest client with the settings the helper uses for a loopback
+    // endpoint: the default timeout, no redirects, no proxy.
+    let client = reqwest::Client::builder()
+        .timeout(HttpSettings::default().timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client");
     let raw = || async {
         client
             .post(url.clone())

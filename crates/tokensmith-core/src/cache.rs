@@ -65,24 +65,24 @@ use crate::{AccessToken, SharedClock, SharedTokenProvider, TokenError, TokenProv
 /// complaints about clock skew and slow requests) to 300 s (MSAL); 60 s
 /// (Spring, authlib) covers skew and a slow resource request without
 /// throwing away much of a short token.
-pub const DEFAULT_EXPIRY_MARGIN: Duration = Duration::from_mins(1);
+pub(crate) const DEFAULT_EXPIRY_MARGIN: Duration = Duration::from_mins(1);
 
 /// The default refresh-ahead is a fifth of the lifetime, but at least this
 /// (30 s), and never more than half the lifetime.
-pub const MIN_REFRESH_AHEAD: Duration = Duration::from_secs(30);
+pub(crate) const MIN_REFRESH_AHEAD: Duration = Duration::from_secs(30);
 
 /// First retry bound after a failed fetch: 1 s; it doubles per consecutive
 /// failure up to [`BACKOFF_CAP`].
-pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_secs(1);
 
 /// The largest retry delay after failed fetches: 30 s.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// The smallest retry delay (full jitter can draw zero): 100 ms.
-pub const BACKOFF_FLOOR: Duration = Duration::from_millis(100);
+pub(crate) const BACKOFF_FLOOR: Duration = Duration::from_millis(100);
 
 /// The longest server `Retry-After` honoured: 5 minutes.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_mins(5);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_mins(5);
 
 /// The cache's timing settings for one provider.
 ///
@@ -91,8 +91,8 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_mins(5);
 ///
 /// | setting | default | explicit value |
 /// |---|---|---|
-/// | `expiry_margin` | [`DEFAULT_EXPIRY_MARGIN`] (60 s), at most `L / 10` | at most `L / 2` |
-/// | `refresh_ahead` | `L / 5`, at least [`MIN_REFRESH_AHEAD`] (30 s), at most `L / 2` | at most `L / 2` |
+/// | `expiry_margin` | 60 s, at most `L / 10` | at most `L / 2` |
+/// | `refresh_ahead` | `L / 5`, at least 30 s, at most `L / 2` | at most `L / 2` |
 ///
 /// The caps keep a short-lived token usable: a 60 s token gets a 6 s margin
 /// and refreshes from 30 s on. A `refresh_ahead` not larger than the margin
@@ -180,7 +180,7 @@ pub struct CacheStats {
     pub invalidations: u64,
 }
 
-/// Wraps a provider with caching: see the [module docs](self).
+/// Wraps a provider with caching: single-flight, refresh-ahead, backoff.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -16,7 +16,7 @@ use url::Url;
 use crate::{ConfigSecret, TokenError};
 
 /// Default whole-request timeout (`timeout`): 30 seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The fields every provider table may have, whatever its `kind`.
 #[derive(Debug, Deserialize)]
@@ -35,7 +35,7 @@ pub struct CommonConfig {
     /// The client secret (required or forbidden per kind).
     #[serde(default)]
     pub client_secret: Option<ConfigSecret>,
-    /// Whole-request timeout (default [`DEFAULT_TIMEOUT`]).
+    /// Whole-request timeout (default 30 s).
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
     /// Treat a token as expired this long before it expires (default: the
@@ -122,20 +122,30 @@ fn default_timeout() -> Duration {
     DEFAULT_TIMEOUT
 }
 
-/// Parses a humane duration string (`"30s"`, `"2m 30s"`, `"500ms"`).
+/// Parses a duration as every config field writes one (`timeout`,
+/// `expiry_margin`, `refresh_ahead`): a humane string such as `"30s"`,
+/// `"2m 30s"` or `"500ms"`. For adapters' own duration fields and tools
+/// that read a provider table themselves.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(tokensmith_core::parse_duration("2m 30s"), Ok(Duration::from_secs(150)));
+/// assert!(tokensmith_core::parse_duration("soon").is_err());
+/// ```
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"30s\", \"5m\", \"500ms\""))
 }
 
 /// `deserialize_with` for a humane duration string.
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(de::Error::custom)
 }
 
 /// `deserialize_with` for an optional humane duration string.
-pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
 }
 

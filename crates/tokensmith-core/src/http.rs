@@ -50,13 +50,13 @@ use crate::parse::{RawResponse, parse_response};
 use crate::{AccessToken, Clock, SharedClock, TokenError, TransportErrorKind};
 
 /// The largest `ca_file` read: 1 MiB (a FIFO or device is refused).
-pub const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
 
 /// The largest response body read, by default: 1 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The `User-Agent` sent with every request.
-pub const USER_AGENT: &str = concat!("tokensmith/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("tokensmith/", env!("CARGO_PKG_VERSION"));
 
 /// The `Content-Type` of every token request.
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
@@ -183,7 +183,7 @@ fn redacted_url(url: &Url) -> String {
 ///
 /// ```
 /// use tokensmith_core::Url;
-/// use tokensmith_core::http::check_url;
+/// use tokensmith_core::check_url;
 ///
 /// let ok = |u: &str| check_url("p", "token_url", &Url::parse(u).unwrap(), false).is_ok();
 /// assert!(ok("https://login.example.com/token"));
@@ -216,7 +216,7 @@ pub fn check_url(
 /// Whether the URL's host is loopback: `localhost` (any case, a trailing dot
 /// allowed), `127.0.0.0/8` or `::1`. IPv4-mapped addresses (`::ffff:127.0.0.1`)
 /// and names that merely resolve to loopback do not count.
-pub fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => {
             d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case("localhost")
@@ -225,19 +225,6 @@ pub fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
     }
-}
-
-/// Builds an HTTP client with the provider's settings: whole-request
-/// timeout, no redirects, TLS settings (`ca_file`), default headers.
-///
-/// Adapters normally use [`TokenEndpoint`] (or [`fetch_json`]) instead, which
-/// also apply the https rule, the body cap and reach loopback hosts without a
-/// proxy. No network.
-pub fn build_client(
-    provider: &str,
-    settings: &HttpSettings,
-) -> Result<reqwest::Client, TokenError> {
-    client_for(provider, settings, false)
 }
 
 /// Builds the client; `direct` disables proxies (for loopback targets, which

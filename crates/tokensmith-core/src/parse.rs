@@ -81,7 +81,7 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use tokensmith_core::parse::{RawResponse, parse_response};
+//! use tokensmith_core::{RawResponse, parse_response};
 //!
 //! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
 //! let body = b"{\n\"access_token\":\"abc\",\n\"token_type\":\"Bearer\",\n\"expires_in\":\"3599\",\n}";
@@ -149,8 +149,7 @@ const WITHHELD: &str = "[REDACTED: too many token values to scrub]";
 /// Token fields whose values are scrubbed from every error built from the body.
 const TOKEN_FIELDS: [&str; 3] = ["access_token", "refresh_token", "id_token"];
 
-/// Parses a token response into an [`AccessToken`] or a [`TokenError`]; see
-/// the [module docs](self) for every rule.
+/// Parses a token response into an [`AccessToken`] or a [`TokenError`].
 pub fn parse_response(
     provider: &str,
     response: &RawResponse<'_>,
@@ -237,20 +236,14 @@ fn explained(status: u16, detail: Option<&ErrorDetail>) -> bool {
     }
 }
 
-/// The vendor's error from an error body (4xx, 5xx) of any known shape.
-///
-/// Public so an adapter with its own error handling reads bodies the same
-/// way; [`parse_response`] already does this for every status.
-///
-/// ```
-/// use tokensmith_core::parse::error_detail_from_body;
-///
-/// let body = br#"{"meta":{"pagination":{"limit":0}},"errors":[{"httpcode":403,"message":"no"}]}"#;
-/// let detail = error_detail_from_body(Some("application/json"), body).unwrap();
-/// assert_eq!(detail.code, None);
-/// assert_eq!(detail.description.as_deref(), Some("no"));
-/// ```
-pub fn error_detail_from_body(content_type: Option<&str>, body: &[u8]) -> Option<ErrorDetail> {
+/// The vendor's error from an error body (4xx, 5xx) of any known shape, as
+/// [`parse_response`] reads it for every status. Not public API (adapters
+/// call [`parse_response`]); kept for the unit tests of the body shapes.
+#[cfg(test)]
+pub(crate) fn error_detail_from_body(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Option<ErrorDetail> {
     let decoded = Body::decode(content_type, body);
     let fields = decoded.fields()?;
     let secrets = token_secrets(&fields);

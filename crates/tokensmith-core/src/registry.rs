@@ -24,7 +24,7 @@ use crate::{
 
 /// The built-in kinds and the crate (and facade feature) that provides each,
 /// so an unknown kind can say what to add.
-pub const KNOWN_KINDS: &[(&str, &str, &str)] = &[
+pub(crate) const KNOWN_KINDS: &[(&str, &str, &str)] = &[
     ("soti-connect", "tokensmith-soti", "soti"),
     ("configapi", "tokensmith-configapi", "configapi"),
     ("oauth2", "tokensmith-oauth2", "oauth2"),

@@ -104,7 +104,7 @@ impl ConfigSecret {
 }
 
 /// The largest secret file read: 64 KiB (a PEM private key is a few KiB).
-pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// Reads a small file named by config (a secret, a CA bundle): a regular file
 /// (or a link to one) of at most `limit` bytes. Anything else, a FIFO, a

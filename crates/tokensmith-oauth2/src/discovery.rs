@@ -25,8 +25,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokensmith_core::http::{HttpSettings, check_url, fetch_json};
-use tokensmith_core::{ClientAuth, ProviderContext, SharedClock, TokenEndpoint, TokenError, Url};
+use tokensmith_core::{
+    ClientAuth, HttpSettings, ProviderContext, SharedClock, TokenEndpoint, TokenError, Url,
+    check_url, fetch_json,
+};
 use tokio::sync::OnceCell;
 
 /// Where the token endpoint comes from: `token_url`, or discovery from

@@ -2,8 +2,8 @@
 //!
 //! OAuth 2.0 access tokens from enterprise vendors through one async
 //! [`TokenProvider`] trait, with a cache that is correct under concurrency.
-//! This facade re-exports [`tokensmith_core`] and, behind one cargo feature
-//! each, the vendor adapters.
+//! This facade re-exports the public API of [`tokensmith_core`] (item by
+//! item, no glob) and, behind one cargo feature each, the vendor adapters.
 //!
 //! ```
 //! use tokensmith::{Registry, RegistryExt};
@@ -40,7 +40,18 @@
 
 #![forbid(unsafe_code)]
 
-pub use tokensmith_core::*;
+// The core's public API, item by item (the same list as `tokensmith-core`'s
+// root; `docs/public-api/` keeps both in review).
+pub use tokensmith_core::{
+    AccessToken, AccessTokenBuilder, AdapterFactory, BodySnippet, BoxError, CacheConfig,
+    CacheStats, CachedProvider, ClientAuth, Clock, CommonConfig, ConfigSecret, DEFAULT_LIFETIME,
+    ErrorDetail, FileRefreshTokenStore, HttpSettings, MAX_EXPIRES_IN, ManualClock,
+    MemoryRefreshTokenStore, ProviderContext, ProviderInfo, Providers, RawResponse,
+    RefreshTokenStore, RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, Scope,
+    SecretSource, SharedClock, SharedRefreshTokenStore, SharedTokenProvider, SystemClock,
+    TokenEndpoint, TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url,
+    async_trait, check_url, fetch_json, parse_duration, parse_response, secrecy,
+};
 
 #[cfg(feature = "configapi")]
 pub use tokensmith_configapi as configapi;

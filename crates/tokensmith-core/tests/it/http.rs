@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
-use tokensmith_core::http::{check_url, fetch_json};
 use tokensmith_core::{
     ClientAuth, HttpSettings, ManualClock, TokenEndpoint, TokenError, TransportErrorKind, Url,
 };
+use tokensmith_core::{check_url, fetch_json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

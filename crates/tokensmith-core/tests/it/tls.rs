@@ -281,8 +281,13 @@ fn a_ca_file_that_is_a_fifo_a_device_or_too_large_is_refused_without_blocking() 
         cases.push(("/dev/zero".into(), "not a regular file"));
     }
     for (path, expected) in cases {
-        let err =
-            tokensmith_core::http::build_client(PROVIDER, &settings(Some(&path))).unwrap_err();
+        let err = TokenEndpoint::new(
+            PROVIDER,
+            Url::parse("https://127.0.0.1:1/token").unwrap(),
+            &settings(Some(&path)),
+            Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH)),
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, TokenError::Config { field: Some(f), .. } if f == "ca_file"),
             "{err}"
