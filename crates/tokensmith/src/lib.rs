@@ -45,12 +45,13 @@
 pub use tokensmith_core::{
     AccessToken, AccessTokenBuilder, AdapterFactory, BodySnippet, BoxError, CacheConfig,
     CacheStats, CachedProvider, ClientAuth, Clock, CommonConfig, ConfigSecret, DEFAULT_LIFETIME,
-    ErrorDetail, FileRefreshTokenStore, HttpSettings, MAX_EXPIRES_IN, ManualClock,
-    MemoryRefreshTokenStore, ProviderContext, ProviderInfo, Providers, RawResponse,
-    RefreshTokenStore, RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, Scope,
-    SecretSource, SharedClock, SharedRefreshTokenStore, SharedTokenProvider, SystemClock,
-    TokenEndpoint, TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url,
-    async_trait, check_url, fetch_json, parse_duration, parse_response, secrecy,
+    DEFAULT_STORE_LOCK_TIMEOUT, ErrorDetail, FileRefreshTokenStore, HttpSettings, LoadReport,
+    MAX_EXPIRES_IN, ManualClock, MemoryRefreshTokenStore, ProviderContext, ProviderInfo, Providers,
+    RawResponse, RefreshTokenStore, RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant,
+    Scope, SecretSource, SharedClock, SharedRefreshTokenStore, SharedTokenProvider, StoreLock,
+    SystemClock, TokenEndpoint, TokenError, TokenProvider, TokenRequest, TokenType,
+    TransportErrorKind, Url, async_trait, check_url, fetch_json, parse_duration, parse_response,
+    secrecy,
 };
 
 #[cfg(feature = "configapi")]
