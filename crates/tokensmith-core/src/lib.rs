@@ -46,6 +46,7 @@ pub mod error;
 pub mod http;
 pub mod parse;
 pub mod provider;
+mod redact;
 pub mod refresh_store;
 pub mod registry;
 pub mod renewal;
