@@ -182,7 +182,7 @@ pub(crate) fn redact<'s>(body: &[u8], shape: Shape<'_>, sent: &'s Secrets) -> Re
         }
         Shape::Response { content_type, decoded } => {
             let redecoded;
-            let decoded = if scrubbed == text {
+            let decoded = if matches!(scrubbed, Cow::Borrowed(_)) {
                 decoded
             } else {
                 redecoded = Body::decode(content_type, scrubbed.as_bytes());
