@@ -4,6 +4,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
+use crate::redact::{self, Secrets, Shape, one_line};
+
 /// A boxed error source (transport failures keep the underlying error).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -79,63 +81,6 @@ impl fmt::Display for ErrorDetail {
     }
 }
 
-/// `text` on one line: control characters and whitespace runs become one
-/// space, trimmed, cut after `max` characters (marked `…`).
-fn one_line(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    let mut count = 0;
-    let mut pending_space = false;
-    for ch in text.chars() {
-        if ch.is_control() || ch.is_whitespace() {
-            pending_space = !out.is_empty();
-            continue;
-        }
-        if count >= max {
-            out.push('…');
-            break;
-        }
-        if pending_space {
-            out.push(' ');
-            count += 1;
-            pending_space = false;
-        }
-        out.push(ch);
-        count += 1;
-    }
-    out
-}
-
-/// The marker that replaces a secret value.
-const REDACTED: &str = "[REDACTED]";
-
-/// `text` with every occurrence of each non-empty secret replaced, in one
-/// pass: where occurrences overlap, the earliest (then the longest) wins, and
-/// the markers put in are never searched again.
-pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut hits: Vec<(usize, usize)> = Vec::new();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        hits.extend(text.match_indices(secret.as_str()).map(|(at, s)| (at, at + s.len())));
-    }
-    if hits.is_empty() {
-        return text.to_owned();
-    }
-    hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    for (start, end) in hits {
-        if start < copied {
-            // Overlaps a replaced occurrence: cover the rest of it too.
-            copied = copied.max(end);
-            continue;
-        }
-        out.push_str(&text[copied..start]);
-        out.push_str(REDACTED);
-        copied = end;
-    }
-    out.push_str(&text[copied..]);
-    out
-}
-
 /// A short, sanitised excerpt of a response body, kept for troubleshooting.
 ///
 /// At most [`BodySnippet::MAX_CHARS`] characters, on one line (control
@@ -155,34 +100,23 @@ pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
 /// assert_eq!(snippet.as_str(), r#"{"Access_Token" : "[REDACTED]", "error": "x"}"#);
 /// ```
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct BodySnippet(String);
+pub struct BodySnippet(pub(crate) String);
 
 impl BodySnippet {
     /// The longest snippet kept, in characters.
     pub const MAX_CHARS: usize = 200;
 
     /// Fields whose values never appear in a snippet (matched in any case).
-    pub const SECRET_FIELDS: &'static [&'static str] = &[
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "client_secret",
-        "password",
-        "code",
-        "code_verifier",
-        "assertion",
-        "client_assertion",
-        "authorization",
-    ];
+    pub const SECRET_FIELDS: &'static [&'static str] = redact::SECRET_KEYS;
 
     /// Builds a sanitised snippet from raw body bytes.
     pub fn new(body: &[u8]) -> Self {
-        Self(one_line(&redact(&String::from_utf8_lossy(body)), Self::MAX_CHARS))
+        redact::redact(body, Shape::Text, &Secrets::NONE).snippet()
     }
 
     /// Whether `field` (any case) is one of [`SECRET_FIELDS`](Self::SECRET_FIELDS).
     pub fn is_secret_field(field: &str) -> bool {
-        Self::SECRET_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(field))
+        redact::is_secret_key(field)
     }
 
     /// The snippet text.
@@ -206,200 +140,6 @@ impl fmt::Display for BodySnippet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() { f.write_str("(empty body)") } else { f.write_str(&self.0) }
     }
-}
-
-/// Replaces the values of [`BodySnippet::SECRET_FIELDS`] in JSON, form and
-/// `key: value` text.
-fn redact(text: &str) -> String {
-    // ASCII lowercasing keeps byte offsets, so positions found in `lower`
-    // index `text` too.
-    let lower = text.to_ascii_lowercase();
-    // Byte ranges of values to replace, with whether to keep surrounding quotes.
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    for field in BodySnippet::SECRET_FIELDS {
-        let mut from = 0;
-        while let Some(at) = find_key(&lower, field, from) {
-            let key_end = at + field.len();
-            let span = value_span(text.as_bytes(), key_end);
-            // `Authorization: <scheme> <credentials>`: the credentials too.
-            let span = match span {
-                Some((start, end)) if *field == "authorization" => {
-                    Some((start, credentials_end(text.as_bytes(), start, end)))
-                }
-                other => other,
-            };
-            match span {
-                Some((start, end)) => {
-                    spans.push((start, end));
-                    from = end.max(key_end);
-                }
-                None => from = key_end,
-            }
-        }
-    }
-    if spans.is_empty() {
-        return text.to_owned();
-    }
-    spans.sort_unstable();
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    for (start, end) in spans {
-        if end <= copied {
-            continue;
-        }
-        let start = start.max(copied);
-        out.push_str(&text[copied..start]);
-        out.push_str(REDACTED);
-        copied = end;
-    }
-    out.push_str(&text[copied..]);
-    out
-}
-
-/// Finds `field` from byte `from` on as a whole key (not part of a longer name).
-fn find_key(lower: &str, field: &str, mut from: usize) -> Option<usize> {
-    let is_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let bytes = lower.as_bytes();
-    while let Some(i) = lower.get(from..)?.find(field) {
-        let at = from + i;
-        let end = at + field.len();
-        let prev_ok = at == 0 || !is_name(bytes[at - 1]);
-        let next_ok = end == bytes.len() || !is_name(bytes[end]);
-        if prev_ok && next_ok {
-            return Some(at);
-        }
-        from = end;
-    }
-    None
-}
-
-/// The byte range of the value that follows a key ending at `key_end`: after
-/// closing quotes (plain or escaped) and spaces, a `:`, `=` or `=>`, then a
-/// string (the range is its content, so the quotes stay), an array or object
-/// (the whole of it), or a bare word. `None` when no value follows.
-fn value_span(b: &[u8], key_end: usize) -> Option<(usize, usize)> {
-    let mut i = key_end;
-    // Closing quote(s) of the key and spaces, at most a few characters.
-    while i < b.len()
-        && i - key_end < 8
-        && matches!(b[i], b'"' | b'\'' | b'\\' | b' ' | b'\t' | b'\r' | b'\n')
-    {
-        i += 1;
-    }
-    match b.get(i) {
-        Some(b':') => i += 1,
-        Some(b'=') => {
-            i += 1;
-            if b.get(i) == Some(&b'>') {
-                i += 1;
-            }
-        }
-        _ => return None,
-    }
-    while i < b.len() && b[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    let start = i;
-    let end = match b.get(i)? {
-        b'"' => return Some((start + 1, string_end(b, start + 1, b'"'))),
-        b'\'' => return Some((start + 1, string_end(b, start + 1, b'\''))),
-        b'\\' if b.get(i + 1) == Some(&b'"') => {
-            return Some((start + 2, escaped_string_end(b, start + 2)));
-        }
-        b'[' | b'{' => bracket_end(b, start),
-        _ => {
-            let mut j = start;
-            while j < b.len()
-                && !b[j].is_ascii_whitespace()
-                && !matches!(
-                    b[j],
-                    b'&' | b',' | b';' | b'}' | b']' | b'"' | b'\'' | b'<' | b'>' | b'\\'
-                )
-            {
-                j += 1;
-            }
-            j
-        }
-    };
-    (end > start).then_some((start, end))
-}
-
-/// Where an `authorization` value spanning `start..end` really ends: when it
-/// is a bare auth scheme (`Basic`, `Bearer`: letters, digits, `-`) followed
-/// by one space, the credentials after the space belong to it too.
-fn credentials_end(b: &[u8], start: usize, end: usize) -> usize {
-    let scheme = &b[start..end];
-    let bare_scheme = !scheme.is_empty()
-        && scheme.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        && (start == 0 || !matches!(b[start - 1], b'"' | b'\''));
-    if !bare_scheme || b.get(end) != Some(&b' ') {
-        return end;
-    }
-    let mut j = end + 1;
-    while j < b.len()
-        && !b[j].is_ascii_whitespace()
-        && !matches!(b[j], b'&' | b',' | b';' | b'}' | b']' | b'"' | b'\'' | b'<' | b'>' | b'\\')
-    {
-        j += 1;
-    }
-    j
-}
-
-/// The index of the closing `quote` of a string whose content starts at
-/// `from` (backslash escapes honoured), or the end of the text.
-fn string_end(b: &[u8], from: usize, quote: u8) -> usize {
-    let mut i = from;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            c if c == quote => return i,
-            _ => i += 1,
-        }
-    }
-    b.len()
-}
-
-/// Like [`string_end`] for a JSON string embedded in another JSON string
-/// (`\"…\"`): one level of escapes is undone before scanning. Returns the
-/// index of the backslash of the closing `\"`.
-fn escaped_string_end(b: &[u8], from: usize) -> usize {
-    let mut i = from;
-    let mut inner_escape = false;
-    while i < b.len() {
-        // One outer token: `\x` stands for `x`, anything else for itself.
-        let (ch, len) = if b[i] == b'\\' && i + 1 < b.len() { (b[i + 1], 2) } else { (b[i], 1) };
-        if inner_escape {
-            inner_escape = false;
-        } else if ch == b'\\' {
-            inner_escape = true;
-        } else if ch == b'"' {
-            return i;
-        }
-        i += len;
-    }
-    b.len()
-}
-
-/// The index just past the bracket matching the one at `open` (strings
-/// skipped), or the end of the text.
-fn bracket_end(b: &[u8], open: usize) -> usize {
-    let mut depth = 0usize;
-    let mut i = open;
-    while i < b.len() {
-        match b[i] {
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return i + 1;
-                }
-            }
-            b'"' => i = string_end(b, i + 1, b'"'),
-            _ => {}
-        }
-        i += 1;
-    }
-    b.len()
 }
 
 /// What kind of transport failure happened.
@@ -532,21 +272,17 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// This error with every occurrence of each of `secrets` (the values a
-    /// request sent: client secret, password, code, refresh token, the Basic
-    /// credentials) replaced in the text that came from the server, so a
-    /// server that echoes a request back cannot leak it into a log line.
-    pub(crate) fn scrub_secrets(self, secrets: &[String]) -> Self {
-        if secrets.iter().all(String::is_empty) {
-            return self;
-        }
-        let text = |s: String| scrub(&s, secrets);
+    /// This error with `f` applied to every text it took from what the
+    /// server sent (the body snippet, the vendor's error, the reason, a
+    /// transport message); the redaction module seals errors with it.
+    pub(crate) fn map_response_text(self, f: impl Fn(&str) -> String) -> Self {
+        let text = |s: String| f(&s);
         let detail = |d: ErrorDetail| ErrorDetail {
             code: d.code.map(text),
             description: d.description.map(text),
             uri: d.uri.map(text),
         };
-        let body = |b: BodySnippet| BodySnippet(scrub(&b.0, secrets));
+        let body = |b: BodySnippet| BodySnippet(f(&b.0));
         match self {
             Self::Rejected { provider, status, detail: d, body: b, retry_after } => {
                 Self::Rejected { provider, status, detail: detail(d), body: body(b), retry_after }
@@ -804,99 +540,6 @@ impl Clone for TokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[track_caller]
-    fn check_snippet(body: &str, expected: &str) {
-        assert_eq!(BodySnippet::new(body.as_bytes()).as_str(), expected);
-    }
-
-    #[test]
-    fn snippets_are_redacted_and_collapsed() {
-        check_snippet(r#"{"access_token":"abc","x":1}"#, r#"{"access_token":"[REDACTED]","x":1}"#);
-        check_snippet(
-            r#"{"access_token" : "a\"bc", "x":1}"#,
-            r#"{"access_token" : "[REDACTED]", "x":1}"#,
-        );
-        check_snippet(
-            "access_token=abc&token_type=bearer",
-            "access_token=[REDACTED]&token_type=bearer",
-        );
-        check_snippet("<html>\n\n  <b>oops</b>\n</html>", "<html> <b>oops</b> </html>");
-        check_snippet(
-            r#"{"error_code":"x","code":"c0de"}"#,
-            r#"{"error_code":"x","code":"[REDACTED]"}"#,
-        );
-        check_snippet("", "");
-        check_snippet(" \r\n ", "");
-        // hardening: any case, spaces and newlines around `:`, arrays,
-        // objects, bare values, escaped JSON inside a string, `=>`
-        check_snippet(
-            "{\n  \"Access_Token\"\n  :\n  \"abc\" }",
-            r#"{ "Access_Token" : "[REDACTED]" }"#,
-        );
-        check_snippet(
-            r#"{"access_token":["a","b"],"x":1}"#,
-            r#"{"access_token":[REDACTED],"x":1}"#,
-        );
-        check_snippet(
-            r#"{"refresh_token":{"v":"a,b}"},"x":1}"#,
-            r#"{"refresh_token":[REDACTED],"x":1}"#,
-        );
-        check_snippet(r#"{"password":12345,"x":1}"#, r#"{"password":[REDACTED],"x":1}"#);
-        check_snippet(
-            r#"{"echo":"{\"access_token\":\"a\\\"b\",\"x\":1}"}"#,
-            r#"{"echo":"{\"access_token\":\"[REDACTED]\",\"x\":1}"}"#,
-        );
-        check_snippet("access_token => 'abc', x", "access_token => '[REDACTED]', x");
-        check_snippet("id_token: abc def", "id_token: [REDACTED] def");
-        check_snippet("CLIENT_SECRET=abc&x=1", "CLIENT_SECRET=[REDACTED]&x=1");
-        check_snippet(r#"{"access_token":"abc"#, r#"{"access_token":"[REDACTED]"#);
-        check_snippet(r#"{"access_token":["abc"#, r#"{"access_token":[REDACTED]"#);
-        check_snippet(
-            r#"{"access_token":"é\"ü","x":"ö"}"#,
-            r#"{"access_token":"[REDACTED]","x":"ö"}"#,
-        );
-        // an echoed Authorization header: the scheme and its credentials
-        check_snippet(
-            "Authorization: Basic QWxhZGRpbjpvcGVu\r\nHost: x",
-            "Authorization: [REDACTED] Host: x",
-        );
-        check_snippet("authorization=Bearer abc&x=1", "authorization=[REDACTED]&x=1");
-        check_snippet("Proxy-Authorization: Basic QWxh, x", "Proxy-Authorization: [REDACTED], x");
-        check_snippet(
-            r#"{"headers":{"Authorization":"Basic QWxh"},"x":1}"#,
-            r#"{"headers":{"Authorization":"[REDACTED]"},"x":1}"#,
-        );
-        check_snippet("authorization: QWxhZGRp", "authorization: [REDACTED]");
-        // not keys: longer names, a key with no value
-        check_snippet(r#"{"my_access_token":"abc"}"#, r#"{"my_access_token":"abc"}"#);
-        check_snippet(r#"{"error":"missing access_token"}"#, r#"{"error":"missing access_token"}"#);
-        let long = "x".repeat(1000);
-        assert_eq!(
-            BodySnippet::new(long.as_bytes()).as_str().chars().count(),
-            BodySnippet::MAX_CHARS + 1
-        );
-        // whitespace runs before a secret do not push the cut past it
-        let padded = format!("{}access_token=abc", " \n".repeat(10_000));
-        assert_eq!(BodySnippet::new(padded.as_bytes()).as_str(), "access_token=[REDACTED]");
-    }
-
-    #[track_caller]
-    fn check_scrub(text: &str, secrets: &[&str], expected: &str) {
-        let secrets: Vec<String> = secrets.iter().map(|s| (*s).to_owned()).collect();
-        assert_eq!(scrub(text, &secrets), expected);
-    }
-
-    #[test]
-    fn scrubbing_is_one_pass() {
-        check_scrub("got abc", &["abc"], "got [REDACTED]");
-        check_scrub("got abc", &[], "got abc");
-        check_scrub("got abc", &[""], "got abc");
-        check_scrub("got abc and R", &["abc", "R"], "got [REDACTED] and [REDACTED]");
-        check_scrub("abcd", &["abc", "bcd"], "[REDACTED]");
-        check_scrub("abcd", &["bc", "abcd"], "[REDACTED]");
-        check_scrub("aaaa", &["aa"], "[REDACTED][REDACTED]");
-    }
 
     #[track_caller]
     fn check_detail(code: Option<&str>, description: Option<&str>, expected: &str) {

@@ -45,8 +45,9 @@ use url::Url;
 use url::form_urlencoded;
 
 use crate::config::DEFAULT_TIMEOUT;
-use crate::error::{BodySnippet, scrub};
-use crate::parse::{RawResponse, parse_response};
+use crate::error::BodySnippet;
+use crate::parse::{RawResponse, parse_sent};
+use crate::redact::{Secrets, Shape, redact};
 use crate::{AccessToken, Clock, SharedClock, TokenError, TransportErrorKind};
 
 /// The largest `ca_file` read: 1 MiB (a FIFO or device is refused).
@@ -60,9 +61,6 @@ pub(crate) const USER_AGENT: &str = concat!("tokensmith/", env!("CARGO_PKG_VERSI
 
 /// The `Content-Type` of every token request.
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
-
-/// How much of an oversized body is kept for the error's snippet.
-const SNIPPET_SOURCE_BYTES: usize = 4096;
 
 /// HTTP settings of one provider.
 ///
@@ -457,74 +455,37 @@ impl TokenRequest<'_> {
         let mut raw =
             RawResponse::new(received.status, received.content_type.as_deref(), &received.body);
         raw.retry_after = received.retry_after(&*endpoint.clock);
-        parse_response(provider, &raw, received_at).map_err(|err| {
-            // A server may echo the request back (form, Authorization header):
-            // scrub what we sent from the body *before* it is parsed and cut
-            // into a snippet, so not even a prefix of a secret survives.
-            let secrets = self.sent_secrets(header.as_ref());
-            let text = String::from_utf8_lossy(&received.body);
-            let scrubbed = scrub(&text, &secrets);
-            let err = if scrubbed == text {
-                err
-            } else {
-                let mut clean = RawResponse::new(raw.status, raw.content_type, scrubbed.as_bytes());
-                clean.retry_after = raw.retry_after;
-                parse_response(provider, &clean, received_at).err().unwrap_or(err)
-            };
-            err.scrub_secrets(&secrets)
-        })
+        // A server may echo the request back (form, Authorization header):
+        // the error never shows what was sent, in any spelling.
+        parse_sent(provider, &raw, received_at, &|| self.sent(header.as_ref()))
     }
 
     /// The error for a body over the limit, its snippet cut from what was
-    /// read. What the request sent is scrubbed from all of that *before* the
-    /// cut (and a trailing part of a secret dropped), so not even a prefix
-    /// of a secret survives the cut.
+    /// read, scrubbed of what the request sent before the cut.
     fn too_large(&self, received: &Received, header: Option<&SecretString>) -> TokenError {
-        let secrets = self.sent_secrets(header);
-        let text = String::from_utf8_lossy(&received.body);
-        let mut scrubbed = scrub(&text, &secrets);
-        for secret in &secrets {
-            let partial = (1..secret.len())
-                .rev()
-                .filter(|&n| secret.is_char_boundary(n))
-                .find(|&n| scrubbed.ends_with(&secret[..n]));
-            if let Some(n) = partial {
-                scrubbed.truncate(scrubbed.len() - n);
-            }
-        }
         let limit = self.endpoint.limits.max_body_bytes;
-        too_large(&self.endpoint.provider, received.status, limit, scrubbed.as_bytes())
-            .scrub_secrets(&secrets)
+        too_large(
+            &self.endpoint.provider,
+            received.status,
+            limit,
+            &received.body,
+            &self.sent(header),
+        )
     }
 
     /// Every secret value this request sends (client secret, secret form
-    /// fields, the Basic credentials), to scrub from an error built of what
-    /// the server answered. Only called on the error path.
-    ///
-    /// Each value is listed as sent (form-encoded), raw, and escaped as in a
-    /// JSON string, the spellings a server echoing the request (or a JSON
-    /// error snippet) shows it in.
-    fn sent_secrets(&self, header: Option<&SecretString>) -> Vec<String> {
+    /// fields, the `Authorization` header), in each spelling a server may
+    /// echo it in. Only called on the error path.
+    fn sent(&self, header: Option<&SecretString>) -> Secrets {
         let form_secrets = self.form.iter().filter_map(|(_, v)| match v {
-            Value::Secret(s) => Some(s),
+            Value::Secret(s) => Some(s.expose_secret()),
             Value::Plain(_) => None,
         });
         let auth_secret = self.auth.as_ref().and_then(|(_, _, secret)| secret.as_ref());
-        let mut secrets: Vec<String> = Vec::new();
-        for secret in form_secrets.chain(auth_secret) {
-            let secret = secret.expose_secret();
-            secrets.push(secret.to_owned());
-            secrets.push(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
-            let quoted = serde_json::Value::from(secret).to_string();
-            if let Some(escaped) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
-                secrets.push(escaped.to_owned());
-            }
-        }
-        if let Some(header) = header {
-            let header = header.expose_secret();
-            secrets.push(header.strip_prefix("Basic ").unwrap_or(header).to_owned());
-        }
-        secrets
+        Secrets::sent(
+            form_secrets.chain(auth_secret.map(ExposeSecret::expose_secret)),
+            header.map(ExposeSecret::expose_secret),
+        )
     }
 }
 
@@ -549,7 +510,8 @@ pub async fn fetch_json(
     let received = execute(provider, url, client.get(url.clone()), settings.into()).await?;
     let status = received.status;
     if received.oversized {
-        return Err(too_large(provider, status, settings.max_body_bytes, &received.body));
+        let limit = settings.max_body_bytes;
+        return Err(too_large(provider, status, limit, &received.body, &Secrets::NONE));
     }
     if status >= 500 {
         return Err(TokenError::Server {
@@ -683,7 +645,15 @@ fn basic(id: &str, secret: &str) -> SecretString {
     SecretString::from(format!("Basic {}", STANDARD.encode(credentials.expose_secret())))
 }
 
-fn too_large(provider: &str, status: u16, limit: usize, start: &[u8]) -> TokenError {
+/// The error for a body over `limit`, `start` being what was read of it;
+/// its snippet is redacted of what the request `sent` before it is cut.
+fn too_large(
+    provider: &str,
+    status: u16,
+    limit: usize,
+    start: &[u8],
+    sent: &Secrets,
+) -> TokenError {
     let size = if limit.is_multiple_of(1024 * 1024) {
         format!("{} MiB", limit / (1024 * 1024))
     } else if limit.is_multiple_of(1024) {
@@ -691,12 +661,13 @@ fn too_large(provider: &str, status: u16, limit: usize, start: &[u8]) -> TokenEr
     } else {
         format!("{limit} bytes")
     };
-    TokenError::invalid_response(
-        provider,
+    let redacted = redact(start, Shape::Cut, sent);
+    redacted.seal(TokenError::InvalidResponse {
+        provider: provider.to_owned(),
         status,
-        format!("response body larger than {size} refused"),
-        &start[..start.len().min(SNIPPET_SOURCE_BYTES)],
-    )
+        reason: format!("response body larger than {size} refused"),
+        body: redacted.snippet(),
+    })
 }
 
 fn transport_error(provider: &str, limits: Limits, err: reqwest::Error) -> TokenError {
@@ -792,7 +763,7 @@ mod tests {
 
     #[test]
     fn too_large_names_the_limit() {
-        let reason = |limit| match too_large("p", 200, limit, b"") {
+        let reason = |limit| match too_large("p", 200, limit, b"", &Secrets::NONE) {
             TokenError::InvalidResponse { reason, .. } => reason,
             other => panic!("unexpected {other:?}"),
         };

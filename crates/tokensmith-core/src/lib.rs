@@ -52,6 +52,7 @@ mod error;
 mod http;
 mod parse;
 mod provider;
+mod redact;
 mod refresh_store;
 mod registry;
 mod renewal;

@@ -66,18 +66,21 @@
 //! - for 4xx and 5xx only, a lone `error_description`, `message`, `detail`
 //!   (RFC 9457) or `title`.
 //!
-//! Other bodies (HTML, text, empty) are kept only as a [`BodySnippet`].
+//! Other bodies (HTML, text, empty) are kept only as a [`BodySnippet`](crate::BodySnippet).
 //!
 //! # Secrets
 //!
-//! No error carries a secret. A snippet of a JSON body is the body
-//! re-serialised with the values of [`BodySnippet::SECRET_FIELDS`] (at any
-//! depth, any key spelling serde decodes) replaced; a form body with such a
-//! field is re-encoded the same way; other text goes through
-//! [`BodySnippet::new`]'s redaction. On top of that, every token found in the
-//! body is scrubbed from the snippet and from the vendor's error text. A body
-//! with more than 16 token values (no token response has that many) keeps
-//! neither snippet nor vendor text, which keeps the scrubbing linear.
+//! No error carries a secret; the crate's one redaction module builds every
+//! error's text from the body, and only for errors. A snippet of a JSON body
+//! is the body re-serialised with the values of
+//! [`SECRET_FIELDS`](crate::BodySnippet::SECRET_FIELDS) (at any depth, any
+//! key spelling serde decodes) replaced; a form body with such a field is
+//! re-encoded the same way; other text goes through
+//! [`BodySnippet::new`](crate::BodySnippet::new)'s redaction. On top of that,
+//! every token found in the body is scrubbed from the snippet and from the
+//! vendor's error text. A body with more than 16 token values (no token
+//! response has that many) keeps neither snippet nor vendor text, which
+//! keeps the scrubbing linear.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -103,8 +106,8 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 use url::form_urlencoded;
 
-use crate::error::scrub;
-use crate::{AccessToken, BodySnippet, ErrorDetail, Scope, TokenError, TokenType};
+use crate::redact::{Redacted, Secrets, Shape, redact};
+use crate::{AccessToken, ErrorDetail, Scope, TokenError, TokenType};
 
 /// A token endpoint's response, as read by the request helper.
 #[derive(Clone, Copy, Debug)]
@@ -137,85 +140,95 @@ impl<'a> RawResponse<'a> {
 /// The longest lifetime believed: 2³¹−1 seconds, as golang/oauth2 clamps.
 pub const MAX_EXPIRES_IN: Duration = Duration::from_secs((1 << 31) - 1);
 
-/// The most token values scrubbed from an error. Scrubbing costs values ×
-/// body; no token response carries more than a few, so a body with more has
-/// its text withheld from the error instead (the snippet is [`WITHHELD`], no
-/// vendor detail), which keeps the work linear in the body.
-const MAX_SCRUBBED_SECRETS: usize = 16;
-
-/// The snippet of a body withheld from an error (see [`MAX_SCRUBBED_SECRETS`]).
-const WITHHELD: &str = "[REDACTED: too many token values to scrub]";
-
-/// Token fields whose values are scrubbed from every error built from the body.
-const TOKEN_FIELDS: [&str; 3] = ["access_token", "refresh_token", "id_token"];
-
-/// Parses a token response into an [`AccessToken`] or a [`TokenError`].
+/// Parses a token response into an [`AccessToken`] or a [`TokenError`]
+/// (the rules: `docs/ARCHITECTURE.md` and this crate's `parse.rs`).
 pub fn parse_response(
     provider: &str,
     response: &RawResponse<'_>,
     received_at: SystemTime,
 ) -> Result<AccessToken, TokenError> {
+    parse_sent(provider, response, received_at, &|| Secrets::NONE)
+}
+
+/// [`parse_response`] for a request that sent secrets: `sent` lists them,
+/// called only when an error is built, which never shows them.
+pub(crate) fn parse_sent(
+    provider: &str,
+    response: &RawResponse<'_>,
+    received_at: SystemTime,
+    sent: &dyn Fn() -> Secrets,
+) -> Result<AccessToken, TokenError> {
     let status = response.status;
     let body = Body::decode(response.content_type, response.body);
-    let fields = body.fields();
-    let secrets = fields.as_deref().map(token_secrets).unwrap_or_default();
-    let withheld = secrets.len() > MAX_SCRUBBED_SECRETS;
-    // The vendor's error is read from the fields with every token scrubbed.
-    let detail = || {
-        let fields = fields.as_deref().filter(|_| !withheld)?;
-        error_detail(&scrubbed(fields, &secrets))
+    let failure = match (status, body.fields()) {
+        (200..=299, None) => Failure::Invalid(body.why_not_token(response.content_type)),
+        (200..=299, Some(fields)) if carried_error(&fields).is_some() => Failure::Carried,
+        (200..=299, Some(fields)) => match token_from(&fields, received_at) {
+            Ok(token) => return Ok(token),
+            Err(reason) => Failure::Invalid(reason),
+        },
+        (400..=599, _) => Failure::Status,
+        _ => Failure::Invalid(format!("unexpected HTTP status {status}")),
     };
-    let snippet = || {
-        if withheld {
-            BodySnippet::new(WITHHELD.as_bytes())
-        } else {
-            body.snippet(response.body, &secrets)
-        }
-    };
-    let rejected = |detail: Option<ErrorDetail>| TokenError::Rejected {
-        provider: provider.to_owned(),
-        status,
-        detail: detail.unwrap_or_default(),
-        body: snippet(),
-        retry_after: response.retry_after,
-    };
-    let invalid = |reason: String| TokenError::InvalidResponse {
-        provider: provider.to_owned(),
-        status,
-        reason,
-        body: snippet(),
-    };
-    match status {
-        200..=299 => {
-            let Some(fields) = fields else {
-                return Err(invalid(body.why_not_token(response.content_type)));
-            };
-            let carried = if withheld {
-                carried_error(&fields).map(|_| ErrorDetail::default())
-            } else {
-                carried_error(&scrubbed(&fields, &secrets))
-            };
-            if let Some(carried) = carried {
-                return Err(rejected(Some(carried)));
+    // Only an error pays for redaction.
+    let sent = sent();
+    let shape = Shape::Response { content_type: response.content_type, decoded: &body };
+    let redacted = redact(response.body, shape, &sent);
+    Err(redacted.seal(failure.error(provider, response, &redacted)))
+}
+
+/// What is wrong with a response, before its error is built from the
+/// redacted body.
+enum Failure {
+    /// A 2xx that is no token response, or any other status not 4xx or 5xx.
+    Invalid(String),
+    /// A 2xx whose body carries an error.
+    Carried,
+    /// A 4xx or 5xx.
+    Status,
+}
+
+impl Failure {
+    fn error(self, provider: &str, response: &RawResponse<'_>, body: &Redacted<'_>) -> TokenError {
+        let provider = provider.to_owned();
+        let status = response.status;
+        let retry_after = response.retry_after;
+        // The vendor's error is read from the fields with every secret scrubbed.
+        let fields = body.fields();
+        match self {
+            Self::Invalid(reason) => {
+                TokenError::InvalidResponse { provider, status, reason, body: body.snippet() }
             }
-            token_from(&fields, received_at).map_err(invalid)
-        }
-        400..=499 => {
-            let detail = detail();
-            if explained(status, detail.as_ref()) {
-                Err(rejected(detail))
-            } else {
-                Err(TokenError::Endpoint { provider: provider.to_owned(), status, body: snippet() })
+            Self::Carried => TokenError::Rejected {
+                provider,
+                status,
+                detail: fields.and_then(carried_error).unwrap_or_default(),
+                body: body.snippet(),
+                retry_after,
+            },
+            Self::Status => {
+                let detail = fields.and_then(error_detail);
+                if status >= 500 {
+                    TokenError::Server {
+                        provider,
+                        status,
+                        detail,
+                        body: body.snippet(),
+                        retry_after,
+                    }
+                } else if explained(status, detail.as_ref()) {
+                    TokenError::Rejected {
+                        provider,
+                        status,
+                        detail: detail.unwrap_or_default(),
+                        body: body.snippet(),
+                        retry_after,
+                    }
+                } else {
+                    TokenError::Endpoint { provider, status, body: body.snippet() }
+                }
             }
         }
-        500..=599 => Err(TokenError::Server {
-            provider: provider.to_owned(),
-            status,
-            detail: detail(),
-            body: snippet(),
-            retry_after: response.retry_after,
-        }),
-        _ => Err(invalid(format!("unexpected HTTP status {status}"))),
     }
 }
 
@@ -245,16 +258,12 @@ pub(crate) fn error_detail_from_body(
     body: &[u8],
 ) -> Option<ErrorDetail> {
     let decoded = Body::decode(content_type, body);
-    let fields = decoded.fields()?;
-    let secrets = token_secrets(&fields);
-    if secrets.len() > MAX_SCRUBBED_SECRETS {
-        return None;
-    }
-    error_detail(&scrubbed(&fields, &secrets))
+    let shape = Shape::Response { content_type, decoded: &decoded };
+    redact(body, shape, &Secrets::NONE).fields().and_then(error_detail)
 }
 
 /// A decoded response body.
-enum Body {
+pub(crate) enum Body {
     /// Nothing but whitespace.
     Empty,
     /// A JSON value (an object for a token response).
@@ -270,7 +279,7 @@ enum Body {
 }
 
 impl Body {
-    fn decode(content_type: Option<&str>, raw: &[u8]) -> Self {
+    pub(crate) fn decode(content_type: Option<&str>, raw: &[u8]) -> Self {
         let text = String::from_utf8_lossy(raw);
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text).trim();
         if text.is_empty() {
@@ -300,7 +309,7 @@ impl Body {
     }
 
     /// The fields of a JSON object or form body.
-    fn fields(&self) -> Option<Cow<'_, Map<String, Value>>> {
+    pub(crate) fn fields(&self) -> Option<Cow<'_, Map<String, Value>>> {
         match self {
             Self::Json(Value::Object(map)) => Some(Cow::Borrowed(map)),
             Self::Form(pairs) => {
@@ -329,34 +338,6 @@ impl Body {
                 let media: String = media.chars().take(60).filter(|c| !c.is_control()).collect();
                 format!("unrecognised body (content type {media}), expected JSON or a form")
             }
-        }
-    }
-
-    /// A snippet safe to keep in an error.
-    fn snippet(&self, raw: &[u8], secrets: &[String]) -> BodySnippet {
-        match self {
-            Self::Json(value) => {
-                let text = serde_json::to_vec(&redacted(value, secrets, true)).unwrap_or_default();
-                BodySnippet::new(&text)
-            }
-            Self::Form(pairs) if pairs.iter().any(|(k, _)| BodySnippet::is_secret_field(k)) => {
-                let encode = |s: &str| -> String {
-                    form_urlencoded::byte_serialize(scrub(s, secrets).as_bytes()).collect()
-                };
-                let text = pairs
-                    .iter()
-                    .map(|(k, v)| {
-                        if BodySnippet::is_secret_field(k) {
-                            format!("{}=[REDACTED]", encode(k))
-                        } else {
-                            format!("{}={}", encode(k), encode(v))
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("&");
-                BodySnippet::new(text.as_bytes())
-            }
-            _ => BodySnippet::new(raw),
         }
     }
 }
@@ -465,76 +446,6 @@ fn json_string_end(b: &[u8], open: usize) -> usize {
         }
     }
     b.len()
-}
-
-/// A copy of `value` with `secrets` scrubbed from every string and, when
-/// `redact_fields`, the values of [`BodySnippet::SECRET_FIELDS`] replaced, at
-/// any depth.
-fn redacted(value: &Value, secrets: &[String], redact_fields: bool) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = if redact_fields && BodySnippet::is_secret_field(k) {
-                        Value::String("[REDACTED]".to_owned())
-                    } else {
-                        redacted(v, secrets, redact_fields)
-                    };
-                    (scrub(k, secrets), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|v| redacted(v, secrets, redact_fields)).collect())
-        }
-        Value::String(s) => Value::String(scrub(s, secrets)),
-        other => other.clone(),
-    }
-}
-
-/// `fields` with `secrets` scrubbed from every string (borrowed when there
-/// is nothing to scrub).
-fn scrubbed<'f>(fields: &'f Map<String, Value>, secrets: &[String]) -> Cow<'f, Map<String, Value>> {
-    if secrets.is_empty() {
-        return Cow::Borrowed(fields);
-    }
-    let scrubbed = fields.iter().map(|(k, v)| (scrub(k, secrets), redacted(v, secrets, false)));
-    Cow::Owned(scrubbed.collect())
-}
-
-/// Every string value of a token field, at any depth, longest first (so a
-/// secret containing another is scrubbed whole).
-fn token_secrets(fields: &Map<String, Value>) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack: Vec<&Map<String, Value>> = vec![fields];
-    let mut arrays: Vec<&Value> = Vec::new();
-    while let Some(map) = stack.pop() {
-        for (key, value) in map {
-            if TOKEN_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(key)) {
-                collect_strings(value, &mut found);
-            }
-            arrays.push(value);
-        }
-        while let Some(value) = arrays.pop() {
-            match value {
-                Value::Object(inner) => stack.push(inner),
-                Value::Array(items) => arrays.extend(items),
-                _ => {}
-            }
-        }
-    }
-    found.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-    found.dedup();
-    found
-}
-
-fn collect_strings(value: &Value, found: &mut Vec<String>) {
-    match value {
-        Value::String(s) if !s.is_empty() => found.push(s.clone()),
-        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, found)),
-        Value::Object(map) => map.values().for_each(|v| collect_strings(v, found)),
-        _ => {}
-    }
 }
 
 fn str_field<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m str> {
@@ -698,6 +609,8 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
+    use crate::BodySnippet;
+    use crate::redact::WITHHELD;
 
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)

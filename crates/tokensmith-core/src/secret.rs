@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer};
 /// config is loaded; a missing variable is an error naming it) or
 /// `{ file = "PATH" }` (the file's contents, one trailing newline trimmed).
 /// A secret file must be a regular file (or a link to one) of at most
-/// [`MAX_SECRET_FILE_BYTES`]: a FIFO or a device is refused without being
+/// 64 KiB: a FIFO or a device is refused without being
 /// opened for a blocking read. One readable by group or others loads, with a
 /// warning naming the path (and, through the config loader, the field).
 /// An empty value, or a number or boolean where the string belongs, is an
@@ -72,7 +72,7 @@ impl ConfigSecret {
     }
 
     /// Reads `{ file = path }` now, trimming one trailing newline: a
-    /// regular file of at most [`MAX_SECRET_FILE_BYTES`].
+    /// regular file of at most 64 KiB.
     pub fn from_file(path: impl Into<PathBuf>) -> Result<Self, String> {
         let path = path.into();
         let cannot =
