@@ -54,7 +54,7 @@ pub mod token;
 
 pub use cache::{CacheConfig, CacheStats, CachedProvider};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::CommonConfig;
+pub use config::{CommonConfig, RefreshTokenStoreConfig};
 pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind};
 pub use http::{ClientAuth, HttpSettings, TokenEndpoint, TokenRequest};
 pub use provider::{SharedTokenProvider, TokenProvider};
@@ -62,7 +62,8 @@ pub use refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, SharedRefreshTokenStore,
 };
 pub use registry::{
-    AdapterFactory, LoadReport, ProviderContext, ProviderInfo, Providers, Registry,
+    AdapterConfig, AdapterFactory, LoadReport, ProviderContext, ProviderInfo, Providers,
+    ProvidersBuilder, Registry,
 };
 pub use renewal::{Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};
