@@ -1,4 +1,5 @@
 //! Cross-crate integration tests: one binary, one module per concern.
+mod built_in_code;
 mod cancel;
 mod facade_single;
 mod interop;
