@@ -231,7 +231,8 @@ fn a_config_built_in_code_is_validated_as_a_table_is() {
     let err = Registry::new().build("mdm", soti("s", "")).unwrap_err();
     assert!(err.to_string().contains("\"password\"") && err.to_string().contains("empty"), "{err}");
     // configapi's: a blank scope.
-    let blank = tokensmith_configapi::ConfigApiConfig::new(url, "a", ConfigSecret::literal("s"), " ");
+    let blank =
+        tokensmith_configapi::ConfigApiConfig::new(url, "a", ConfigSecret::literal("s"), " ");
     let err = Registry::new().build("cfg", blank).unwrap_err();
     assert!(err.to_string().contains("scope"), "{err}");
 }

@@ -3,4 +3,5 @@ mod built_in_code;
 mod cancel;
 mod facade_single;
 mod interop;
+mod lists;
 mod registry_e2e;

@@ -789,7 +789,11 @@ mod tests {
         assert_ne!(base, key(&BASE.replace("/token", "/token2")));
         assert_ne!(base, key(&format!("{BASE}\nscope = \"a\"")));
         let other_user = hmac::Key::new(hmac::HMAC_SHA256, &[8; KEY_LEN]);
-        assert_ne!(base, CacheKey::for_provider(&table(BASE), &secret_fields(BASE), &other_user), "salted per user");
+        assert_ne!(
+            base,
+            CacheKey::for_provider(&table(BASE), &secret_fields(BASE), &other_user),
+            "salted per user"
+        );
     }
 
     #[test]
@@ -1073,8 +1077,11 @@ mod tests {
             let known = [9; KEY_LEN];
             fs::write(&path, known).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-            let with_known =
-                CacheKey::for_provider(&table(BASE), &[], &hmac::Key::new(hmac::HMAC_SHA256, &known));
+            let with_known = CacheKey::for_provider(
+                &table(BASE),
+                &[],
+                &hmac::Key::new(hmac::HMAC_SHA256, &known),
+            );
             assert_ne!(cache.key_for(&table(BASE), &[]).unwrap(), with_known);
             assert_ne!(fs::read(&path).unwrap(), known);
             // A link to a key elsewhere: replaced, its target untouched.

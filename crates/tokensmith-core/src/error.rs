@@ -80,8 +80,9 @@ impl fmt::Display for ErrorDetail {
 }
 
 /// `text` on one line: control characters and whitespace runs become one
-/// space, trimmed, cut after `max` characters (marked `…`).
-fn one_line(text: &str, max: usize) -> String {
+/// space, trimmed, cut after `max` characters (marked `…`). The one helper
+/// every message from outside (a server, a parser) goes through.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
     let mut out = String::new();
     let mut count = 0;
     let mut pending_space = false;

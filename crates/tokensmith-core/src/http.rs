@@ -395,7 +395,6 @@ impl TokenRequest<'_> {
     /// let (_, body) = endpoint.request().grant(&grant).encode();
     /// assert_eq!(body.expose_secret(), "grant_type=refresh_token&refresh_token=rt-1");
     /// ```
-    #[must_use]
     pub fn grant(self, grant: &crate::RenewalGrant) -> Self {
         match grant {
             crate::RenewalGrant::AuthorizationCode(code) => {

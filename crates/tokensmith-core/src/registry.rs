@@ -207,7 +207,8 @@ impl ProviderContext {
         rest: Rest,
         clock: SharedClock,
     ) -> Result<Self, TokenError> {
-        let error = |field: &str, message: &str| TokenError::config(Some(name), Some(field), message);
+        let error =
+            |field: &str, message: &str| TokenError::config(Some(name), Some(field), message);
         common.kind = common.kind.to_ascii_lowercase();
         if common.client_id.trim().is_empty() {
             return Err(error("client_id", "is empty"));
@@ -300,10 +301,8 @@ impl ProviderContext {
         let list =
             |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         let top_level = !path.contains('.');
-        let candidates = own
-            .iter()
-            .copied()
-            .chain(top_level.then_some(common).into_iter().flatten().copied());
+        let candidates =
+            own.iter().copied().chain(top_level.then_some(common).into_iter().flatten().copied());
         let hint = closest(unknown, candidates)
             .map(|meant| format!(" (did you mean `{meant}`?)"))
             .unwrap_or_default();
@@ -439,10 +438,13 @@ impl fmt::Debug for ProviderContext {
         f.debug_struct("ProviderContext")
             .field("name", &self.name)
             .field("common", &self.common)
-            .field("fields", &match &self.rest {
-                Rest::Table(table) => format!("{:?}", table.keys().collect::<Vec<_>>()),
-                Rest::Typed { type_name, .. } => (*type_name).to_owned(),
-            })
+            .field(
+                "fields",
+                &match &self.rest {
+                    Rest::Table(table) => format!("{:?}", table.keys().collect::<Vec<_>>()),
+                    Rest::Typed { type_name, .. } => (*type_name).to_owned(),
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -637,7 +639,11 @@ impl Registry {
                     format!(" at line {line}, column {column}")
                 })
                 .unwrap_or_default();
-            TokenError::config(None, None, format!("invalid TOML{at}: {}", one_line(e.message())))
+            TokenError::config(
+                None,
+                None,
+                format!("invalid TOML{at}: {}", crate::error::one_line(e.message(), usize::MAX)),
+            )
         })?;
         let providers = match doc.remove("providers") {
             Some(toml::Value::Table(t)) => t,
@@ -742,7 +748,8 @@ impl Registry {
         let fields = ctx.field_names();
         let secrets = Arc::clone(&ctx.secrets);
         let inner = factory.build(ctx).map_err(|e| with_common_typo(e, &fields))?;
-        info.secret_fields = secrets.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        info.secret_fields =
+            std::mem::take(&mut *secrets.lock().unwrap_or_else(PoisonError::into_inner));
         let cache = Arc::new(CachedProvider::new(&name, inner, cache_config, self.clock.clone()));
         let provider: SharedTokenProvider = cache.clone();
         Ok(ProviderEntry { info, provider, cache })
@@ -797,10 +804,6 @@ fn store_key(path: &Path) -> PathBuf {
         (Some(dir), Some(file)) => dir.canonicalize().map_or(path.clone(), |dir| dir.join(file)),
         _ => path,
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The outcome of a lenient load ([`Registry::load_str_lenient`]): the
@@ -1180,6 +1183,15 @@ mod tests {
         let err = load("[providers]\np = \"S3CRET\"").unwrap_err();
         let TokenError::Config { provider, message, .. } = &err else { panic!("{err}") };
         assert_eq!((provider.as_deref(), message.as_str()), (Some("p"), "must be a table"));
+    }
+
+    /// The query parameters refused in a `token_url` are secret wire fields
+    /// (redacted wherever they appear): one list ties to the other.
+    #[test]
+    fn credential_query_params_are_secret_fields() {
+        for name in CREDENTIAL_QUERY_PARAMS {
+            assert!(crate::BodySnippet::is_secret_field(name), "{name}");
+        }
     }
 
     #[test]

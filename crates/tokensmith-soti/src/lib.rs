@@ -193,7 +193,9 @@ impl SotiProvider {
         ctx.check_client_auth(ClientAuth::BasicRaw)?;
         // SOTI joins id and secret with one colon and forbids any other.
         if client_secret.expose_secret().contains(':') {
-            return Err(ctx.error("client_secret", "must not contain ':' (SOTI Connect forbids it)"));
+            return Err(
+                ctx.error("client_secret", "must not contain ':' (SOTI Connect forbids it)")
+            );
         }
         let config: SotiFields = ctx.parse()?;
         // A table's empty secret is refused as it is read; one built in
