@@ -1,5 +1,7 @@
 //! Cross-crate integration tests: one binary, one module per concern.
+mod built_in_code;
 mod cancel;
 mod facade_single;
 mod interop;
+mod lists;
 mod registry_e2e;

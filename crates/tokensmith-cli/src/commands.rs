@@ -106,12 +106,20 @@ pub(crate) fn check(ctx: &Context) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = providers
         .iter()
         .map(|(info, _)| {
-            let endpoint = match (&info.token_url, &info.issuer) {
+            // An adapter's details (`AdapterFactory::details`): an `issuer`
+            // stands for the endpoint it is discovered from; any other is
+            // shown after it as `label=value`.
+            let endpoint = match (&info.token_url, info.detail("issuer")) {
                 (Some(url), _) => url.clone(),
                 (None, Some(issuer)) => format!("{issuer} (discovery)"),
                 (None, None) => "-".to_owned(),
             };
-            vec![info.name.clone(), info.kind.to_owned(), endpoint]
+            let details = info
+                .details
+                .iter()
+                .filter(|(label, _)| *label != "issuer")
+                .map(|(label, value)| format!("{label}={value}"));
+            [info.name.clone(), info.kind.to_owned(), endpoint].into_iter().chain(details).collect()
         })
         .collect();
     for line in output::table(None, &rows) {
@@ -190,7 +198,8 @@ fn obtain_from(
         Err(message) => return Err(TokenError::config(None, None, message).into()),
     };
     let table = config::provider_table(&text, name)?;
-    let key = match cache.key_for(&table) {
+    let secret_fields = providers.info(name).map_or(&[][..], |info| &info.secret_fields);
+    let key = match cache.key_for(&table, secret_fields) {
         Ok(key) => key,
         Err(e) => {
             warn_cache(&cache, &e);

@@ -128,6 +128,15 @@ fn not_found(path: &Path) -> TokenError {
 mod tests {
     use super::*;
 
+    /// The CLI links every adapter core knows of, and no other.
+    #[test]
+    fn the_registry_has_every_known_kind() {
+        let mut known: Vec<&str> =
+            tokensmith_core::KNOWN_KINDS.iter().map(|(kind, _, _)| *kind).collect();
+        known.sort_unstable();
+        assert_eq!(registry().kinds().collect::<Vec<_>>(), known);
+    }
+
     #[test]
     fn the_flag_wins_then_the_environment_then_the_default() {
         let flag = Path::new("flag.toml");

@@ -74,18 +74,6 @@ const KEY_LEN: usize = 32;
 /// The prefix of temporary files.
 const TMP_PREFIX: &str = ".tmp-";
 
-/// Fields whose values are secrets, whatever their form.
-const SECRET_FIELDS: &[&str] = &[
-    "client_secret",
-    "password",
-    "code",
-    "code_verifier",
-    "refresh_token",
-    "client_assertion",
-    "assertion",
-    "private_key",
-];
-
 /// Fields that only steer caching or timing and so do not change which token
 /// the provider gets.
 const NOT_IDENTITY: &[&str] = &["timeout", "expiry_margin", "refresh_ahead"];
@@ -175,8 +163,12 @@ impl DiskCache {
 
     /// The key of the provider whose config table is `table`, under this
     /// user's HMAC key (created on first use).
-    pub(crate) fn key_for(&self, table: &toml::Table) -> io::Result<CacheKey> {
-        Ok(CacheKey::for_provider(table, &self.hmac_key()?))
+    pub(crate) fn key_for(
+        &self,
+        table: &toml::Table,
+        secret_fields: &[String],
+    ) -> io::Result<CacheKey> {
+        Ok(CacheKey::for_provider(table, secret_fields, &self.hmac_key()?))
     }
 
     /// The per-user HMAC key: read from [`KEY_FILE`], or created there
@@ -506,12 +498,21 @@ impl CacheKey {
     /// The key of the provider whose config table is `table`, under the
     /// per-user HMAC key `salt`.
     ///
-    /// Secret values (the [`SECRET_FIELDS`], their `{ env = … }` /
-    /// `{ file = … }` references resolved) are hashed separately; the
-    /// identity text holds only a placeholder for them.
-    pub(crate) fn for_provider(table: &toml::Table, salt: &hmac::Key) -> Self {
-        let mut canon =
-            Canonical { identity: String::new(), secrets: digest::Context::new(&digest::SHA256) };
+    /// Secret values (of `secret_fields`, the dotted paths of the fields
+    /// its config types as `ConfigSecret`: core's
+    /// `ProviderInfo::secret_fields`; their `{ env = … }` / `{ file = … }`
+    /// references resolved) are hashed separately; the identity text holds
+    /// only a placeholder for them.
+    pub(crate) fn for_provider(
+        table: &toml::Table,
+        secret_fields: &[String],
+        salt: &hmac::Key,
+    ) -> Self {
+        let mut canon = Canonical {
+            identity: String::new(),
+            secrets: digest::Context::new(&digest::SHA256),
+            secret_fields,
+        };
         let fields = table.iter().filter(|(k, _)| !NOT_IDENTITY.contains(&k.as_str()));
         canon.table(fields, "", Field::Plain);
         let mut key = hmac::Context::with_key(salt);
@@ -538,12 +539,14 @@ enum Field {
 
 /// The canonical identity text (sorted keys, secrets as a placeholder) and
 /// the hash of the secrets.
-struct Canonical {
+struct Canonical<'s> {
     identity: String,
     secrets: digest::Context,
+    /// The dotted paths of the secret fields.
+    secret_fields: &'s [String],
 }
 
-impl Canonical {
+impl Canonical<'_> {
     fn table<'a>(
         &mut self,
         fields: impl Iterator<Item = (&'a String, &'a toml::Value)>,
@@ -563,7 +566,7 @@ impl Canonical {
             let mode = match key.as_str() {
                 _ if mode != Field::Plain => mode,
                 "refresh_token_store" => Field::Verbatim,
-                k if SECRET_FIELDS.contains(&k) => Field::Secret,
+                _ if self.secret_fields.contains(&path) => Field::Secret,
                 _ => Field::Plain,
             };
             if path == "kind" {
@@ -740,8 +743,37 @@ mod tests {
         hmac::Key::new(hmac::HMAC_SHA256, &[7; KEY_LEN])
     }
 
+    /// The secret fields of the provider `text` describes, as the CLI
+    /// finds them: by loading it (none when it does not load).
+    fn secret_fields(text: &str) -> Vec<String> {
+        let text = format!("[providers.p]\n{text}");
+        let report = crate::config::registry().load_str_lenient(&text).unwrap();
+        report.providers().info("p").map(|info| info.secret_fields.clone()).unwrap_or_default()
+    }
+
     fn key(text: &str) -> CacheKey {
-        CacheKey::for_provider(&table(text), &salt())
+        CacheKey::for_provider(&table(text), &secret_fields(text), &salt())
+    }
+
+    /// The timing fields left out of the key are common fields, read from
+    /// core's `CommonConfig`, so a renamed one cannot slip into the key.
+    #[test]
+    fn the_fields_left_out_of_the_key_are_common_fields() {
+        for field in NOT_IDENTITY {
+            assert!(tokensmith_core::CommonConfig::field_names().contains(field), "{field}");
+        }
+    }
+
+    /// Secret-ness comes from the config types: every `ConfigSecret` field
+    /// of every kind is hashed (the values here are the test's own).
+    #[test]
+    fn the_secret_fields_are_those_typed_as_secrets() {
+        let soti = "kind = \"soti-connect\"\ntoken_url = \"https://mdm.example.com/token\"\nclient_id = \"a\"\nclient_secret = \"s\"\ngrant = \"password\"\nusername = \"u\"\npassword = \"p\"";
+        let mut fields = secret_fields(soti);
+        fields.sort();
+        assert_eq!(fields, ["client_secret", "code", "password"]);
+        assert_eq!(secret_fields(BASE), ["client_secret"]);
+        assert_ne!(key(soti), key(&soti.replace("\"p\"", "\"q\"")), "a changed password misses");
     }
 
     #[test]
@@ -756,7 +788,11 @@ mod tests {
         assert_ne!(base, key(&BASE.replace("/token", "/token2")));
         assert_ne!(base, key(&format!("{BASE}\nscope = \"a\"")));
         let other_user = hmac::Key::new(hmac::HMAC_SHA256, &[8; KEY_LEN]);
-        assert_ne!(base, CacheKey::for_provider(&table(BASE), &other_user), "salted per user");
+        assert_ne!(
+            base,
+            CacheKey::for_provider(&table(BASE), &secret_fields(BASE), &other_user),
+            "salted per user"
+        );
     }
 
     #[test]
@@ -1007,8 +1043,8 @@ mod tests {
     #[test]
     fn the_per_user_key_is_created_once_private_and_kept() {
         let (_dir, cache, _, _) = scratch();
-        let key = cache.key_for(&table(BASE)).unwrap();
-        assert_eq!(key, cache.key_for(&table(BASE)).unwrap(), "the same key file");
+        let key = cache.key_for(&table(BASE), &[]).unwrap();
+        assert_eq!(key, cache.key_for(&table(BASE), &[]).unwrap(), "the same key file");
         let path = cache.dir().join(KEY_FILE);
         assert_eq!(fs::read(&path).unwrap().len(), KEY_LEN);
         #[cfg(unix)]
@@ -1018,7 +1054,7 @@ mod tests {
         }
         // Another user's cache: another key, another name.
         let (_other_dir, other, _, _) = scratch();
-        assert_ne!(key, other.key_for(&table(BASE)).unwrap());
+        assert_ne!(key, other.key_for(&table(BASE), &[]).unwrap());
     }
 
     #[test]
@@ -1029,7 +1065,7 @@ mod tests {
         // Too short, too long, empty.
         for garbled in [&b"short"[..], &[1; KEY_LEN + 1][..], b""] {
             fs::write(&path, garbled).unwrap();
-            cache.key_for(&table(BASE)).unwrap();
+            cache.key_for(&table(BASE), &[]).unwrap();
             assert_eq!(fs::read(&path).unwrap().len(), KEY_LEN);
             assert_ne!(fs::read(&path).unwrap(), garbled);
         }
@@ -1040,9 +1076,12 @@ mod tests {
             let known = [9; KEY_LEN];
             fs::write(&path, known).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-            let with_known =
-                CacheKey::for_provider(&table(BASE), &hmac::Key::new(hmac::HMAC_SHA256, &known));
-            assert_ne!(cache.key_for(&table(BASE)).unwrap(), with_known);
+            let with_known = CacheKey::for_provider(
+                &table(BASE),
+                &[],
+                &hmac::Key::new(hmac::HMAC_SHA256, &known),
+            );
+            assert_ne!(cache.key_for(&table(BASE), &[]).unwrap(), with_known);
             assert_ne!(fs::read(&path).unwrap(), known);
             // A link to a key elsewhere: replaced, its target untouched.
             let target = dir.path().join("planted");
@@ -1050,7 +1089,7 @@ mod tests {
             fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
             fs::remove_file(&path).unwrap();
             std::os::unix::fs::symlink(&target, &path).unwrap();
-            assert_ne!(cache.key_for(&table(BASE)).unwrap(), with_known);
+            assert_ne!(cache.key_for(&table(BASE), &[]).unwrap(), with_known);
             assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
             assert_eq!(fs::read(&target).unwrap(), known);
         }
@@ -1078,7 +1117,7 @@ mod tests {
         let (_dir, cache, key, now) = scratch();
         cache.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
         drop(cache.lock(&key).unwrap());
-        cache.key_for(&table(BASE)).unwrap();
+        cache.key_for(&table(BASE), &[]).unwrap();
         fs::write(cache.dir().join(".tmp-crashed"), "x").unwrap();
         let foreign = ["notes.json", "key.bak", "0123.lock"];
         for name in foreign {
@@ -1104,7 +1143,7 @@ mod tests {
         assert!(cache.load(&key, now, &defaults).is_none());
         assert!(cache.store(&key, "d", "deyel", &token(Some(3600), now)).is_err());
         assert!(cache.lock(&key).is_err());
-        assert!(cache.key_for(&table(BASE)).is_err());
+        assert!(cache.key_for(&table(BASE), &[]).is_err());
         let err = cache.clear().unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert!(real.load(&key, now, &defaults).is_some(), "the target is untouched");

@@ -1,5 +1,6 @@
-//! configapi adapter: the factory [`ConfigApi`] (kind [`KIND`]) and the
-//! provider it builds, [`ConfigApiProvider`].
+//! configapi adapter: the factory [`ConfigApi`] (kind [`KIND`]), the typed
+//! config [`ConfigApiConfig`] for building a provider in code, and the
+//! provider they build, [`ConfigApiProvider`].
 //!
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
@@ -10,8 +11,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::{
-    AccessToken, AdapterFactory, ClientAuth, ProviderContext, SharedTokenProvider, TokenEndpoint,
-    TokenError, TokenProvider, async_trait,
+    AccessToken, AdapterConfig, AdapterFactory, ClientAuth, CommonConfig, ConfigSecret,
+    ProviderContext, SharedTokenProvider, TokenEndpoint, TokenError, TokenProvider, Url,
+    async_trait,
 };
 
 /// The `kind` of configapi providers.
@@ -32,10 +34,70 @@ impl AdapterFactory for ConfigApi {
     }
 }
 
-/// The configapi-specific fields of a provider table.
-#[derive(Deserialize)]
+/// A configapi provider described in code: the table's fields, typed.
+/// Build it with [`Registry::build`](tokensmith_core::Registry::build) or
+/// [`Providers::builder`](tokensmith_core::Providers::builder): the same
+/// validation as a table, cached once.
+///
+/// ```
+/// use tokensmith_core::{Registry, Url, secrecy::SecretString};
+/// use tokensmith_configapi::ConfigApiConfig;
+///
+/// let secret = SecretString::from("s3cr3t"); // e.g. fetched from a vault
+/// let config = ConfigApiConfig::new(
+///     Url::parse("https://api.example.com/configapi/v2/oauth/token").unwrap(),
+///     "sheila.thomas",
+///     secret,
+///     "example.com",
+/// );
+/// let tenant = Registry::new().build("config", config)?; // validated; no request yet
+/// # let _ = tenant;
+/// # Ok::<(), tokensmith_core::TokenError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ConfigApiConfig {
+    common: CommonConfig,
+    fields: ConfigApiFields,
+}
+
+impl ConfigApiConfig {
+    /// A provider of the token endpoint `token_url` for the client
+    /// `client_id` and its secret, asking for tokens for the tenant or host
+    /// `scope` (`"example.com"`).
+    pub fn new(
+        token_url: Url,
+        client_id: impl Into<String>,
+        client_secret: impl Into<ConfigSecret>,
+        scope: impl Into<String>,
+    ) -> Self {
+        let common = CommonConfig::new(KIND, client_id)
+            .with_token_url(token_url)
+            .with_client_secret(client_secret);
+        Self { common, fields: ConfigApiFields { scope: scope.into() } }
+    }
+
+    /// Changes the common fields (`timeout`, `expiry_margin`, `ca_file`, …).
+    #[must_use]
+    pub fn with_common(mut self, change: impl FnOnce(CommonConfig) -> CommonConfig) -> Self {
+        self.common = change(self.common);
+        self
+    }
+}
+
+impl AdapterConfig for ConfigApiConfig {
+    type Factory = ConfigApi;
+    type Fields = ConfigApiFields;
+
+    fn into_parts(self) -> (CommonConfig, ConfigApiFields) {
+        (self.common, self.fields)
+    }
+}
+
+/// The configapi-specific fields of a provider: what a table's `scope`
+/// says. Built by [`ConfigApiConfig::new`] or read from a table.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
+pub struct ConfigApiFields {
     /// The tenant or host the token is for (`"example.com"`).
     scope: String,
 }
@@ -66,7 +128,7 @@ impl ConfigApiProvider {
     /// non-empty `scope`.
     pub fn from_context(ctx: &ProviderContext) -> Result<Self, TokenError> {
         let client_secret = ctx.require_client_secret()?;
-        let Config { scope } = ctx.parse()?;
+        let ConfigApiFields { scope } = ctx.parse()?;
         if scope.trim().is_empty() {
             return Err(ctx.error("scope", "must name the tenant or host, e.g. \"example.com\""));
         }

@@ -19,7 +19,23 @@ use crate::{ConfigSecret, TokenError};
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The fields every provider table may have, whatever its `kind`.
-#[derive(Debug, Deserialize)]
+///
+/// Read from a `[providers.NAME]` table by the registry, or built in code
+/// with [`new`](Self::new) and the `with_*` methods (an adapter's typed
+/// config does this for you):
+///
+/// ```
+/// use std::time::Duration;
+/// use tokensmith_core::{CommonConfig, ConfigSecret, Url};
+///
+/// let common = CommonConfig::new("deyel", "APIUSER")
+///     .with_token_url(Url::parse("https://deyel.example.com/token").unwrap())
+///     .with_client_secret(ConfigSecret::literal("from-the-vault"))
+///     .with_timeout(Duration::from_secs(10));
+/// assert_eq!(common.timeout, Duration::from_secs(10));
+/// assert!(CommonConfig::field_names().contains(&"client_secret"));
+/// ```
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CommonConfig {
@@ -55,6 +71,91 @@ pub struct CommonConfig {
     /// Extra trusted CA certificates (PEM) for a private PKI.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+impl CommonConfig {
+    /// The common fields of a provider of `kind` with the client id
+    /// `client_id`, every other field unset (its default). Validated when the
+    /// provider is built, as a table's are.
+    pub fn new(kind: &str, client_id: impl Into<String>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            token_url: None,
+            client_id: client_id.into(),
+            client_secret: None,
+            timeout: DEFAULT_TIMEOUT,
+            expiry_margin: None,
+            refresh_ahead: None,
+            refresh_token_store: None,
+            allow_insecure_http: false,
+            ca_file: None,
+        }
+    }
+
+    /// The names of the common fields, as a table spells them: read from
+    /// this type itself, so there is no second list to keep in step.
+    pub fn field_names() -> &'static [&'static str] {
+        static NAMES: std::sync::LazyLock<&'static [&'static str]> =
+            std::sync::LazyLock::new(field_names::<CommonConfig>);
+        &NAMES
+    }
+
+    /// Sets `token_url`.
+    #[must_use]
+    pub fn with_token_url(mut self, url: Url) -> Self {
+        self.token_url = Some(url);
+        self
+    }
+
+    /// Sets `client_secret` (fetched from a vault at run time, say:
+    /// `ConfigSecret::from(secret_string)`).
+    #[must_use]
+    pub fn with_client_secret(mut self, secret: impl Into<ConfigSecret>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// Sets `timeout`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets `expiry_margin`.
+    #[must_use]
+    pub fn with_expiry_margin(mut self, margin: Duration) -> Self {
+        self.expiry_margin = Some(margin);
+        self
+    }
+
+    /// Sets `refresh_ahead` (`Duration::ZERO` turns background refresh off).
+    #[must_use]
+    pub fn with_refresh_ahead(mut self, ahead: Duration) -> Self {
+        self.refresh_ahead = Some(ahead);
+        self
+    }
+
+    /// Sets `refresh_token_store`.
+    #[must_use]
+    pub fn with_refresh_token_store(mut self, store: RefreshTokenStoreConfig) -> Self {
+        self.refresh_token_store = Some(store);
+        self
+    }
+
+    /// Sets `allow_insecure_http`.
+    #[must_use]
+    pub fn with_allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Sets `ca_file`.
+    #[must_use]
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
 }
 
 /// The `refresh_token_store` field.
@@ -176,6 +277,163 @@ pub(crate) fn from_table<T: DeserializeOwned>(
     })
 }
 
+/// The fields of the config type `T`, as serde names them (empty when `T`
+/// is not a plain struct, e.g. one with `#[serde(flatten)]`). Read from `T`'s
+/// `Deserialize` without any value.
+pub(crate) fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    match probe::run::<T>(&[]) {
+        probe::Found::Struct(fields) => fields,
+        probe::Found::Secret | probe::Found::Other => &[],
+    }
+}
+
+/// The fields of the config type `T` whose values are secrets: those typed
+/// [`ConfigSecret`] (also inside an `Option` or a nested struct), as dotted
+/// paths. Secret-ness comes from the type, never from a list of names.
+pub(crate) fn secret_fields<T: DeserializeOwned>() -> Vec<String> {
+    fn walk<T: DeserializeOwned>(path: &mut Vec<&'static str>, out: &mut Vec<String>) {
+        match probe::run::<T>(path) {
+            probe::Found::Secret => out.push(path.join(".")),
+            // Bounded, for a type that contains itself.
+            probe::Found::Struct(fields) if path.len() < 4 => {
+                for field in fields {
+                    path.push(field);
+                    walk::<T>(path, out);
+                    path.pop();
+                }
+            }
+            probe::Found::Struct(_) | probe::Found::Other => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk::<T>(&mut Vec::new(), &mut out);
+    out
+}
+
+/// A `Deserializer` that holds no value: it walks a config type's derived
+/// `Deserialize` down a path of field names and reports what it finds there
+/// (a struct and its fields, a [`ConfigSecret`], or anything else), then
+/// stops with an error.
+mod probe {
+    use std::cell::Cell;
+    use std::fmt;
+
+    use serde::de::{
+        self, DeserializeOwned, DeserializeSeed, Expected, IntoDeserializer, MapAccess, Visitor,
+    };
+
+    /// What is at the probed path.
+    #[derive(Clone, Copy)]
+    pub(super) enum Found {
+        /// A struct with these fields.
+        Struct(&'static [&'static str]),
+        /// A [`ConfigSecret`](crate::ConfigSecret).
+        Secret,
+        /// Anything else.
+        Other,
+    }
+
+    /// Probes `T` at `path`.
+    pub(super) fn run<T: DeserializeOwned>(path: &[&'static str]) -> Found {
+        let found = Cell::new(Found::Other);
+        let _ = T::deserialize(Probe { path, found: &found });
+        found.get()
+    }
+
+    /// Ends every probe.
+    #[derive(Debug)]
+    pub(super) struct Stop;
+
+    impl fmt::Display for Stop {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("probe")
+        }
+    }
+
+    impl std::error::Error for Stop {}
+
+    impl de::Error for Stop {
+        fn custom<T: fmt::Display>(_: T) -> Self {
+            Stop
+        }
+    }
+
+    struct Probe<'a> {
+        path: &'a [&'static str],
+        found: &'a Cell<Found>,
+    }
+
+    impl<'de> de::Deserializer<'de> for Probe<'_> {
+        type Error = Stop;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Stop> {
+            // A secret's visitor is recognised by what it expects.
+            let expected = (&visitor as &dyn Expected).to_string();
+            if self.path.is_empty() && expected == crate::secret::EXPECTED {
+                self.found.set(Found::Secret);
+            }
+            Err(Stop)
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Stop> {
+            visitor.visit_some(self)
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Stop> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Stop> {
+            match self.path.split_first() {
+                None => {
+                    self.found.set(Found::Struct(fields));
+                    Err(Stop)
+                }
+                Some((field, rest)) => visitor.visit_map(OneField {
+                    key: Some(field),
+                    value: Some(Probe { path: rest, found: self.found }),
+                }),
+            }
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf unit unit_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    /// A map of one field, whose value is probed further.
+    struct OneField<'a> {
+        key: Option<&'static str>,
+        value: Option<Probe<'a>>,
+    }
+
+    impl<'de> MapAccess<'de> for OneField<'_> {
+        type Error = Stop;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, Stop> {
+            self.key.take().map(|key| seed.deserialize(key.into_deserializer())).transpose()
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Stop> {
+            seed.deserialize(self.value.take().ok_or(Stop)?)
+        }
+    }
+}
+
 /// serde's "unknown field `x`" / "missing field `x`" messages name the field in backticks.
 fn field_from_message(message: &str) -> Option<&str> {
     let start = message.find('`')? + 1;
@@ -234,6 +492,55 @@ pub(crate) fn backticked(message: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Deserialize)]
+    #[expect(dead_code, reason = "only the types matter")]
+    struct Kind {
+        grant: String,
+        password: Option<ConfigSecret>,
+        code: ConfigSecret,
+        timeout: Option<u32>,
+        nested: Option<Nested>,
+        extra_params: std::collections::BTreeMap<String, String>,
+    }
+
+    #[derive(Deserialize)]
+    #[expect(dead_code, reason = "only the types matter")]
+    struct Nested {
+        private_key: ConfigSecret,
+        key_id: String,
+    }
+
+    #[test]
+    fn fields_and_secrets_are_read_from_the_types() {
+        assert_eq!(
+            field_names::<Kind>(),
+            ["grant", "password", "code", "timeout", "nested", "extra_params"]
+        );
+        assert_eq!(secret_fields::<Kind>(), ["password", "code", "nested.private_key"]);
+        assert_eq!(secret_fields::<CommonConfig>(), ["client_secret"]);
+        assert_eq!(field_names::<std::collections::BTreeMap<String, String>>(), [""; 0]);
+        assert!(secret_fields::<RefreshTokenStoreConfig>().is_empty());
+    }
+
+    #[test]
+    fn the_common_fields_are_the_struct_s() {
+        assert_eq!(
+            CommonConfig::field_names(),
+            [
+                "kind",
+                "token_url",
+                "client_id",
+                "client_secret",
+                "timeout",
+                "expiry_margin",
+                "refresh_ahead",
+                "refresh_token_store",
+                "allow_insecure_http",
+                "ca_file",
+            ]
+        );
+    }
 
     #[test]
     fn edit_distance_counts_typos() {

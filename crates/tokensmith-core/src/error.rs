@@ -312,6 +312,69 @@ impl TokenError {
         }
     }
 
+    /// A refusal by the token endpoint (any 4xx the vendor explains, a 401,
+    /// 408 or 429): for providers written outside tokensmith that read their
+    /// own responses. `detail` is the vendor's error as parsed (see
+    /// [`ErrorDetail::new`]); `body` the raw response body, kept only as a
+    /// sanitised, redacted [`BodySnippet`].
+    ///
+    /// ```
+    /// use tokensmith_core::{ErrorDetail, TokenError};
+    ///
+    /// let detail = ErrorDetail::new(Some("invalid_client"), Some("unknown client"));
+    /// let err = TokenError::rejected("mine", 401, detail, br#"{"error":"invalid_client"}"#);
+    /// assert!(err.is_rejected() && !err.is_retryable());
+    /// assert_eq!(err.oauth_error_code(), Some("invalid_client"));
+    /// ```
+    pub fn rejected(provider: &str, status: u16, detail: ErrorDetail, body: &[u8]) -> Self {
+        Self::Rejected {
+            provider: provider.to_owned(),
+            status,
+            detail,
+            body: BodySnippet::new(body),
+            retry_after: None,
+        }
+    }
+
+    /// A failure of the token endpoint (a 5xx), with the vendor's error when
+    /// its body had one; `body` is kept only as a sanitised, redacted
+    /// [`BodySnippet`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokensmith_core::TokenError;
+    ///
+    /// let err = TokenError::server("mine", 503, None, b"down for maintenance")
+    ///     .with_retry_after(Some(Duration::from_secs(30)));
+    /// assert!(err.is_retryable());
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn server(provider: &str, status: u16, detail: Option<ErrorDetail>, body: &[u8]) -> Self {
+        Self::Server {
+            provider: provider.to_owned(),
+            status,
+            detail,
+            body: BodySnippet::new(body),
+            retry_after: None,
+        }
+    }
+
+    /// An answer of the token endpoint that no OAuth or vendor error
+    /// explains (`404`, `405`, an HTML page): most likely the wrong URL.
+    pub fn endpoint(provider: &str, status: u16, body: &[u8]) -> Self {
+        Self::Endpoint { provider: provider.to_owned(), status, body: BodySnippet::new(body) }
+    }
+
+    /// This error with the server's `Retry-After` delay (kept by a refusal
+    /// or a server failure; other errors are returned unchanged).
+    #[must_use]
+    pub fn with_retry_after(mut self, delay: Option<Duration>) -> Self {
+        if let Self::Rejected { retry_after, .. } | Self::Server { retry_after, .. } = &mut self {
+            *retry_after = delay;
+        }
+        self
+    }
+
     /// A transport error.
     pub fn transport(
         provider: &str,

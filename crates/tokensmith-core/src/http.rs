@@ -368,6 +368,33 @@ impl TokenRequest<'_> {
         self
     }
 
+    /// Adds the form fields of a [`Renewal`](crate::Renewal)'s grant:
+    /// `grant_type=authorization_code&code=…` or
+    /// `grant_type=refresh_token&refresh_token=…`, the value sent as a secret.
+    ///
+    /// ```
+    /// use secrecy::{ExposeSecret, SecretString};
+    /// use tokensmith_core::{HttpSettings, RenewalGrant, SystemClock, TokenEndpoint, Url};
+    ///
+    /// let url = Url::parse("https://as.example.com/token").unwrap();
+    /// let endpoint =
+    ///     TokenEndpoint::new("p", url, &HttpSettings::default(), std::sync::Arc::new(SystemClock))
+    ///         .unwrap();
+    /// let grant = RenewalGrant::RefreshToken(SecretString::from("rt-1"));
+    /// let (_, body) = endpoint.request().grant(&grant).encode();
+    /// assert_eq!(body.expose_secret(), "grant_type=refresh_token&refresh_token=rt-1");
+    /// ```
+    pub fn grant(self, grant: &crate::RenewalGrant) -> Self {
+        match grant {
+            crate::RenewalGrant::AuthorizationCode(code) => {
+                self.param("grant_type", "authorization_code").secret_param("code", code)
+            }
+            crate::RenewalGrant::RefreshToken(token) => {
+                self.param("grant_type", "refresh_token").secret_param("refresh_token", token)
+            }
+        }
+    }
+
     /// The `Authorization` header value and form body this request will send
     /// (exposed for tests of the exact bytes).
     ///

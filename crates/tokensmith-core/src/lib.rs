@@ -75,7 +75,8 @@ pub use refresh_store::{
     StoreLock,
 };
 pub use registry::{
-    AdapterFactory, LoadReport, ProviderContext, ProviderInfo, Providers, Registry,
+    AdapterConfig, AdapterFactory, KNOWN_KINDS, LoadReport, ProviderContext, ProviderInfo,
+    Providers, ProvidersBuilder, Registry,
 };
 pub use renewal::{DEFAULT_STORE_LOCK_TIMEOUT, Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};

@@ -4,6 +4,7 @@
 //! validates every provider without touching the network and wraps each one in
 //! the cache ([`CachedProvider`]) exactly once.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,19 +13,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
-use crate::config::{CommonConfig, RefreshTokenStoreConfig, backticked, closest, from_table};
-use crate::http::{HttpSettings, TokenEndpoint};
+use crate::config::{
+    CommonConfig, RefreshTokenStoreConfig, backticked, closest, from_table, secret_fields,
+};
+use crate::http::{ClientAuth, HttpSettings, TokenEndpoint};
 use crate::refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, SharedRefreshTokenStore,
 };
 use crate::{
-    CacheConfig, CacheStats, CachedProvider, Renewal, SharedClock, SharedTokenProvider,
-    SystemClock, TokenError,
+    CacheConfig, CacheStats, CachedProvider, ConfigSecret, Renewal, SharedClock,
+    SharedTokenProvider, SystemClock, TokenError,
 };
 
 /// The built-in kinds and the crate (and facade feature) that provides each,
 /// so an unknown kind can say what to add.
-pub(crate) const KNOWN_KINDS: &[(&str, &str, &str)] = &[
+pub const KNOWN_KINDS: &[(&str, &str, &str)] = &[
     ("soti-connect", "tokensmith-soti", "soti"),
     ("configapi", "tokensmith-configapi", "configapi"),
     ("oauth2", "tokensmith-oauth2", "oauth2"),
@@ -67,6 +70,78 @@ pub trait AdapterFactory: Send + Sync + fmt::Debug + 'static {
     /// Validates the provider's config and builds the (uncached) provider.
     /// Must not touch the network.
     fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError>;
+
+    /// What `check` and `list` show of a provider beyond its name, kind,
+    /// `token_url` and client id ([`ProviderInfo::details`]): label and
+    /// value pairs, never a secret. Called before [`build`](Self::build);
+    /// none by default.
+    fn details(&self, ctx: &ProviderContext) -> Vec<(&'static str, String)> {
+        let _ = ctx;
+        Vec::new()
+    }
+}
+
+/// A provider of one kind described in code: what a `[providers.NAME]`
+/// table says, typed. Each adapter crate exports one (`DeyelConfig`, …),
+/// with a builder.
+///
+/// A config goes through the same validation and the same single cache
+/// wrapping as a table: [`Registry::build`] for one provider,
+/// [`Providers::builder`] for several. The factory receives it as it
+/// receives a table: [`ProviderContext::parse`] returns the typed
+/// [`Fields`](Self::Fields) given here.
+///
+/// ```
+/// use tokensmith_core::{
+///     AdapterConfig, AdapterFactory, CommonConfig, ProviderContext, Registry, SharedTokenProvider,
+///     TokenError,
+/// };
+///
+/// /// The kind's own fields: what its factory parses from a table.
+/// #[derive(Clone, serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Fields { value: String }
+///
+/// #[derive(Debug, Default)]
+/// struct Static;
+///
+/// impl AdapterFactory for Static {
+///     fn kind(&self) -> &'static str { "static" }
+///     fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError> {
+///         let Fields { value } = ctx.parse()?;
+///         if value.is_empty() {
+///             return Err(ctx.error("value", "is empty"));
+///         }
+///         Ok(std::sync::Arc::new(tokensmith_core::AccessToken::builder(value, ctx.clock().now()).build()))
+///     }
+/// }
+///
+/// struct StaticConfig { common: CommonConfig, fields: Fields }
+///
+/// impl AdapterConfig for StaticConfig {
+///     type Factory = Static;
+///     type Fields = Fields;
+///     fn into_parts(self) -> (CommonConfig, Fields) { (self.common, self.fields) }
+/// }
+///
+/// let config = |value: &str| StaticConfig {
+///     common: CommonConfig::new("static", "me"),
+///     fields: Fields { value: value.to_owned() },
+/// };
+/// let provider = Registry::new().build("fixed", config("abc"))?; // cached once
+/// assert_eq!(provider.stats().fetches, 0);
+/// let err = Registry::new().build("fixed", config("")).unwrap_err();
+/// assert_eq!(err.to_string(), r#"config error: provider "fixed", field "value": is empty"#);
+/// # Ok::<(), TokenError>(())
+/// ```
+pub trait AdapterConfig: Send + 'static {
+    /// The factory that builds the provider, from this config or a table.
+    type Factory: AdapterFactory + Default;
+    /// The kind's own fields, as its factory parses them from a table.
+    type Fields: Clone + Send + Sync + 'static;
+
+    /// The common fields and the kind's own.
+    fn into_parts(self) -> (CommonConfig, Self::Fields);
 }
 
 /// What a factory gets to build one provider: its name, the common fields,
@@ -74,11 +149,14 @@ pub trait AdapterFactory: Send + Sync + fmt::Debug + 'static {
 pub struct ProviderContext {
     name: Arc<str>,
     common: CommonConfig,
-    rest: toml::Table,
+    rest: Rest,
     clock: SharedClock,
     /// What the factory took for single-use credentials, read by the
     /// registry once the factory is done with the context.
     renewal: Arc<Mutex<RenewalUse>>,
+    /// The secret fields of what [`parse`](Self::parse) read, for
+    /// [`ProviderInfo::secret_fields`].
+    secrets: Arc<Mutex<Vec<String>>>,
 }
 
 /// Whether a factory asked for a refresh-token store or a [`Renewal`].
@@ -88,6 +166,13 @@ struct RenewalUse {
     renewal: Option<Arc<Renewal>>,
 }
 
+/// The kind-specific fields: the rest of a table, or typed fields given in
+/// code (cloned out by each [`ProviderContext::parse`]).
+enum Rest {
+    Table(toml::Table),
+    Typed { type_name: &'static str, fields: Arc<dyn Fn() -> Box<dyn Any> + Send + Sync> },
+}
+
 impl ProviderContext {
     /// A context for the provider `name` (used by the registry; public so
     /// adapters can be tested without a config file).
@@ -95,22 +180,62 @@ impl ProviderContext {
         let mut common_table = toml::Table::new();
         let mut rest = toml::Table::new();
         for (key, value) in table {
-            if COMMON_FIELDS.contains(&key.as_str()) {
+            if CommonConfig::field_names().contains(&key.as_str()) {
                 common_table.insert(key, value);
             } else {
                 rest.insert(key, value);
             }
         }
-        let mut common: CommonConfig =
+        let common: CommonConfig =
             from_table(name, common_table).map_err(|e| with_common_typo(e, rest.keys()))?;
+        Self::validated(name, common, Rest::Table(rest), clock)
+    }
+
+    /// A context for the provider `name` described in code: the common
+    /// fields and the kind's own, typed (what [`parse`](Self::parse) then
+    /// returns). The common fields are validated as a table's are. Used by
+    /// [`Registry::build`]; public so adapters can be tested.
+    pub fn from_parts<F: Clone + Send + Sync + 'static>(
+        name: &str,
+        common: CommonConfig,
+        fields: F,
+        clock: SharedClock,
+    ) -> Result<Self, TokenError> {
+        let rest = Rest::Typed {
+            type_name: std::any::type_name::<F>(),
+            fields: Arc::new(move || Box::new(fields.clone())),
+        };
+        Self::validated(name, common, rest, clock)
+    }
+
+    /// The load-time rules of the common fields, for a table or a config
+    /// built in code alike (a table's secrets and store path were checked
+    /// as they were read; checking again costs nothing).
+    fn validated(
+        name: &str,
+        mut common: CommonConfig,
+        rest: Rest,
+        clock: SharedClock,
+    ) -> Result<Self, TokenError> {
+        let error =
+            |field: &str, message: &str| TokenError::config(Some(name), Some(field), message);
         common.kind = common.kind.to_ascii_lowercase();
         if common.client_id.trim().is_empty() {
-            return Err(TokenError::config(Some(name), Some("client_id"), "is empty"));
+            return Err(error("client_id", "is empty"));
+        }
+        if common.client_secret.as_ref().is_some_and(ConfigSecret::is_empty) {
+            return Err(error("client_secret", "the secret is empty"));
+        }
+        if let Some(RefreshTokenStoreConfig::File(path)) = &common.refresh_token_store
+            && path.as_os_str().is_empty()
+        {
+            return Err(error("refresh_token_store", "the file path is empty"));
         }
         if let Some(url) = &common.token_url {
             check_token_url(name, url)?;
         }
-        Ok(Self { name: name.into(), common, rest, clock, renewal: Arc::default() })
+        let secrets = Arc::new(Mutex::new(secret_fields::<CommonConfig>()));
+        Ok(Self { name: name.into(), common, rest, clock, renewal: Arc::default(), secrets })
     }
 
     /// The provider's name (its `[providers.NAME]` key).
@@ -133,8 +258,43 @@ impl ProviderContext {
     ///
     /// An unknown field's error names it, suggests the closest field of the
     /// kind or the common ones, and lists them all.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, TokenError> {
-        from_table(&self.name, self.rest.clone()).map_err(|e| self.explain_unknown_field(e))
+    ///
+    /// For a provider built in code ([`from_parts`](Self::from_parts)),
+    /// returns a copy of the typed fields given, when `T` is their type.
+    pub fn parse<T: DeserializeOwned + 'static>(&self) -> Result<T, TokenError> {
+        let parsed = match &self.rest {
+            Rest::Table(table) => {
+                from_table(&self.name, table.clone()).map_err(|e| self.explain_unknown_field(e))
+            }
+            Rest::Typed { type_name, fields } => {
+                fields().downcast::<T>().map(|fields| *fields).map_err(|_| {
+                    TokenError::config(
+                        Some(&self.name),
+                        None,
+                        format!(
+                            "the adapter reads its fields as {}, but they were given as {type_name}",
+                            std::any::type_name::<T>()
+                        ),
+                    )
+                })
+            }
+        }?;
+        let mut secrets = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        for field in secret_fields::<T>() {
+            if !secrets.contains(&field) {
+                secrets.push(field);
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// The names of the kind-specific fields written in the table (none for
+    /// a provider built in code).
+    fn field_names(&self) -> Vec<String> {
+        match &self.rest {
+            Rest::Table(table) => table.keys().cloned().collect(),
+            Rest::Typed { .. } => Vec::new(),
+        }
     }
 
     /// serde's "unknown field `x`, expected …" lists the kind's own fields
@@ -145,27 +305,26 @@ impl ProviderContext {
         if !message.starts_with("unknown field `") {
             return err;
         }
+        let common = CommonConfig::field_names();
         let names = backticked(message);
         let Some((unknown, own)) = names.split_first() else { return err };
         let list =
             |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         let top_level = !path.contains('.');
-        let candidates = own
-            .iter()
-            .copied()
-            .chain(top_level.then_some(COMMON_FIELDS).into_iter().flatten().copied());
+        let candidates =
+            own.iter().copied().chain(top_level.then_some(common).into_iter().flatten().copied());
         let hint = closest(unknown, candidates)
             .map(|meant| format!(" (did you mean `{meant}`?)"))
             .unwrap_or_default();
         let kind = &self.common.kind;
         let fields = match (top_level, own.is_empty()) {
             (true, true) => {
-                format!("; kind {kind:?} takes only the common fields {}", list(COMMON_FIELDS))
+                format!("; kind {kind:?} takes only the common fields {}", list(common))
             }
             (true, false) => format!(
                 "; kind {kind:?} takes {} and the common fields {}",
                 list(own),
-                list(COMMON_FIELDS)
+                list(common)
             ),
             (false, false) => format!("; expected {}", list(own)),
             (false, true) => String::new(),
@@ -217,6 +376,31 @@ impl ProviderContext {
                 format!("kind {:?} requires a client_secret", self.common.kind),
             )
         })
+    }
+
+    /// Refuses a client id that `auth` cannot carry: with
+    /// [`ClientAuth::BasicRaw`] the id is sent as is in Basic credentials,
+    /// which split at the first `:` (RFC 7617 §2), so an id with a `:` would
+    /// reach the server cut short. (The secret may hold a `:`: everything
+    /// after the first one is the secret.) Other styles carry any id.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use tokensmith_core::{ClientAuth, CommonConfig, ProviderContext, SystemClock};
+    /// let common = CommonConfig::new("x", "rest:api");
+    /// let ctx = ProviderContext::from_parts("p", common, (), Arc::new(SystemClock)).unwrap();
+    /// let err = ctx.check_client_auth(ClientAuth::BasicRaw).unwrap_err();
+    /// assert!(err.to_string().contains("field \"client_id\": must not contain ':'"), "{err}");
+    /// assert!(ctx.check_client_auth(ClientAuth::BasicFormEncoded).is_ok());
+    /// ```
+    pub fn check_client_auth(&self, auth: ClientAuth) -> Result<(), TokenError> {
+        if auth == ClientAuth::BasicRaw && self.common.client_id.contains(':') {
+            return Err(self.error(
+                "client_id",
+                "must not contain ':' (sent as Basic credentials as is, which split at the first ':')",
+            ));
+        }
+        Ok(())
     }
 
     /// The token endpoint built from `token_url` and the HTTP settings
@@ -285,7 +469,13 @@ impl fmt::Debug for ProviderContext {
         f.debug_struct("ProviderContext")
             .field("name", &self.name)
             .field("common", &self.common)
-            .field("fields", &self.rest.keys().collect::<Vec<_>>())
+            .field(
+                "fields",
+                &match &self.rest {
+                    Rest::Table(table) => format!("{:?}", table.keys().collect::<Vec<_>>()),
+                    Rest::Typed { type_name, .. } => (*type_name).to_owned(),
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -329,12 +519,13 @@ fn with_common_typo<'a>(
     fields: impl IntoIterator<Item = &'a String>,
 ) -> TokenError {
     let TokenError::Config { provider, field: Some(field), message } = &err else { return err };
-    if !COMMON_FIELDS.contains(&field.as_str()) {
+    let common = CommonConfig::field_names();
+    if !common.contains(&field.as_str()) {
         return err;
     }
     let typo = fields.into_iter().find(|key| {
-        !COMMON_FIELDS.contains(&key.as_str())
-            && closest(key, COMMON_FIELDS.iter().copied()) == Some(field.as_str())
+        !common.contains(&key.as_str())
+            && closest(key, common.iter().copied()) == Some(field.as_str())
     });
     match typo {
         Some(key) => TokenError::config(
@@ -345,19 +536,6 @@ fn with_common_typo<'a>(
         None => err,
     }
 }
-
-const COMMON_FIELDS: &[&str] = &[
-    "kind",
-    "token_url",
-    "client_id",
-    "client_secret",
-    "timeout",
-    "expiry_margin",
-    "refresh_ahead",
-    "refresh_token_store",
-    "allow_insecure_http",
-    "ca_file",
-];
 
 /// Adapter factories by `kind`.
 ///
@@ -492,7 +670,11 @@ impl Registry {
                     format!(" at line {line}, column {column}")
                 })
                 .unwrap_or_default();
-            TokenError::config(None, None, format!("invalid TOML{at}: {}", one_line(e.message())))
+            TokenError::config(
+                None,
+                None,
+                format!("invalid TOML{at}: {}", crate::redact::one_line(e.message(), usize::MAX)),
+            )
         })?;
         let providers = match doc.remove("providers") {
             Some(toml::Value::Table(t)) => t,
@@ -525,9 +707,42 @@ impl Registry {
         Ok(LoadReport { providers: Providers { map }, errors })
     }
 
-    /// Builds one provider; `stores` maps the refresh-token store files of
-    /// the providers built so far to their names, since two providers
-    /// sharing one file would overwrite (and then send) each other's tokens.
+    /// Builds one provider described in code (an adapter's typed config),
+    /// with the same validation as a `[providers.NAME]` table and wrapped in
+    /// the cache exactly once, using this registry's clock. The config's
+    /// factory need not be registered. No network.
+    ///
+    /// See [`AdapterConfig`] for an example, and [`Providers::builder`] for
+    /// several providers looked up by name.
+    pub fn build<C: AdapterConfig>(
+        &self,
+        name: &str,
+        config: C,
+    ) -> Result<Arc<CachedProvider>, TokenError> {
+        Ok(self.build_config(name, config, &mut BTreeMap::new())?.cache)
+    }
+
+    /// [`build`](Self::build), with the store files of the providers built
+    /// so far (see [`build_one`](Self::build_one)).
+    fn build_config<C: AdapterConfig>(
+        &self,
+        name: &str,
+        config: C,
+        stores: &mut BTreeMap<PathBuf, String>,
+    ) -> Result<ProviderEntry, TokenError> {
+        let (mut common, fields) = config.into_parts();
+        let factory = C::Factory::default();
+        // The config's type decides its kind.
+        factory.kind().clone_into(&mut common.kind);
+        let ctx = ProviderContext::from_parts(name, common, fields, self.clock.clone())?;
+        check_store(&ctx, stores)?;
+        self.build_entry(ctx, &factory)
+    }
+
+    /// Builds one provider from its table; `stores` maps the refresh-token
+    /// store files of the providers built so far to their names, since two
+    /// providers sharing one file would overwrite (and then send) each
+    /// other's tokens.
     fn build_one(
         &self,
         name: &str,
@@ -535,27 +750,30 @@ impl Registry {
         stores: &mut BTreeMap<PathBuf, String>,
     ) -> Result<ProviderEntry, TokenError> {
         let ctx = ProviderContext::new(name, table, self.clock.clone())?;
-        if let Some(RefreshTokenStoreConfig::File(path)) = &ctx.common().refresh_token_store
-            && let Some(other) = stores.insert(store_key(path), name.to_owned())
-        {
-            return Err(ctx.error(
-                "refresh_token_store",
-                format!(
-                    "{} is also used by provider {other:?}; each provider needs its own file",
-                    path.display()
-                ),
-            ));
-        }
+        check_store(&ctx, stores)?;
         let kind = ctx.common().kind.clone();
         let Some(factory) = self.factories.get(kind.as_str()) else {
             return Err(self.unknown_kind(name, &kind));
         };
+        self.build_entry(ctx, factory.as_ref())
+    }
+
+    /// The one path from a validated context to a cached provider, for a
+    /// table and a config built in code alike: the factory's details, its
+    /// build, the cache around it once.
+    fn build_entry(
+        &self,
+        ctx: ProviderContext,
+        factory: &dyn AdapterFactory,
+    ) -> Result<ProviderEntry, TokenError> {
+        let name = ctx.name().to_owned();
         let mut info = ProviderInfo {
-            name: name.to_owned(),
+            name: name.clone(),
             kind: factory.kind(),
             token_url: ctx.common().token_url.as_ref().map(ToString::to_string),
-            issuer: ctx.rest.get("issuer").and_then(toml::Value::as_str).map(str::to_owned),
             client_id: ctx.common().client_id.clone(),
+            details: factory.details(&ctx),
+            secret_fields: Vec::new(),
             single_use_credentials: false,
             refresh_token_file: match &ctx.common().refresh_token_store {
                 Some(RefreshTokenStoreConfig::File(path)) => Some(path.clone()),
@@ -563,13 +781,16 @@ impl Registry {
             },
         };
         let cache_config = CacheConfig::from_common(ctx.common());
-        let fields: Vec<String> = ctx.rest.keys().cloned().collect();
+        let fields = ctx.field_names();
+        let secrets = Arc::clone(&ctx.secrets);
         let renewal_use = Arc::clone(&ctx.renewal);
         let inner = factory.build(ctx).map_err(|e| with_common_typo(e, &fields))?;
+        info.secret_fields =
+            std::mem::take(&mut *secrets.lock().unwrap_or_else(PoisonError::into_inner));
         let RenewalUse { single_use, renewal } =
             std::mem::take(&mut *renewal_use.lock().unwrap_or_else(PoisonError::into_inner));
         info.single_use_credentials = single_use || renewal.is_some();
-        let cache = Arc::new(CachedProvider::new(name, inner, cache_config, self.clock.clone()));
+        let cache = Arc::new(CachedProvider::new(&name, inner, cache_config, self.clock.clone()));
         let provider: SharedTokenProvider = cache.clone();
         Ok(ProviderEntry { info, provider, cache, renewal })
     }
@@ -595,6 +816,26 @@ impl Registry {
     }
 }
 
+/// Refuses a refresh-token store file that a provider built before uses
+/// too, and records this provider's.
+fn check_store(
+    ctx: &ProviderContext,
+    stores: &mut BTreeMap<PathBuf, String>,
+) -> Result<(), TokenError> {
+    if let Some(RefreshTokenStoreConfig::File(path)) = &ctx.common().refresh_token_store
+        && let Some(other) = stores.insert(store_key(path), ctx.name().to_owned())
+    {
+        return Err(ctx.error(
+            "refresh_token_store",
+            format!(
+                "{} is also used by provider {other:?}; each provider needs its own file",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The file `path` names, as comparably as possible without touching it:
 /// absolute, with its directory's symbolic links resolved when it exists.
 fn store_key(path: &Path) -> PathBuf {
@@ -603,10 +844,6 @@ fn store_key(path: &Path) -> PathBuf {
         (Some(dir), Some(file)) => dir.canonicalize().map_or(path.clone(), |dir| dir.join(file)),
         _ => path,
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The outcome of a lenient load ([`Registry::load_str_lenient`]): the
@@ -668,11 +905,16 @@ pub struct ProviderInfo {
     pub kind: &'static str,
     /// Its token endpoint, when configured directly.
     pub token_url: Option<String>,
-    /// Its `issuer`, when the token endpoint is found by discovery (RFC 8414
-    /// / `OpenID Connect` Discovery) instead of `token_url`.
-    pub issuer: Option<String>,
     /// Its client id.
     pub client_id: String,
+    /// What its adapter adds ([`AdapterFactory::details`]), as label and
+    /// value pairs: `("issuer", "https://…")` when the `oauth2` adapter finds
+    /// the token endpoint by discovery instead of `token_url`.
+    pub details: Vec<(&'static str, String)>,
+    /// The fields of its config that hold secrets (typed
+    /// [`ConfigSecret`]), as dotted paths: `client_secret`, `password`, …
+    /// The names only, never a value.
+    pub secret_fields: Vec<String>,
     /// Whether its renewals spend single-use credentials: an authorization
     /// code, refresh tokens the server may rotate (set when its factory used
     /// [`ProviderContext::renewal`] or
@@ -683,6 +925,11 @@ pub struct ProviderInfo {
 }
 
 impl ProviderInfo {
+    /// The value of the detail `label`, if the adapter gave one.
+    pub fn detail(&self, label: &str) -> Option<&str> {
+        self.details.iter().find(|(l, _)| *l == label).map(|(_, v)| v.as_str())
+    }
+
     /// Whether its single-use credentials live only in this process's
     /// memory (no `refresh_token_store` file): fine for a long-running
     /// process, but a short-lived one (a CLI run) loses the refresh token the
@@ -760,6 +1007,109 @@ impl Providers {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// Providers described in code, each an adapter's typed config (see
+    /// [`AdapterConfig`]), validated as a config file's and each wrapped in
+    /// the cache once.
+    ///
+    /// ```
+    /// # use tokensmith_core::{AdapterConfig, AdapterFactory, CommonConfig, ProviderContext, SharedTokenProvider, TokenError};
+    /// # #[derive(Debug, Default)]
+    /// # struct Static;
+    /// # impl AdapterFactory for Static {
+    /// #     fn kind(&self) -> &'static str { "static" }
+    /// #     fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError> {
+    /// #         let () = ctx.parse()?;
+    /// #         Ok(std::sync::Arc::new(tokensmith_core::AccessToken::builder("t", ctx.clock().now()).build()))
+    /// #     }
+    /// # }
+    /// # struct StaticConfig(CommonConfig);
+    /// # impl AdapterConfig for StaticConfig {
+    /// #     type Factory = Static;
+    /// #     type Fields = ();
+    /// #     fn into_parts(self) -> (CommonConfig, ()) { (self.0, ()) }
+    /// # }
+    /// let providers = tokensmith_core::Providers::builder()
+    ///     .add("a", StaticConfig(CommonConfig::new("static", "me")))
+    ///     .add("b", StaticConfig(CommonConfig::new("static", "you")))
+    ///     .build()?;
+    /// assert_eq!(providers.names().collect::<Vec<_>>(), ["a", "b"]);
+    /// assert_eq!(providers.info("b").unwrap().client_id, "you");
+    /// # Ok::<(), TokenError>(())
+    /// ```
+    pub fn builder() -> ProvidersBuilder {
+        ProvidersBuilder { registry: Registry::new(), pending: Vec::new() }
+    }
+}
+
+/// One provider added to a [`ProvidersBuilder`], built when it is.
+type PendingProvider = Box<
+    dyn FnOnce(&Registry, &str, &mut BTreeMap<PathBuf, String>) -> Result<ProviderEntry, TokenError>
+        + Send,
+>;
+
+/// Builds [`Providers`] from configs written in code: [`Providers::builder`].
+#[must_use]
+pub struct ProvidersBuilder {
+    /// Only its clock is used: each config names its own factory.
+    registry: Registry,
+    pending: Vec<(String, PendingProvider)>,
+}
+
+impl fmt::Debug for ProvidersBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProvidersBuilder")
+            .field("names", &self.pending.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProvidersBuilder {
+    /// Uses `clock` for every provider and cache (tests).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.registry = self.registry.with_clock(clock);
+        self
+    }
+
+    /// Adds the provider `name` described by `config` (an adapter's typed
+    /// config). Validated by [`build`](Self::build).
+    pub fn add<C: AdapterConfig>(mut self, name: impl Into<String>, config: C) -> Self {
+        let pending: PendingProvider =
+            Box::new(move |registry, name, stores| registry.build_config(name, config, stores));
+        self.pending.push((name.into(), pending));
+        self
+    }
+
+    /// Validates and builds every provider (no network): as
+    /// [`Registry::load_str`], any invalid one fails the whole, with the
+    /// first error in name order.
+    pub fn build(self) -> Result<Providers, TokenError> {
+        self.build_lenient().into_strict()
+    }
+
+    /// Validates and builds every provider (no network), keeping the valid
+    /// ones, as [`Registry::load_str_lenient`].
+    pub fn build_lenient(self) -> LoadReport {
+        let mut pending = self.pending;
+        // Stable: of two providers of one name, the first added is built.
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        let (mut map, mut errors, mut stores) = (BTreeMap::new(), Vec::new(), BTreeMap::new());
+        for (name, build) in pending {
+            if map.contains_key(&name) || errors.iter().any(|(n, _)| *n == name) {
+                let err = TokenError::config(Some(&name), None, "added twice");
+                errors.push((name, err));
+                continue;
+            }
+            match build(&self.registry, &name, &mut stores) {
+                Ok(entry) => {
+                    map.insert(name, entry);
+                }
+                Err(e) => errors.push((name, e)),
+            }
+        }
+        errors.sort_by(|a, b| a.0.cmp(&b.0));
+        LoadReport { providers: Providers { map }, errors }
     }
 }
 
@@ -898,6 +1248,15 @@ mod tests {
         let err = load("[providers]\np = \"S3CRET\"").unwrap_err();
         let TokenError::Config { provider, message, .. } = &err else { panic!("{err}") };
         assert_eq!((provider.as_deref(), message.as_str()), (Some("p"), "must be a table"));
+    }
+
+    /// The query parameters refused in a `token_url` are secret wire fields
+    /// (redacted wherever they appear): one list ties to the other.
+    #[test]
+    fn credential_query_params_are_secret_fields() {
+        for name in CREDENTIAL_QUERY_PARAMS {
+            assert!(crate::BodySnippet::is_secret_field(name), "{name}");
+        }
     }
 
     #[test]

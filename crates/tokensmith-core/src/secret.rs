@@ -97,6 +97,12 @@ impl ConfigSecret {
         &self.source
     }
 
+    /// Whether the value is empty (a config refuses that: it can never
+    /// authenticate).
+    pub fn is_empty(&self) -> bool {
+        self.value.expose_secret().is_empty()
+    }
+
     /// The secret as a [`SecretString`].
     pub fn as_secret(&self) -> &SecretString {
         &self.value
@@ -231,6 +237,13 @@ pub(crate) fn fields_naming_file(table: &toml::Table, path: &Path) -> Vec<String
     out
 }
 
+impl From<SecretString> for ConfigSecret {
+    /// A secret obtained in code (from a vault, say), shown as `literal`.
+    fn from(value: SecretString) -> Self {
+        Self { value, source: SecretSource::Literal }
+    }
+}
+
 impl ExposeSecret<str> for ConfigSecret {
     fn expose_secret(&self) -> &str {
         self.value.expose_secret()
@@ -252,7 +265,7 @@ impl fmt::Debug for ConfigSecret {
 /// field `password`", reach the user unchanged.
 struct SecretVisitor;
 
-const EXPECTED: &str = "a secret: a string, { env = \"VAR\" } or { file = \"PATH\" }";
+pub(crate) const EXPECTED: &str = "a secret: a string, { env = \"VAR\" } or { file = \"PATH\" }";
 
 impl<'de> de::Visitor<'de> for SecretVisitor {
     type Value = ConfigSecret;

@@ -39,6 +39,12 @@ impl AdapterFactory for OAuth2 {
     fn build(&self, ctx: ProviderContext) -> Result<SharedTokenProvider, TokenError> {
         Ok(Arc::new(OAuth2Provider::from_context(&ctx)?))
     }
+
+    /// The `issuer`, when the token endpoint is found by discovery.
+    fn details(&self, ctx: &ProviderContext) -> Vec<(&'static str, String)> {
+        let issuer = ctx.parse::<Config>().ok().and_then(|config| config.issuer);
+        issuer.map(|issuer| vec![("issuer", issuer)]).unwrap_or_default()
+    }
 }
 
 /// An RFC 6749 token endpoint. Every call to [`token`](TokenProvider::token)
