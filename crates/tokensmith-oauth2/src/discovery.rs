@@ -24,9 +24,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::Value;
 use tokensmith_core::http::{HttpSettings, check_url, fetch_json};
-use tokensmith_core::{ClientAuth, ProviderContext, SharedClock, TokenEndpoint, TokenError, Url};
+use tokensmith_core::{ProviderContext, SharedClock, TokenEndpoint, TokenError, Url};
 use tokio::sync::OnceCell;
 
 /// Where the token endpoint comes from: `token_url`, or discovery from
@@ -49,19 +50,17 @@ impl fmt::Debug for EndpointSource {
 
 impl EndpointSource {
     /// `token_url` or `issuer` (exactly one of them), validated without
-    /// network. `auth_configured`: whether `auth_method` (or anything that
-    /// implies it) is set, so discovery must not pick one.
+    /// network.
     pub(crate) fn from_context(
         ctx: &ProviderContext,
         issuer: Option<&str>,
-        auth_configured: bool,
     ) -> Result<Self, TokenError> {
         match (issuer, ctx.common().token_url.is_some()) {
             (Some(_), true) => {
                 Err(ctx.error("issuer", "set either token_url or issuer (discovery), not both"))
             }
             (Some(issuer), false) => {
-                Discovery::new(ctx, issuer, auth_configured).map(|d| Self::Discovered(Box::new(d)))
+                Discovery::new(ctx, issuer).map(|d| Self::Discovered(Box::new(d)))
             }
             (None, true) => ctx.endpoint().map(Self::Configured),
             (None, false) => {
@@ -70,22 +69,14 @@ impl EndpointSource {
         }
     }
 
-    /// The token endpoint and the client authentication to use with it:
-    /// `auth` as configured, or for a discovered endpoint without a
-    /// configured method, the one the server lists.
-    pub(crate) async fn resolve(
-        &self,
-        auth: ClientAuth,
-    ) -> Result<(&TokenEndpoint, ClientAuth), TokenError> {
+    /// The token endpoint, and whether its discovery document prefers
+    /// `client_secret_post` (lists it, and not `client_secret_basic`).
+    pub(crate) async fn resolve(&self) -> Result<(&TokenEndpoint, bool), TokenError> {
         match self {
-            Self::Configured(endpoint) => Ok((endpoint, auth)),
+            Self::Configured(endpoint) => Ok((endpoint, false)),
             Self::Discovered(discovery) => {
                 let found = discovery.resolve().await?;
-                let auth = match (discovery.auth_configured, auth, found.prefers_post) {
-                    (false, ClientAuth::BasicFormEncoded, true) => ClientAuth::RequestBody,
-                    _ => auth,
-                };
-                Ok((&found.endpoint, auth))
+                Ok((&found.endpoint, found.prefers_post))
             }
         }
     }
@@ -98,8 +89,17 @@ pub(crate) struct Discovery {
     issuer_url: Url,
     settings: HttpSettings,
     clock: SharedClock,
-    auth_configured: bool,
     found: OnceCell<Found>,
+}
+
+/// The fields of an RFC 8414 / `OpenID` Provider metadata document that
+/// tokensmith reads; the rest are ignored.
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    issuer: String,
+    token_endpoint: Option<String>,
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
 /// What the metadata document said.
@@ -120,7 +120,7 @@ impl fmt::Debug for Discovery {
 
 impl Discovery {
     /// Validates `issuer` (no network).
-    fn new(ctx: &ProviderContext, issuer: &str, auth_configured: bool) -> Result<Self, TokenError> {
+    fn new(ctx: &ProviderContext, issuer: &str) -> Result<Self, TokenError> {
         let url =
             Url::parse(issuer).map_err(|e| ctx.error("issuer", format!("invalid URL: {e}")))?;
         let settings = ctx.http_settings();
@@ -134,7 +134,6 @@ impl Discovery {
             issuer_url: url,
             settings,
             clock: ctx.clock().clone(),
-            auth_configured,
             found: OnceCell::new(),
         })
     }
@@ -181,18 +180,20 @@ impl Discovery {
         let invalid = |reason: String| {
             TokenError::invalid_response(provider, 200, reason, document.to_string().as_bytes())
         };
-        let issuer = document.get("issuer").and_then(Value::as_str).unwrap_or_default();
+        let metadata = Metadata::deserialize(document).map_err(|e| {
+            invalid(format!("the discovery document is not RFC 8414 metadata: {e}"))
+        })?;
+        let issuer = &metadata.issuer;
         if !same_issuer(issuer, &self.issuer) {
             return Err(invalid(format!(
                 "the discovery document names issuer {issuer:?}, not the configured {:?} (RFC 8414 §3.3)",
                 self.issuer
             )));
         }
-        let token_endpoint = document
-            .get("token_endpoint")
-            .and_then(Value::as_str)
+        let token_endpoint = metadata
+            .token_endpoint
             .ok_or_else(|| invalid("the discovery document has no token_endpoint".to_owned()))?;
-        let url = Url::parse(token_endpoint)
+        let url = Url::parse(&token_endpoint)
             .map_err(|e| invalid(format!("the discovered token_endpoint is not a URL: {e}")))?;
         check_url(provider, "issuer", &url, self.settings.allow_insecure_http).map_err(
             |e| match e {
@@ -217,12 +218,9 @@ impl Discovery {
                 ),
             ));
         }
-        let methods: Option<Vec<&str>> = document
-            .get("token_endpoint_auth_methods_supported")
-            .and_then(Value::as_array)
-            .map(|list| list.iter().filter_map(Value::as_str).collect());
-        let prefers_post = methods.is_some_and(|m| {
-            !m.contains(&"client_secret_basic") && m.contains(&"client_secret_post")
+        let prefers_post = metadata.token_endpoint_auth_methods_supported.is_some_and(|m| {
+            let listed = |name: &str| m.iter().any(|method| method == name);
+            !listed("client_secret_basic") && listed("client_secret_post")
         });
         let endpoint = TokenEndpoint::new(provider, url, &self.settings, self.clock.clone())?;
         Ok(Found { endpoint, prefers_post })
@@ -486,7 +484,7 @@ mod tests {
             );
             let ctx =
                 ProviderContext::new("p", toml.parse().unwrap(), Arc::new(SystemClock)).unwrap();
-            Discovery::new(&ctx, "https://as.example", false).unwrap()
+            Discovery::new(&ctx, "https://as.example").unwrap()
         };
         let document = |endpoint: &str| serde_json::json!({"issuer": "https://as.example", "token_endpoint": endpoint});
         for extra in ["", "allow_insecure_http = true"] {
