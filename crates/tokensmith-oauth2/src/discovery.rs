@@ -248,11 +248,9 @@ fn well_known_urls(issuer: &Url) -> [Url; 2] {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex, PoisonError};
+    use std::sync::Arc;
 
     use tokensmith_core::{Registry, SystemClock};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::TcpListener;
 
     use super::*;
 
@@ -300,179 +298,6 @@ mod tests {
         }
     }
 
-    /// One request as the stub saw it.
-    #[derive(Clone, Debug)]
-    struct Seen {
-        path: String,
-        authorization: bool,
-        body: String,
-    }
-
-    /// A loopback HTTP server answering `respond(base, path)` and recording
-    /// every request.
-    struct Stub {
-        base: String,
-        seen: Arc<Mutex<Vec<Seen>>>,
-    }
-
-    impl Stub {
-        async fn start(respond: fn(&str, &str) -> (u16, String)) -> Self {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let base = format!("http://{}", listener.local_addr().unwrap());
-            let seen = Arc::new(Mutex::new(Vec::new()));
-            let (b, log) = (base.clone(), Arc::clone(&seen));
-            tokio::spawn(async move {
-                while let Ok((mut sock, _)) = listener.accept().await {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0_u8; 4096];
-                    let head_end = loop {
-                        let n = sock.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            break None;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break Some(i + 4);
-                        }
-                    };
-                    let Some(head_end) = head_end else { continue };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                    let length = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    while buf.len() < head_end + length {
-                        let n = sock.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
-                    log.lock().unwrap_or_else(PoisonError::into_inner).push(Seen {
-                        authorization: head.contains("\r\nauthorization:"),
-                        body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
-                        path: path.clone(),
-                    });
-                    let (status, body) = respond(&b, &path);
-                    let response = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = sock.write_all(response.as_bytes()).await;
-                }
-            });
-            Self { base, seen }
-        }
-
-        fn paths(&self) -> Vec<String> {
-            self.seen().into_iter().map(|s| s.path).collect()
-        }
-
-        fn seen(&self) -> Vec<Seen> {
-            self.seen.lock().unwrap_or_else(PoisonError::into_inner).clone()
-        }
-
-        /// A provider with `issuer` = this stub (plus `path`) and `extra` fields.
-        /// The bare adapter (no cache, so every `fetch` is one exchange).
-        fn provider(&self, path: &str, extra: &str) -> crate::OAuth2Provider {
-            let toml = format!(
-                "kind = \"oauth2\"\nissuer = \"{}{path}\"\nclient_id = \"id\"\n{extra}",
-                self.base
-            );
-            let ctx =
-                ProviderContext::new("p", toml.parse().unwrap(), Arc::new(SystemClock)).unwrap();
-            crate::OAuth2Provider::from_context(&ctx).unwrap()
-        }
-    }
-
-    const TOKEN: &str = r#"{"access_token":"at","token_type":"Bearer","expires_in":60}"#;
-    const RFC8414: &str = "/.well-known/oauth-authorization-server";
-    const OPENID: &str = "/.well-known/openid-configuration";
-
-    fn metadata(base: &str, methods: &str) -> String {
-        format!(
-            r#"{{"issuer":"{base}","token_endpoint":"{base}/token","token_endpoint_auth_methods_supported":{methods}}}"#
-        )
-    }
-
-    #[tokio::test]
-    async fn rfc8414_document_is_fetched_once_and_basic_is_the_default() {
-        let stub = Stub::start(|base, path| match path {
-            RFC8414 => (200, metadata(base, r#"["private_key_jwt","client_secret_basic"]"#)),
-            "/token" => (200, TOKEN.to_owned()),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        let p = stub.provider("", "client_secret = \"s\"");
-        assert!(stub.paths().is_empty(), "loading is network-free");
-        p.fetch().await.unwrap();
-        p.fetch().await.unwrap();
-        assert_eq!(stub.paths(), [RFC8414, "/token", "/token"]);
-        assert!(stub.seen().iter().skip(1).all(|s| s.authorization), "client_secret_basic");
-    }
-
-    #[tokio::test]
-    async fn openid_configuration_is_the_fallback_and_post_is_picked_when_basic_is_not_listed() {
-        let stub = Stub::start(|base, path| match path {
-            OPENID => (200, metadata(base, r#"["client_secret_post"]"#)),
-            "/token" => (200, TOKEN.to_owned()),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        stub.provider("", "client_secret = \"s3cret\"").fetch().await.unwrap();
-        assert_eq!(stub.paths(), [RFC8414, OPENID, "/token"]);
-        let token_request = &stub.seen()[2];
-        assert!(!token_request.authorization, "client_secret_post");
-        assert!(token_request.body.contains("client_secret=s3cret"), "{}", token_request.body);
-    }
-
-    #[tokio::test]
-    async fn a_configured_auth_method_wins_over_the_document() {
-        let stub = Stub::start(|base, path| match path {
-            OPENID => (200, metadata(base, r#"["client_secret_post"]"#)),
-            "/token" => (200, TOKEN.to_owned()),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        let extra = "client_secret = \"s\"\nauth_method = \"client_secret_basic\"";
-        stub.provider("", extra).fetch().await.unwrap();
-        assert!(stub.seen()[2].authorization);
-    }
-
-    #[tokio::test]
-    async fn a_document_for_another_issuer_is_refused_and_discovery_is_retried() {
-        let stub = Stub::start(|_, path| match path {
-            RFC8414 => (200, metadata("https://evil.example", "[]")),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        let p = stub.provider("", "client_secret = \"s\"");
-        for _ in 0..2 {
-            let err = p.fetch().await.unwrap_err();
-            assert!(matches!(err, TokenError::InvalidResponse { .. }), "{err}");
-            assert!(err.to_string().contains("RFC 8414 §3.3"), "{err}");
-        }
-        assert_eq!(stub.paths(), [RFC8414, RFC8414], "a failed discovery is not cached");
-    }
-
-    #[tokio::test]
-    async fn a_discovered_plain_http_endpoint_off_loopback_is_refused() {
-        let stub = Stub::start(|base, path| match path {
-            RFC8414 => (
-                200,
-                format!(r#"{{"issuer":"{base}","token_endpoint":"http://as.example/token"}}"#),
-            ),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        let err = stub.provider("", "client_secret = \"s\"").fetch().await.unwrap_err();
-        let TokenError::Config { field, message, .. } = &err else { panic!("{err}") };
-        assert_eq!(field.as_deref(), Some("issuer"));
-        assert!(message.contains("discovered token_endpoint"), "{err}");
-    }
-
     /// An https issuer's document naming a plain-http token endpoint, even
     /// on loopback or with `allow_insecure_http`, is refused: the secret
     /// would travel in cleartext.
@@ -502,15 +327,6 @@ mod tests {
             let found = discovery(extra).read(&document("https://as.example/token")).unwrap();
             assert_eq!(found.endpoint.url().as_str(), "https://as.example/token");
         }
-    }
-
-    #[tokio::test]
-    async fn no_document_at_either_location_names_both() {
-        let stub = Stub::start(|_, _| (404, "{}".to_owned())).await;
-        let err = stub.provider("/tenant", "client_secret = \"s\"").fetch().await.unwrap_err();
-        assert_eq!(stub.paths(), [format!("{RFC8414}/tenant"), format!("/tenant{OPENID}")]);
-        let text = err.to_string();
-        assert!(text.contains("no discovery document"), "{text}");
     }
 
     #[test]
