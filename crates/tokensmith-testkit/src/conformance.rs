@@ -252,9 +252,8 @@ impl<'a> Suite<'a> {
         statuses: &[u16],
     ) {
         self.emulator.reset_counters();
-        let err = match provider.token().await {
-            Ok(_) => return self.fail(check, "succeeded"),
-            Err(err) => err,
+        let Err(err) = provider.token().await else {
+            return self.fail(check, "succeeded");
         };
         let mut problems = String::new();
         let ok = match (expect, &err) {

@@ -66,7 +66,7 @@ impl Discovery {
     }
 
     /// Only at `<issuer>/.well-known/openid-configuration`: the RFC 8414
-    /// location answers 404, as many OpenID providers do.
+    /// location answers 404, as many `OpenID` providers do.
     #[must_use]
     pub fn openid_only(mut self) -> Self {
         self.rfc8414 = false;

@@ -1,4 +1,4 @@
-//! The testkit's conformance suite against the ConfigApi emulator.
+//! The testkit's conformance suite against the configapi emulator.
 
 #[tokio::test]
 async fn conforms_to_the_testkit_suite() {

@@ -1,4 +1,4 @@
-//! The testkit's conformance suite against the OAuth2 emulator.
+//! The testkit's conformance suite against the scoped OAuth 2.0 emulator.
 
 #[tokio::test]
 async fn conforms_to_the_testkit_suite() {
