@@ -23,18 +23,11 @@
 //! | every case | exactly one request (adapters never retry), no secret in any error's `Display` or `Debug`, nor in the provider's `Debug` |
 //!
 //! ```no_run
-//! # // Compiled, not run: the testkit depends on no adapter, so this block
-//! # // defines its own stand-in factory.
-//! # use tokensmith_core::{AdapterFactory, ProviderContext, SharedTokenProvider, TokenError};
-//! # #[derive(Debug)] struct MyVendor;
-//! # impl AdapterFactory for MyVendor {
-//! #     fn kind(&self) -> &'static str { "deyel" }
-//! #     fn build(&self, _: ProviderContext) -> Result<SharedTokenProvider, TokenError> { unimplemented!() }
-//! # }
 //! // In the adapter crate's tests/it/conformance.rs:
 //! #[tokio::test]
 //! async fn conforms() {
-//!     tokensmith_testkit::conformance::run(&MyVendor, tokensmith_testkit::Vendor::Deyel).await;
+//!     tokensmith_testkit::conformance::run(&tokensmith_deyel::Deyel, tokensmith_testkit::Vendor::Deyel)
+//!         .await;
 //! }
 //! ```
 
