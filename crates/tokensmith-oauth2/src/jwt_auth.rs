@@ -18,8 +18,9 @@
 //! The key is a PEM file (`private_key = { file = "key.pem" }`): PKCS#8
 //! (`BEGIN PRIVATE KEY`), PKCS#1 (`BEGIN RSA PRIVATE KEY`) or SEC1
 //! (`BEGIN EC PRIVATE KEY`). An RSA key (2048 to 8192 bits) signs with
-//! `RS256`, a P-256 key with `ES256`. Signing uses `ring`, the crypto library
-//! rustls already brings in. Neither the key nor an assertion is ever shown
+//! `RS256`, a P-256 key with `ES256`. The DER structures are read with the
+//! RustCrypto `pkcs8` and `sec1` crates (a SEC1 key is wrapped in PKCS#8 for
+//! `ring`); signing uses `ring`, the crypto library rustls already brings in. Neither the key nor an assertion is ever shown
 //! by `Debug` or in an error.
 
 use std::fmt;
