@@ -25,6 +25,7 @@ pub(crate) fn provider_name(vendor: Vendor) -> &'static str {
         Vendor::ConfigApi => "tenant",
         Vendor::OAuth2 => "saas",
         Vendor::Deyel => "lowcode",
+        _ => vendor.kind(),
     }
 }
 

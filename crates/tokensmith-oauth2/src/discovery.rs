@@ -24,10 +24,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::Value;
 use tokensmith_core::{
-    ClientAuth, HttpSettings, ProviderContext, SharedClock, TokenEndpoint, TokenError, Url,
-    check_url, fetch_json,
+    HttpSettings, ProviderContext, SharedClock, TokenEndpoint, TokenError, Url, check_url,
+    fetch_json,
 };
 use tokio::sync::OnceCell;
 
@@ -51,19 +52,17 @@ impl fmt::Debug for EndpointSource {
 
 impl EndpointSource {
     /// `token_url` or `issuer` (exactly one of them), validated without
-    /// network. `auth_configured`: whether `auth_method` (or anything that
-    /// implies it) is set, so discovery must not pick one.
+    /// network.
     pub(crate) fn from_context(
         ctx: &ProviderContext,
         issuer: Option<&str>,
-        auth_configured: bool,
     ) -> Result<Self, TokenError> {
         match (issuer, ctx.common().token_url.is_some()) {
             (Some(_), true) => {
                 Err(ctx.error("issuer", "set either token_url or issuer (discovery), not both"))
             }
             (Some(issuer), false) => {
-                Discovery::new(ctx, issuer, auth_configured).map(|d| Self::Discovered(Box::new(d)))
+                Discovery::new(ctx, issuer).map(|d| Self::Discovered(Box::new(d)))
             }
             (None, true) => ctx.endpoint().map(Self::Configured),
             (None, false) => {
@@ -72,22 +71,14 @@ impl EndpointSource {
         }
     }
 
-    /// The token endpoint and the client authentication to use with it:
-    /// `auth` as configured, or for a discovered endpoint without a
-    /// configured method, the one the server lists.
-    pub(crate) async fn resolve(
-        &self,
-        auth: ClientAuth,
-    ) -> Result<(&TokenEndpoint, ClientAuth), TokenError> {
+    /// The token endpoint, and whether its discovery document prefers
+    /// `client_secret_post` (lists it, and not `client_secret_basic`).
+    pub(crate) async fn resolve(&self) -> Result<(&TokenEndpoint, bool), TokenError> {
         match self {
-            Self::Configured(endpoint) => Ok((endpoint, auth)),
+            Self::Configured(endpoint) => Ok((endpoint, false)),
             Self::Discovered(discovery) => {
                 let found = discovery.resolve().await?;
-                let auth = match (discovery.auth_configured, auth, found.prefers_post) {
-                    (false, ClientAuth::BasicFormEncoded, true) => ClientAuth::RequestBody,
-                    _ => auth,
-                };
-                Ok((&found.endpoint, auth))
+                Ok((&found.endpoint, found.prefers_post))
             }
         }
     }
@@ -100,8 +91,17 @@ pub(crate) struct Discovery {
     issuer_url: Url,
     settings: HttpSettings,
     clock: SharedClock,
-    auth_configured: bool,
     found: OnceCell<Found>,
+}
+
+/// The fields of an RFC 8414 / `OpenID` Provider metadata document that
+/// tokensmith reads; the rest are ignored.
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    issuer: String,
+    token_endpoint: Option<String>,
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
 /// What the metadata document said.
@@ -122,7 +122,7 @@ impl fmt::Debug for Discovery {
 
 impl Discovery {
     /// Validates `issuer` (no network).
-    fn new(ctx: &ProviderContext, issuer: &str, auth_configured: bool) -> Result<Self, TokenError> {
+    fn new(ctx: &ProviderContext, issuer: &str) -> Result<Self, TokenError> {
         let url =
             Url::parse(issuer).map_err(|e| ctx.error("issuer", format!("invalid URL: {e}")))?;
         let settings = ctx.http_settings();
@@ -136,7 +136,6 @@ impl Discovery {
             issuer_url: url,
             settings,
             clock: ctx.clock().clone(),
-            auth_configured,
             found: OnceCell::new(),
         })
     }
@@ -183,18 +182,20 @@ impl Discovery {
         let invalid = |reason: String| {
             TokenError::invalid_response(provider, 200, reason, document.to_string().as_bytes())
         };
-        let issuer = document.get("issuer").and_then(Value::as_str).unwrap_or_default();
+        let metadata = Metadata::deserialize(document).map_err(|e| {
+            invalid(format!("the discovery document is not RFC 8414 metadata: {e}"))
+        })?;
+        let issuer = &metadata.issuer;
         if !same_issuer(issuer, &self.issuer) {
             return Err(invalid(format!(
                 "the discovery document names issuer {issuer:?}, not the configured {:?} (RFC 8414 §3.3)",
                 self.issuer
             )));
         }
-        let token_endpoint = document
-            .get("token_endpoint")
-            .and_then(Value::as_str)
+        let token_endpoint = metadata
+            .token_endpoint
             .ok_or_else(|| invalid("the discovery document has no token_endpoint".to_owned()))?;
-        let url = Url::parse(token_endpoint)
+        let url = Url::parse(&token_endpoint)
             .map_err(|e| invalid(format!("the discovered token_endpoint is not a URL: {e}")))?;
         check_url(provider, "issuer", &url, self.settings.allow_insecure_http).map_err(
             |e| match e {
@@ -219,12 +220,9 @@ impl Discovery {
                 ),
             ));
         }
-        let methods: Option<Vec<&str>> = document
-            .get("token_endpoint_auth_methods_supported")
-            .and_then(Value::as_array)
-            .map(|list| list.iter().filter_map(Value::as_str).collect());
-        let prefers_post = methods.is_some_and(|m| {
-            !m.contains(&"client_secret_basic") && m.contains(&"client_secret_post")
+        let prefers_post = metadata.token_endpoint_auth_methods_supported.is_some_and(|m| {
+            let listed = |name: &str| m.iter().any(|method| method == name);
+            !listed("client_secret_basic") && listed("client_secret_post")
         });
         let endpoint = TokenEndpoint::new(provider, url, &self.settings, self.clock.clone())?;
         Ok(Found { endpoint, prefers_post })
@@ -252,11 +250,9 @@ fn well_known_urls(issuer: &Url) -> [Url; 2] {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex, PoisonError};
+    use std::sync::Arc;
 
     use tokensmith_core::{Registry, SystemClock};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::TcpListener;
 
     use super::*;
 
@@ -304,179 +300,6 @@ mod tests {
         }
     }
 
-    /// One request as the stub saw it.
-    #[derive(Clone, Debug)]
-    struct Seen {
-        path: String,
-        authorization: bool,
-        body: String,
-    }
-
-    /// A loopback HTTP server answering `respond(base, path)` and recording
-    /// every request.
-    struct Stub {
-        base: String,
-        seen: Arc<Mutex<Vec<Seen>>>,
-    }
-
-    impl Stub {
-        async fn start(respond: fn(&str, &str) -> (u16, String)) -> Self {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let base = format!("http://{}", listener.local_addr().unwrap());
-            let seen = Arc::new(Mutex::new(Vec::new()));
-            let (b, log) = (base.clone(), Arc::clone(&seen));
-            tokio::spawn(async move {
-                while let Ok((mut sock, _)) = listener.accept().await {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0_u8; 4096];
-                    let head_end = loop {
-                        let n = sock.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            break None;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break Some(i + 4);
-                        }
-                    };
-                    let Some(head_end) = head_end else { continue };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                    let length = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    while buf.len() < head_end + length {
-                        let n = sock.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
-                    log.lock().unwrap_or_else(PoisonError::into_inner).push(Seen {
-                        authorization: head.contains("\r\nauthorization:"),
-                        body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
-                        path: path.clone(),
-                    });
-                    let (status, body) = respond(&b, &path);
-                    let response = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = sock.write_all(response.as_bytes()).await;
-                }
-            });
-            Self { base, seen }
-        }
-
-        fn paths(&self) -> Vec<String> {
-            self.seen().into_iter().map(|s| s.path).collect()
-        }
-
-        fn seen(&self) -> Vec<Seen> {
-            self.seen.lock().unwrap_or_else(PoisonError::into_inner).clone()
-        }
-
-        /// A provider with `issuer` = this stub (plus `path`) and `extra` fields.
-        /// The bare adapter (no cache, so every `fetch` is one exchange).
-        fn provider(&self, path: &str, extra: &str) -> crate::OAuth2Provider {
-            let toml = format!(
-                "kind = \"oauth2\"\nissuer = \"{}{path}\"\nclient_id = \"id\"\n{extra}",
-                self.base
-            );
-            let ctx =
-                ProviderContext::new("p", toml.parse().unwrap(), Arc::new(SystemClock)).unwrap();
-            crate::OAuth2Provider::from_context(&ctx).unwrap()
-        }
-    }
-
-    const TOKEN: &str = r#"{"access_token":"at","token_type":"Bearer","expires_in":60}"#;
-    const RFC8414: &str = "/.well-known/oauth-authorization-server";
-    const OPENID: &str = "/.well-known/openid-configuration";
-
-    fn metadata(base: &str, methods: &str) -> String {
-        format!(
-            r#"{{"issuer":"{base}","token_endpoint":"{base}/token","token_endpoint_auth_methods_supported":{methods}}}"#
-        )
-    }
-
-    #[tokio::test]
-    async fn rfc8414_document_is_fetched_once_and_basic_is_the_default() {
-        let stub = Stub::start(|base, path| match path {
-            RFC8414 => (200, metadata(base, r#"["private_key_jwt","client_secret_basic"]"#)),
-            "/token" => (200, TOKEN.to_owned()),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        let p = stub.provider("", "client_secret = \"s\"");
-        assert!(stub.paths().is_empty(), "loading is network-free");
-        p.fetch().await.unwrap();
-        p.fetch().await.unwrap();
-        assert_eq!(stub.paths(), [RFC8414, "/token", "/token"]);
-        assert!(stub.seen().iter().skip(1).all(|s| s.authorization), "client_secret_basic");
-    }
-
-    #[tokio::test]
-    async fn openid_configuration_is_the_fallback_and_post_is_picked_when_basic_is_not_listed() {
-        let stub = Stub::start(|base, path| match path {
-            OPENID => (200, metadata(base, r#"["client_secret_post"]"#)),
-            "/token" => (200, TOKEN.to_owned()),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        stub.provider("", "client_secret = \"s3cret\"").fetch().await.unwrap();
-        assert_eq!(stub.paths(), [RFC8414, OPENID, "/token"]);
-        let token_request = &stub.seen()[2];
-        assert!(!token_request.authorization, "client_secret_post");
-        assert!(token_request.body.contains("client_secret=s3cret"), "{}", token_request.body);
-    }
-
-    #[tokio::test]
-    async fn a_configured_auth_method_wins_over_the_document() {
-        let stub = Stub::start(|base, path| match path {
-            OPENID => (200, metadata(base, r#"["client_secret_post"]"#)),
-            "/token" => (200, TOKEN.to_owned()),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        let extra = "client_secret = \"s\"\nauth_method = \"client_secret_basic\"";
-        stub.provider("", extra).fetch().await.unwrap();
-        assert!(stub.seen()[2].authorization);
-    }
-
-    #[tokio::test]
-    async fn a_document_for_another_issuer_is_refused_and_discovery_is_retried() {
-        let stub = Stub::start(|_, path| match path {
-            RFC8414 => (200, metadata("https://evil.example", "[]")),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        let p = stub.provider("", "client_secret = \"s\"");
-        for _ in 0..2 {
-            let err = p.fetch().await.unwrap_err();
-            assert!(matches!(err, TokenError::InvalidResponse { .. }), "{err}");
-            assert!(err.to_string().contains("RFC 8414 §3.3"), "{err}");
-        }
-        assert_eq!(stub.paths(), [RFC8414, RFC8414], "a failed discovery is not cached");
-    }
-
-    #[tokio::test]
-    async fn a_discovered_plain_http_endpoint_off_loopback_is_refused() {
-        let stub = Stub::start(|base, path| match path {
-            RFC8414 => (
-                200,
-                format!(r#"{{"issuer":"{base}","token_endpoint":"http://as.example/token"}}"#),
-            ),
-            _ => (404, "{}".to_owned()),
-        })
-        .await;
-        let err = stub.provider("", "client_secret = \"s\"").fetch().await.unwrap_err();
-        let TokenError::Config { field, message, .. } = &err else { panic!("{err}") };
-        assert_eq!(field.as_deref(), Some("issuer"));
-        assert!(message.contains("discovered token_endpoint"), "{err}");
-    }
-
     /// An https issuer's document naming a plain-http token endpoint, even
     /// on loopback or with `allow_insecure_http`, is refused: the secret
     /// would travel in cleartext.
@@ -488,7 +311,7 @@ mod tests {
             );
             let ctx =
                 ProviderContext::new("p", toml.parse().unwrap(), Arc::new(SystemClock)).unwrap();
-            Discovery::new(&ctx, "https://as.example", false).unwrap()
+            Discovery::new(&ctx, "https://as.example").unwrap()
         };
         let document = |endpoint: &str| serde_json::json!({"issuer": "https://as.example", "token_endpoint": endpoint});
         for extra in ["", "allow_insecure_http = true"] {
@@ -506,15 +329,6 @@ mod tests {
             let found = discovery(extra).read(&document("https://as.example/token")).unwrap();
             assert_eq!(found.endpoint.url().as_str(), "https://as.example/token");
         }
-    }
-
-    #[tokio::test]
-    async fn no_document_at_either_location_names_both() {
-        let stub = Stub::start(|_, _| (404, "{}".to_owned())).await;
-        let err = stub.provider("/tenant", "client_secret = \"s\"").fetch().await.unwrap_err();
-        assert_eq!(stub.paths(), [format!("{RFC8414}/tenant"), format!("/tenant{OPENID}")]);
-        let text = err.to_string();
-        assert!(text.contains("no discovery document"), "{text}");
     }
 
     #[test]

@@ -18,8 +18,9 @@
 //! The key is a PEM file (`private_key = { file = "key.pem" }`): PKCS#8
 //! (`BEGIN PRIVATE KEY`), PKCS#1 (`BEGIN RSA PRIVATE KEY`) or SEC1
 //! (`BEGIN EC PRIVATE KEY`). An RSA key (2048 to 8192 bits) signs with
-//! `RS256`, a P-256 key with `ES256`. Signing uses `ring`, the crypto library
-//! rustls already brings in. Neither the key nor an assertion is ever shown
+//! `RS256`, a P-256 key with `ES256`. The DER structures are read with the
+//! `RustCrypto` `pkcs8` and `sec1` crates (a SEC1 key is wrapped in PKCS#8 for
+//! `ring`); signing uses `ring`, the crypto library rustls already brings in. Neither the key nor an assertion is ever shown
 //! by `Debug` or in an error.
 
 use std::fmt;
@@ -27,12 +28,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use pkcs8::der::asn1::{AnyRef, OctetStringRef};
+use pkcs8::{
+    AlgorithmIdentifierRef, EncodePrivateKey as _, ObjectIdentifier, PrivateKeyInfoRef,
+    SecretDocument,
+};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
+use sec1::EcPrivateKey;
 use tokensmith_core::secrecy::{ExposeSecret, SecretString};
 use tokensmith_core::{
     ClientAuth, ConfigSecret, ProviderContext, TokenEndpoint, TokenError, TokenRequest,
@@ -98,33 +105,40 @@ impl PrivateKeyJwt {
             )
         })?;
         let rng = SystemRandom::new();
+        let p256_only =
+            |e| error(&format!("EC key rejected ({e}): only P-256 keys (ES256) are supported"));
         let key = match &der {
             PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der())
                 .map(SigningKey::Rs256)
                 .map_err(|e| error(&format!("RSA key rejected: {e}")))?,
             PrivateKeyDer::Sec1(der) => {
-                let pkcs8 = sec1_p256_to_pkcs8(der.secret_sec1_der());
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
+                let pkcs8 = sec1_to_pkcs8(der.secret_sec1_der()).map_err(|e| error(&e))?;
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_bytes(), &rng)
                     .map(SigningKey::Es256)
-                    .map_err(|e| {
-                        error(&format!(
-                            "EC key rejected ({e}): only P-256 keys (ES256) are supported"
-                        ))
-                    })?
+                    .map_err(|e| p256_only(e.to_string()))?
             }
             PrivateKeyDer::Pkcs8(der) => {
                 let der = der.secret_pkcs8_der();
-                if let Ok(key) = RsaKeyPair::from_pkcs8(der) {
-                    SigningKey::Rs256(key)
-                } else if let Ok(key) =
-                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
-                {
-                    SigningKey::Es256(key)
-                } else {
-                    return Err(error(
-                        "unsupported private key: use an RSA key of 2048 to 8192 bits (RS256) \
-                         or an EC P-256 key (ES256)",
-                    ));
+                let info = PrivateKeyInfoRef::try_from(der)
+                    .map_err(|_| error("the PKCS#8 private key is not valid DER"))?;
+                match (info.algorithm.oid, info.algorithm.parameters_oid().ok()) {
+                    (RSA_ENCRYPTION, _) => RsaKeyPair::from_pkcs8(der)
+                        .map(SigningKey::Rs256)
+                        .map_err(|e| error(&format!("RSA key rejected: {e}")))?,
+                    (sec1::ALGORITHM_OID, Some(PRIME256V1)) => {
+                        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+                            .map(SigningKey::Es256)
+                            .map_err(|e| p256_only(e.to_string()))?
+                    }
+                    (sec1::ALGORITHM_OID, curve) => {
+                        return Err(p256_only(format!("curve {}", display_oid(curve))));
+                    }
+                    (other, _) => {
+                        return Err(error(&format!(
+                            "unsupported private key (algorithm {other}): use an RSA key of 2048 \
+                             to 8192 bits (RS256) or an EC P-256 key (ES256)"
+                        )));
+                    }
                 }
             }
             _ => return Err(error("unsupported private key type")),
@@ -271,41 +285,36 @@ impl PrivateKeyJwt {
     }
 }
 
-/// Wraps a SEC1 `ECPrivateKey` (RFC 5915) in a PKCS#8 v1 envelope for the
-/// P-256 curve (what `ring` reads); a key of another curve is then refused by
-/// `ring`, which checks the curve parameters inside.
-fn sec1_p256_to_pkcs8(sec1: &[u8]) -> Vec<u8> {
-    // AlgorithmIdentifier { id-ecPublicKey, prime256v1 }.
-    const ALG_ID: &[u8] = &[
-        0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
-        0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
-    ];
-    let mut octets = vec![0x04];
-    der_len(&mut octets, sec1.len());
-    octets.extend_from_slice(sec1);
-    let mut body = vec![0x02, 0x01, 0x00]; // version 0
-    body.extend_from_slice(ALG_ID);
-    body.extend_from_slice(&octets);
-    let mut out = vec![0x30];
-    der_len(&mut out, body.len());
-    out.extend_from_slice(&body);
-    out
+/// `rsaEncryption` (RFC 8017 appendix C).
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// The P-256 curve, `prime256v1` / `secp256r1` (RFC 5480 §2.1.1.1).
+const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+
+/// An OID for a message, or `none` when absent.
+fn display_oid(oid: Option<ObjectIdentifier>) -> String {
+    oid.map_or_else(|| "none".to_owned(), |oid| oid.to_string())
 }
 
-/// Appends a DER length.
-fn der_len(out: &mut Vec<u8>, len: usize) {
-    let bytes = len.to_be_bytes();
-    let skip = bytes.iter().take_while(|b| **b == 0).count();
-    let significant = &bytes[skip..];
-    match significant {
-        [] => out.push(0),
-        [b] if *b < 0x80 => out.push(*b),
-        _ => {
-            // At most size_of::<usize>() (8) bytes: always fits the short form count.
-            out.push(0x80 | u8::try_from(significant.len()).unwrap_or(8));
-            out.extend_from_slice(significant);
-        }
+/// Wraps a SEC1 `ECPrivateKey` (RFC 5915) in a PKCS#8 v1 envelope for the
+/// P-256 curve (what `ring` reads). A key naming another curve is refused
+/// here; one naming none is taken as P-256, and `ring` checks the rest.
+fn sec1_to_pkcs8(sec1_der: &[u8]) -> Result<SecretDocument, String> {
+    let key =
+        EcPrivateKey::try_from(sec1_der).map_err(|_| "the EC private key is not valid SEC1 DER")?;
+    let curve = key.parameters.and_then(sec1::EcParameters::named_curve);
+    if curve.is_some_and(|curve| curve != PRIME256V1) {
+        return Err(format!(
+            "EC key rejected (curve {}): only P-256 keys (ES256) are supported",
+            display_oid(curve)
+        ));
     }
+    let algorithm = AlgorithmIdentifierRef {
+        oid: sec1::ALGORITHM_OID,
+        parameters: Some(AnyRef::from(&PRIME256V1)),
+    };
+    let private_key = OctetStringRef::new(sec1_der).map_err(|e| e.to_string())?;
+    PrivateKeyInfoRef::new(algorithm, private_key).to_pkcs8_der().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -317,6 +326,10 @@ mod tests {
     const EC_P256_SEC1: &str = include_str!("../testdata/ec-p256-sec1.pem");
     const EC_P384_SEC1: &str = include_str!("../testdata/ec-p384-sec1.pem");
     const RSA_PKCS1: &str = include_str!("../testdata/rsa2048-pkcs1.pem");
+    const EC_P256_PKCS8: &str = include_str!("../testdata/ec-p256-pkcs8.pem");
+    const EC_P384_PKCS8: &str = include_str!("../testdata/ec-p384-pkcs8.pem");
+    const RSA_PKCS8: &str = include_str!("../testdata/rsa2048-pkcs8.pem");
+    const ED25519_PKCS8: &str = include_str!("../testdata/ed25519-pkcs8.pem");
 
     fn key(pem: &str, key_id: Option<&str>, audience: Option<&str>) -> PrivateKeyJwt {
         PrivateKeyJwt::from_pem(
@@ -390,6 +403,23 @@ mod tests {
         check(&key, &jwt, "https://as.example/token");
     }
 
+    /// Every PEM form `openssl` writes for a supported key signs a verifiable
+    /// assertion with its algorithm.
+    #[test]
+    fn keys_in_every_supported_format_sign() {
+        for (pem, alg) in [
+            (EC_P256_SEC1, "ES256"),
+            (EC_P256_PKCS8, "ES256"),
+            (RSA_PKCS1, "RS256"),
+            (RSA_PKCS8, "RS256"),
+        ] {
+            let key = key(pem, None, None);
+            assert_eq!(key.alg(), alg, "{}", &pem[..30]);
+            let jwt = key.assertion("p", "client-1", "https://as.example/token", now()).unwrap();
+            check(&key, &jwt, "https://as.example/token");
+        }
+    }
+
     #[test]
     fn every_assertion_has_a_fresh_jti_and_the_configured_audience_and_kid() {
         let key = key(EC_P256_SEC1, Some("kid-1"), Some("https://as.example"));
@@ -404,17 +434,26 @@ mod tests {
 
     #[test]
     fn bad_keys_are_config_errors_that_never_quote_the_key() {
-        for pem in [
-            "not a key",
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-            EC_P384_SEC1,
+        for (pem, needle) in [
+            ("not a key", "no unencrypted PEM private key"),
+            ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not valid DER"),
+            (
+                "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+                "not valid SEC1",
+            ),
+            (EC_P384_SEC1, "only P-256 keys"),
+            (EC_P384_PKCS8, "only P-256 keys"),
+            (ED25519_PKCS8, "unsupported private key (algorithm 1.3.101.112)"),
         ] {
             let err =
                 PrivateKeyJwt::from_pem("p", "private_key", &pem.into(), None, None).unwrap_err();
             let text = err.to_string();
             assert!(matches!(err, TokenError::Config { .. }), "{text}");
-            assert!(text.contains("private_key"), "{text}");
-            assert!(!text.contains("AAAA") && !text.contains("MIG"), "{text}");
+            assert!(text.contains("private_key") && text.contains(needle), "{text}");
+            assert!(
+                !text.contains("AAAA") && !text.contains("MIG") && !text.contains("MC4"),
+                "{text}"
+            );
         }
     }
 
@@ -463,20 +502,6 @@ mod tests {
             let provider = load(&fields).unwrap_or_else(|e| panic!("{fields}: {e}"));
             let debug = format!("{provider:?}");
             assert!(debug.contains("ES256") && !debug.contains("MHcC"), "{debug}");
-        }
-    }
-
-    #[test]
-    fn der_lengths() {
-        for (len, want) in [
-            (0, vec![0x00]),
-            (0x7f, vec![0x7f]),
-            (0x80, vec![0x81, 0x80]),
-            (0x1234, vec![0x82, 0x12, 0x34]),
-        ] {
-            let mut out = Vec::new();
-            der_len(&mut out, len);
-            assert_eq!(out, want, "{len}");
         }
     }
 }

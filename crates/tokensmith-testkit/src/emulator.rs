@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::discovery::Discovery;
 use crate::fault::Fault;
 use crate::recorded::RecordedRequest;
 use crate::server::{self, BasicEncoding, RequestLog};
@@ -101,6 +102,25 @@ impl Emulator {
         format!("{}{}", self.shared.base_url, self.shared.vendor.token_path())
     }
 
+    /// The issuer identifier of the scoped OAuth 2.0 emulator's discovery
+    /// document: `http://127.0.0.1:PORT`, the [`base_url`](Emulator::base_url)
+    /// (see [`Discovery`]). Other vendors serve no discovery document.
+    pub fn issuer(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// Sets what the discovery document says and where it is served
+    /// (scoped OAuth 2.0; [`Discovery::new`] by default).
+    pub fn set_discovery(&self, discovery: Discovery) {
+        self.shared.lock().discovery = discovery;
+    }
+
+    /// The paths of the requests under `/.well-known/` (discovery), oldest
+    /// first; they are not counted by [`requests`](Emulator::requests).
+    pub fn discovery_requests(&self) -> Vec<String> {
+        self.shared.lock().discovery_requests.clone()
+    }
+
     /// The test credentials the emulator accepts (same as
     /// [`Vendor::credentials`]).
     pub fn credentials(&self) -> crate::Credentials {
@@ -171,6 +191,7 @@ impl Emulator {
         let mut inner = self.shared.lock();
         inner.grants.clear();
         inner.log.clear();
+        inner.discovery_requests.clear();
     }
 
     /// Sets the lifetime of the tokens issued from now on: the `expires_in`
@@ -409,6 +430,8 @@ pub(crate) struct Inner {
     pub(crate) rotate_refresh_tokens: bool,
     pub(crate) basic_encoding: BasicEncoding,
     clock: Option<Arc<dyn Fn() -> SystemTime + Send + Sync>>,
+    discovery: Discovery,
+    discovery_requests: Vec<String>,
 }
 
 impl Inner {
@@ -473,6 +496,8 @@ impl Shared {
                 rotate_refresh_tokens: true,
                 basic_encoding: BasicEncoding::Form,
                 clock: None,
+                discovery: Discovery::new(),
+                discovery_requests: Vec::new(),
             }),
         }
     }
@@ -498,6 +523,15 @@ impl Shared {
             Some(n) => *n -= 1,
         }
         Some(fault)
+    }
+
+    /// Records a discovery request; returns the discovery settings.
+    pub(crate) fn record_discovery(&self, path: &str) -> Discovery {
+        let mut inner = self.lock();
+        if inner.discovery_requests.len() < 1000 {
+            inner.discovery_requests.push(path.to_owned());
+        }
+        inner.discovery.clone()
     }
 
     pub(crate) fn count_issued(&self) {

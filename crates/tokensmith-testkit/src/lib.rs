@@ -3,6 +3,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod conformance;
+mod discovery;
 mod emulator;
 mod fault;
 pub mod fixtures;
@@ -12,6 +14,7 @@ mod snippet;
 mod vendor;
 mod vendors;
 
+pub use discovery::Discovery;
 pub use emulator::{CodeRequest, Emulator, pkce_challenge_s256};
 pub use fault::Fault;
 pub use recorded::RecordedRequest;

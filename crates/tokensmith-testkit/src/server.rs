@@ -92,6 +92,9 @@ async fn dispatch(
     let (parts, body) = req.into_parts();
     let token_path = shared.vendor.token_path();
     let path = parts.uri.path();
+    if let Some(answer) = crate::discovery::answer(&shared, &parts.method, path) {
+        return Ok(answer);
+    }
     if path != token_path {
         if path.strip_prefix(REDIRECT_PREFIX) == Some(token_path) {
             shared.count_redirect_follow();

@@ -17,7 +17,10 @@ use std::time::Duration;
 /// assert_eq!("deyel".parse::<Vendor>().unwrap(), Vendor::Deyel);
 /// assert_eq!(Vendor::ALL.len(), 4);
 /// ```
+///
+/// More vendors will come: a `match` on it needs a wildcard arm.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
 pub enum Vendor {
     /// SOTI Connect (MobiControl): Basic client auth, `password` and
     /// `authorization_code` grants, lowercase `bearer`.

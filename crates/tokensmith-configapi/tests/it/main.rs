@@ -2,4 +2,5 @@
 //! configapi emulator over real HTTP on 127.0.0.1.
 
 mod config;
+mod conformance;
 mod emulator;

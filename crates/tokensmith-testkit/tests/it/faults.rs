@@ -51,6 +51,7 @@ async fn status_faults_use_each_vendors_error_shape() {
             Vendor::SotiConnect | Vendor::ConfigApi => assert_eq!(body["error"], "server_error"),
             Vendor::OAuth2 => assert_eq!(body["errors"][0]["httpcode"], 500),
             Vendor::Deyel => assert_eq!(body["error"], "Server_error"),
+            other => panic!("no expectation for {other}"),
         }
     }
 }

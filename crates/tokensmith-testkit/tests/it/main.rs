@@ -2,7 +2,9 @@
 
 mod api;
 mod configapi;
+mod conformance;
 mod deyel;
+mod discovery;
 mod faults;
 mod oauth2;
 mod soti;
