@@ -455,8 +455,11 @@ impl TokenRequest<'_> {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
+        // The receipt time is when the request goes out: the server counts
+        // `expires_in` from about then, so a slow answer shortens the
+        // token's life rather than lengthening it.
+        let received_at = endpoint.clock.timestamp();
         let received = execute(provider, &endpoint.url, request, endpoint.limits).await?;
-        let received_at = endpoint.clock.now();
         let mut raw =
             RawResponse::new(received.status, received.content_type.as_deref(), &received.body);
         raw.retry_after = received.retry_after;

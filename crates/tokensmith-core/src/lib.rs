@@ -9,7 +9,7 @@
 //! | [`provider`](TokenProvider) | the [`TokenProvider`] trait, [`SharedTokenProvider`] |
 //! | [`token`](AccessToken) | [`AccessToken`], [`TokenType`], [`Scope`] |
 //! | [`error`](TokenError) | [`TokenError`], [`ErrorDetail`], [`BodySnippet`] |
-//! | [`clock`](Clock) | injected time: [`Clock`], [`SystemClock`], [`ManualClock`] |
+//! | [`clock`](Clock) | injected time: [`Clock`], [`SystemClock`], [`ManualClock`], [`Timestamp`] |
 //! | [`cache`](CachedProvider) | [`CachedProvider`]: single-flight, refresh-ahead, backoff |
 //! | [`config`] | the TOML model: [`CommonConfig`], [`ConfigSecret`] |
 //! | [`registry`](Registry) | [`Registry`], [`AdapterFactory`], [`Providers`] |
@@ -53,7 +53,7 @@ pub mod secret;
 pub mod token;
 
 pub use cache::{CacheConfig, CacheStats, CachedProvider};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use config::CommonConfig;
 pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind};
 pub use http::{ClientAuth, HttpSettings, TokenEndpoint, TokenRequest};
