@@ -45,7 +45,7 @@
 //! # Fetches run on their own task
 //!
 //! Each upstream request runs on its own Tokio task; callers only wait for
-//! its outcome. A caller that stops waiting (a timeout, a dropped `select!`
+//! its outcome (a `OnceLock` and a `tokio::sync::Notify`). A caller that stops waiting (a timeout, a dropped `select!`
 //! branch) leaves the request running for the others and for the next call,
 //! so repeated short timeouts against a slow endpoint still end with a token
 //! after exactly one request. Outside a Tokio runtime (a provider polled by
@@ -73,15 +73,15 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use crate::config::CommonConfig;
@@ -266,6 +266,8 @@ struct Entry {
     refresh_at: Duration,
     /// From here the token is not handed out.
     stale_at: Duration,
+    /// `expires - stale_at`.
+    margin: Duration,
     /// The hit path serves the token while
     /// [`Clock::monotonic_coarse`](crate::Clock::monotonic_coarse) reads
     /// below this (nanoseconds); set under the lock by
@@ -288,14 +290,20 @@ struct State {
     refresh_paused: bool,
 }
 
-/// What every waiter of a flight watches: `None` until the outcome is in.
-type Outcome = Option<Result<AccessToken, TokenError>>;
-
-/// One upstream request; every caller that needs it waits on its outcome.
+/// One upstream request; every caller that needs it waits for its outcome.
+///
+/// A `OnceLock` and a `Notify` rather than a `watch` channel: waiters read
+/// the outcome without a lock, and `Notify` does not spend the task's
+/// cooperative budget, which `watch::Receiver::wait_for` does (10,000
+/// callers polled by one task took twice as long on a cold start with it).
 struct Flight {
-    outcome: watch::Receiver<Outcome>,
-    /// Runs on its own task, so it ends with an outcome (unless the runtime
-    /// drops it); otherwise a caller runs it in place.
+    outcome: OnceLock<Result<AccessToken, TokenError>>,
+    /// Set when the flight ended without an outcome.
+    abandoned: AtomicBool,
+    /// Notified when the outcome is set or the flight is abandoned.
+    done: Notify,
+    /// Runs on its own task, so it ends with an outcome (unless it panics or
+    /// the runtime drops it); otherwise a caller runs it in place.
     spawned: bool,
 }
 
@@ -303,16 +311,25 @@ impl Flight {
     /// The flight's outcome, or `None` when it was abandoned without one (the
     /// caller running it in place was dropped): the caller then plans again.
     async fn wait(&self, provider: &str) -> Option<Result<AccessToken, TokenError>> {
-        let mut outcome = self.outcome.clone();
-        match outcome.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone(),
-            Err(_) if self.spawned => Some(Err(TokenError::transport(
-                provider,
-                TransportErrorKind::Io,
-                "the token request task panicked or was cancelled",
-                None,
-            ))),
-            Err(_) => None,
+        loop {
+            // Registered before looking, so an outcome set in between is
+            // not missed.
+            let mut notified = pin!(self.done.notified());
+            notified.as_mut().enable();
+            if let Some(outcome) = self.outcome.get() {
+                return Some(outcome.clone());
+            }
+            if self.abandoned.load(Ordering::Acquire) {
+                return self.spawned.then(|| {
+                    Err(TokenError::transport(
+                        provider,
+                        TransportErrorKind::Io,
+                        "the token request task panicked or was cancelled",
+                        None,
+                    ))
+                });
+            }
+            notified.await;
         }
     }
 }
@@ -324,7 +341,6 @@ impl Flight {
 struct FlightRun {
     shared: Arc<Shared>,
     flight: Arc<Flight>,
-    outcome: watch::Sender<Outcome>,
     background: bool,
     span: tracing::Span,
 }
@@ -333,15 +349,19 @@ impl FlightRun {
     async fn run(self) -> Result<AccessToken, TokenError> {
         let span = self.span.clone();
         let result = self.shared.fetch(&self.flight, self.background).instrument(span).await;
-        self.outcome.send_replace(Some(result.clone()));
+        // Set once: only this run sets it.
+        let _ = self.flight.outcome.set(result.clone());
+        self.flight.done.notify_waiters();
         result
     }
 }
 
 impl Drop for FlightRun {
     fn drop(&mut self) {
-        if self.outcome.borrow().is_none() {
+        if self.flight.outcome.get().is_none() {
             self.shared.abandon(&self.flight);
+            self.flight.abandoned.store(true, Ordering::Release);
+            self.flight.done.notify_waiters();
         }
     }
 }
@@ -562,13 +582,16 @@ impl Shared {
         runtime: Option<tokio::runtime::Handle>,
         background: bool,
     ) -> Result<Arc<Flight>, FlightRun> {
-        let (tx, rx) = watch::channel(None);
-        let flight = Arc::new(Flight { outcome: rx, spawned: runtime.is_some() });
+        let flight = Arc::new(Flight {
+            outcome: OnceLock::new(),
+            abandoned: AtomicBool::new(false),
+            done: Notify::new(),
+            spawned: runtime.is_some(),
+        });
         self.flight.store(Some(Arc::clone(&flight)));
         let run = FlightRun {
             shared: Arc::clone(self),
             flight: Arc::clone(&flight),
-            outcome: tx,
             background,
             // A child of the caller's span, wherever it runs.
             span: tracing::debug_span!(
@@ -620,7 +643,7 @@ impl Shared {
         }
         let result = result.and_then(|token| {
             let entry = Entry::new(token, &self.config, started, now, wall);
-            if now < entry.stale_at { Ok(entry) } else { Err(self.expired_on_arrival(&entry, now)) }
+            if now < entry.stale_at { Ok(entry) } else { Err(self.expired_on_arrival(&entry)) }
         });
         let result = match result {
             Ok(entry) => {
@@ -698,16 +721,14 @@ impl Shared {
     }
 
     /// The error for a token already inside its margin when it arrived.
-    fn expired_on_arrival(&self, entry: &Entry, now: Duration) -> TokenError {
-        let expires = entry.token.effective_expires_at();
-        let left = entry.stale_at.saturating_sub(now);
+    fn expired_on_arrival(&self, entry: &Entry) -> TokenError {
+        let margin = entry.margin;
         // Only a 2xx response carries a token.
         TokenError::invalid_response(
             &self.name,
             200,
             format!(
-                "the token arrived already inside its expiry margin (expires {}, usable for {left:?}): expired on arrival (a lifetime too short for the answer's delay, or the local clock ahead of the server's)",
-                humantime::format_rfc3339_seconds(expires),
+                "the token arrived with less than its {margin:?} expiry margin left: expired on arrival (a lifetime too short for the answer's delay, an old token, or the local clock ahead of the server's)",
             ),
             b"",
         )
@@ -804,7 +825,7 @@ impl Entry {
         let jitter = (ahead / 10).mul_f64(fastrand::f64());
         let stale_at = expires.saturating_sub(margin);
         let refresh_at = expires.saturating_sub(ahead + jitter).max(received).min(stale_at);
-        Self { token, refresh_at, stale_at, hit_until: AtomicU64::new(0) }
+        Self { token, refresh_at, stale_at, margin, hit_until: AtomicU64::new(0) }
     }
 }
 

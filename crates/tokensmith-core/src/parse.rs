@@ -607,7 +607,7 @@ fn token_from(map: &Map<String, Value>, received_at: Timestamp) -> Result<Access
         }
         Some(lifetime) => builder.expires_in(lifetime.min(MAX_EXPIRES_IN)),
         None => match jwt_expiry(token) {
-            Some(exp) => builder.expires_at(Some(jwt_expires_at(exp, received_at.wall())?)),
+            Some(exp) => builder.expires_at(jwt_expires_at(exp, received_at.wall())?),
             None => builder,
         },
     };
@@ -656,19 +656,30 @@ fn seconds(value: &Value) -> Option<Duration> {
 /// `received_at`, or why it is expired on arrival (an `exp` less than
 /// [`MIN_LIFETIME`] after the local receipt time: the server's clock or ours
 /// is wrong, or the server sent an old token).
-fn jwt_expires_at(exp: Duration, received_at: SystemTime) -> Result<SystemTime, String> {
+fn jwt_expires_at(exp: Duration, received_at: SystemTime) -> Result<Option<SystemTime>, String> {
     let latest = received_at.checked_add(MAX_EXPIRES_IN);
     let Some(exp) = SystemTime::UNIX_EPOCH.checked_add(exp) else {
         // Beyond what a `SystemTime` holds: the longest lifetime believed.
-        return latest.ok_or_else(|| "the receipt time is out of range".to_owned());
+        return Ok(latest);
     };
     match exp.duration_since(received_at) {
-        Ok(left) if left >= MIN_LIFETIME => Ok(latest.map_or(exp, |latest| exp.min(latest))),
+        Ok(left) if left >= MIN_LIFETIME => Ok(Some(latest.map_or(exp, |latest| exp.min(latest)))),
         _ => Err(format!(
             "the token's JWT exp ({}) is less than {MIN_LIFETIME:?} after the local clock ({}): it would expire on arrival (a clock is wrong, or the token is old)",
-            humantime::format_rfc3339_seconds(exp),
-            humantime::format_rfc3339_seconds(received_at),
+            rfc3339(exp),
+            rfc3339(received_at),
         )),
+    }
+}
+
+/// `at` in RFC 3339 (whole seconds), or as a debug value outside the years
+/// 1970 to 9999 that RFC 3339 formatting covers.
+fn rfc3339(at: SystemTime) -> String {
+    // 10000-01-01T00:00:00Z.
+    const YEAR_10000: Duration = Duration::from_hours(70_389_528);
+    match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) if since < YEAR_10000 => humantime::format_rfc3339_seconds(at).to_string(),
+        _ => format!("{at:?}"),
     }
 }
 
