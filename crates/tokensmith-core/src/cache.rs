@@ -8,7 +8,7 @@
 //!
 //! # Lifecycle of a token
 //!
-//! For a token living `L` (`expires_at - received_at`, or
+//! For a token living `L` (its `expires_in`, `expires_at - received_at`, or
 //! [`DEFAULT_LIFETIME`](crate::DEFAULT_LIFETIME) when the server gave no
 //! expiry) the cache derives two instants:
 //!
@@ -19,6 +19,11 @@
 //!   caller starts **one** background refresh and every caller keeps getting
 //!   the current token at once.
 //!
+//! A token that is already stale when it arrives (a JWT `exp` behind the
+//! local clock, a short lifetime that took most of itself to arrive) is never
+//! handed out: the fetch fails with [`TokenError::InvalidResponse`] and the
+//! backoff below applies, so callers do not fetch on every call.
+//!
 //! A refresh that fails while the token is still valid keeps the token in
 //! service and is retried with exponential backoff and full jitter
 //! ([`BACKOFF_BASE`], [`BACKOFF_CAP`]), checked lazily by callers (no timer
@@ -27,19 +32,43 @@
 //! callers share the one fetch in flight, and during the backoff that follows
 //! get its error at once without a request.
 //!
+//! # Time
+//!
+//! Every deadline (refresh, stale, backoff) is on the clock's
+//! [monotonic time](crate::Clock::monotonic), which never steps and counts
+//! through suspend (`CLOCK_BOOTTIME` on Linux): a wall clock stepped back by
+//! an hour does not serve a token an hour past its expiry. A relative
+//! lifetime (`expires_in`) is measured from the monotonic time at which its
+//! request was sent; an absolute one (a JWT `exp`, a token read from disk) is
+//! converted from wall time once, when the token arrives.
+//!
+//! # Fetches run on their own task
+//!
+//! Each upstream request runs on its own Tokio task; callers only wait for
+//! its outcome (a `OnceLock` and a `tokio::sync::Notify`). A caller that stops waiting (a timeout, a dropped `select!`
+//! branch) leaves the request running for the others and for the next call,
+//! so repeated short timeouts against a slow endpoint still end with a token
+//! after exactly one request. Outside a Tokio runtime (a provider polled by
+//! another executor) there is no task to spawn: the first caller runs the
+//! request in place, and if it is dropped first, the next caller starts a new
+//! one; background refresh is off there (the token is refetched when it goes
+//! stale).
+//!
 //! # Cost of a hit
 //!
 //! The current token and its deadlines sit in an [`ArcSwapOption`]: a cached
 //! `token()` is one lock-free load, a coarse clock read
-//! ([`Clock::now_coarse`](crate::Clock::now_coarse)), a compare, a striped
-//! counter increment and an `Arc` clone, plus the boxed future `async-trait`
-//! requires. No lock, no full clock read, no other allocation.
+//! ([`Clock::monotonic_coarse`](crate::Clock::monotonic_coarse)), a compare
+//! with the entry's horizon, a striped counter increment and an `Arc` clone,
+//! plus the boxed future `async-trait` requires. No lock, no full clock read,
+//! no other allocation.
 //!
-//! # Runtime
-//!
-//! Background refreshes are spawned on the current Tokio runtime. Outside one
-//! (a provider polled by another executor) the cache still works, but
-//! refreshes when the token goes stale instead of ahead of time.
+//! The horizon is set under the lock from a precise reading, to the next
+//! deadline but never more than [`HIT_PATH_RECHECK`] ahead. The coarse clock
+//! does not count a suspend (Linux has no coarse `CLOCK_BOOTTIME`), so after
+//! a resume the hit path may serve for at most that long before a precise
+//! reading notices the time slept; a tick of coarse-clock lag is the only
+//! other error, far inside any margin.
 
 use std::cell::Cell;
 use std::fmt;
@@ -56,7 +85,9 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use crate::config::CommonConfig;
-use crate::{AccessToken, SharedClock, SharedTokenProvider, TokenError, TokenProvider};
+use crate::{
+    AccessToken, SharedClock, SharedTokenProvider, TokenError, TokenProvider, TransportErrorKind,
+};
 
 /// The default expiry margin: 60 s, scaled down to a tenth of the lifetime
 /// for tokens living less than 10 minutes (a 60 s token gets 6 s).
@@ -83,6 +114,12 @@ pub(crate) const BACKOFF_FLOOR: Duration = Duration::from_millis(100);
 
 /// The longest server `Retry-After` honoured: 5 minutes.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_mins(5);
+
+/// The longest the hit path serves on a coarse clock reading alone: 100 ms.
+/// After that one caller takes the slow path, reads the precise monotonic
+/// clock and sets the next horizon, so time the coarse clock did not count
+/// (a suspend) is noticed within it.
+pub(crate) const HIT_PATH_RECHECK: Duration = Duration::from_millis(100);
 
 /// The cache's timing settings for one provider.
 ///
@@ -208,12 +245,9 @@ struct Shared {
     clock: SharedClock,
     /// The token in service and its deadlines: what the hit path reads.
     current: ArcSwapOption<Entry>,
-    /// Nanoseconds since the epoch before which a caller inside the refresh
-    /// window need not look at `state` (`u64::MAX`: a fetch is in flight or
-    /// refreshing is paused). A mirror of `state`, written under its lock.
-    refresh_quiet_until: AtomicU64,
-    /// The fetch in flight: a mirror of `state.flight`, written under its lock.
-    in_flight: ArcSwapOption<Flight>,
+    /// The upstream request in flight: set and cleared under the `state`
+    /// lock, read without it by callers joining a cold start.
+    flight: ArcSwapOption<Flight>,
     state: Mutex<State>,
     hits: StripedCounter,
     misses: AtomicU64,
@@ -224,27 +258,31 @@ struct Shared {
     invalidations: AtomicU64,
 }
 
-/// A token in service with the instants derived from it.
+/// A token in service with the instants derived from it, on the clock's
+/// monotonic time.
 struct Entry {
     token: AccessToken,
     /// From here the first caller starts a background refresh.
-    refresh_at: SystemTime,
+    refresh_at: Duration,
     /// From here the token is not handed out.
-    stale_at: SystemTime,
+    stale_at: Duration,
+    /// `expires - stale_at`.
+    margin: Duration,
+    /// The hit path serves the token while
+    /// [`Clock::monotonic_coarse`](crate::Clock::monotonic_coarse) reads
+    /// below this (nanoseconds); set under the lock by
+    /// [`Shared::set_horizon`].
+    hit_until: AtomicU64,
 }
 
 /// Bookkeeping of the slow path, behind a lock never held across `.await`.
 #[derive(Default)]
 struct State {
-    /// The one upstream request in flight, shared by every waiter.
-    flight: Option<Arc<Flight>>,
     /// Consecutive failed fetches.
     failures: u32,
-    /// No fetch (background or not) starts before this, after a failure.
-    next_attempt_at: Option<SystemTime>,
-    /// When the last failure happened: a clock that reads earlier has been
-    /// stepped back, and the backoff no longer applies.
-    failed_at: Option<SystemTime>,
+    /// No fetch (background or not) starts before this (monotonic), after a
+    /// failure.
+    next_attempt_at: Option<Duration>,
     /// The last failure, handed to callers without a token during the backoff.
     last_error: Option<TokenError>,
     /// No background refresh for the current token (a failure retrying cannot
@@ -252,38 +290,78 @@ struct State {
     refresh_paused: bool,
 }
 
-/// One upstream request: the first waiter runs it; everyone gets a clone of
-/// its result. A runner dropped before the end (a cancelled caller) hands
-/// over to the next waiter. Waiters check the result without a lock, so
-/// thousands of them wake and finish without contending.
+/// One upstream request; every caller that needs it waits for its outcome.
+///
+/// A `OnceLock` and a `Notify` rather than a `watch` channel: waiters read
+/// the outcome without a lock, and `Notify` does not spend the task's
+/// cooperative budget, which `watch::Receiver::wait_for` does (10,000
+/// callers polled by one task took twice as long on a cold start with it).
 struct Flight {
-    result: OnceLock<Result<AccessToken, TokenError>>,
-    /// Someone is running the request.
-    running: AtomicBool,
-    /// Notified when the result is set or the runner gave up.
+    outcome: OnceLock<Result<AccessToken, TokenError>>,
+    /// Set when the flight ended without an outcome.
+    abandoned: AtomicBool,
+    /// Notified when the outcome is set or the flight is abandoned.
     done: Notify,
-    background: bool,
+    /// Runs on its own task, so it ends with an outcome (unless it panics or
+    /// the runtime drops it); otherwise a caller runs it in place.
+    spawned: bool,
 }
 
 impl Flight {
-    fn new(background: bool) -> Self {
-        Self {
-            result: OnceLock::new(),
-            running: AtomicBool::new(false),
-            done: Notify::new(),
-            background,
+    /// The flight's outcome, or `None` when it was abandoned without one (the
+    /// caller running it in place was dropped): the caller then plans again.
+    async fn wait(&self, provider: &str) -> Option<Result<AccessToken, TokenError>> {
+        loop {
+            // Registered before looking, so an outcome set in between is
+            // not missed.
+            let mut notified = pin!(self.done.notified());
+            notified.as_mut().enable();
+            if let Some(outcome) = self.outcome.get() {
+                return Some(outcome.clone());
+            }
+            if self.abandoned.load(Ordering::Acquire) {
+                return self.spawned.then(|| {
+                    Err(TokenError::transport(
+                        provider,
+                        TransportErrorKind::Io,
+                        "the token request task panicked or was cancelled",
+                        None,
+                    ))
+                });
+            }
+            notified.await;
         }
     }
 }
 
-/// Releases a flight whose runner is dropped before setting the result.
-struct Runner<'a>(&'a Flight);
+/// Runs one flight: the request, publishing its outcome, telling the
+/// waiters. Dropped before it told them (a panicking provider, a runtime
+/// shutting down, a caller running it in place dropped), it clears the
+/// flight so the next caller starts another.
+struct FlightRun {
+    shared: Arc<Shared>,
+    flight: Arc<Flight>,
+    background: bool,
+    span: tracing::Span,
+}
 
-impl Drop for Runner<'_> {
+impl FlightRun {
+    async fn run(self) -> Result<AccessToken, TokenError> {
+        let span = self.span.clone();
+        let result = self.shared.fetch(&self.flight, self.background).instrument(span).await;
+        // Set once: only this run sets it.
+        let _ = self.flight.outcome.set(result.clone());
+        self.flight.done.notify_waiters();
+        result
+    }
+}
+
+impl Drop for FlightRun {
     fn drop(&mut self) {
-        if self.0.result.get().is_none() {
-            self.0.running.store(false, Ordering::Release);
-            self.0.done.notify_waiters();
+        if self.flight.outcome.get().is_none() {
+            self.shared.abandon(&self.flight);
+            self.flight.abandoned.store(true, Ordering::Release);
+            self.flight.done.notify_waiters();
         }
     }
 }
@@ -292,6 +370,8 @@ enum Plan {
     Serve(AccessToken),
     Fail(TokenError),
     Wait(Arc<Flight>),
+    /// No runtime to spawn on: the caller runs the request.
+    Run(FlightRun),
 }
 
 impl CachedProvider {
@@ -310,8 +390,7 @@ impl CachedProvider {
                 config,
                 clock,
                 current: ArcSwapOption::empty(),
-                refresh_quiet_until: AtomicU64::new(0),
-                in_flight: ArcSwapOption::empty(),
+                flight: ArcSwapOption::empty(),
                 state: Mutex::new(State::default()),
                 hits: StripedCounter::default(),
                 misses: AtomicU64::new(0),
@@ -407,11 +486,7 @@ impl Shared {
     fn cached(&self) -> Option<AccessToken> {
         let guard = self.current.load();
         let entry = guard.as_deref()?;
-        let now = self.clock.now_coarse();
-        if now < entry.refresh_at
-            || (now < entry.stale_at
-                && unix_nanos(now) < self.refresh_quiet_until.load(Ordering::Relaxed))
-        {
+        if nanos(self.clock.monotonic_coarse()) < entry.hit_until.load(Ordering::Relaxed) {
             self.hits.increment();
             return Some(entry.token.clone());
         }
@@ -419,51 +494,73 @@ impl Shared {
     }
 
     async fn token_slow(self: &Arc<Self>) -> Result<AccessToken, TokenError> {
+        let mut counted = false;
         // No token and a fetch in flight (a cold start, or just invalidated):
         // join it without taking the lock, as `plan` would.
         if self.current.load().is_none()
-            && let Some(flight) = self.in_flight.load_full()
+            && let Some(flight) = self.flight.load_full()
         {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            return self.join(&flight).await;
+            counted = true;
+            if let Some(result) = flight.wait(&self.name).await {
+                return result;
+            }
         }
-        match self.plan() {
-            Plan::Serve(token) => Ok(token),
-            Plan::Fail(err) => Err(err),
-            Plan::Wait(flight) => self.join(&flight).await,
+        loop {
+            match self.plan(!counted) {
+                Plan::Serve(token) => return Ok(token),
+                Plan::Fail(err) => return Err(err),
+                Plan::Run(run) => return run.run().await,
+                Plan::Wait(flight) => {
+                    if let Some(result) = flight.wait(&self.name).await {
+                        return result;
+                    }
+                }
+            }
+            // The flight was abandoned (only outside a runtime): plan again.
+            counted = true;
         }
     }
 
     /// Decides, under the lock and with the precise time, what a caller the
     /// hit path could not serve gets.
-    fn plan(self: &Arc<Self>) -> Plan {
-        let now = self.clock.now();
+    fn plan(self: &Arc<Self>, count_miss: bool) -> Plan {
         let mut state = self.lock();
+        let now = self.clock.monotonic();
         if let Some(entry) = self.current.load_full()
             && now < entry.stale_at
         {
-            if now >= entry.refresh_at && state.may_refresh(now) {
+            if now >= entry.refresh_at && self.may_refresh(&state, now) {
                 self.start_refresh(&mut state);
             }
+            self.set_horizon(&state, now);
             self.hits.increment();
             return Plan::Serve(entry.token.clone());
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        if let Some(flight) = &state.flight {
-            return Plan::Wait(Arc::clone(flight));
+        if count_miss {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(flight) = self.flight.load_full() {
+            return Plan::Wait(flight);
         }
         if let Some(err) = &state.last_error
             && state.backing_off(now)
         {
             return Plan::Fail(err.clone());
         }
-        let flight = Arc::new(Flight::new(false));
-        state.flight = Some(Arc::clone(&flight));
-        self.sync_mirrors(&state);
-        Plan::Wait(flight)
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        match self.start_flight(runtime, false) {
+            Ok(flight) => Plan::Wait(flight),
+            Err(run) => Plan::Run(run),
+        }
     }
 
-    /// Spawns one background refresh (the lock is held by the caller).
+    /// Whether a caller inside the refresh window starts a refresh now.
+    fn may_refresh(&self, state: &State, now: Duration) -> bool {
+        self.flight.load().is_none() && !state.refresh_paused && !state.backing_off(now)
+    }
+
+    /// Starts one background refresh (the lock is held by the caller).
     fn start_refresh(self: &Arc<Self>, state: &mut State) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::debug!(
@@ -471,136 +568,180 @@ impl Shared {
                 "no Tokio runtime to refresh in the background: refetching once the token is stale"
             );
             state.refresh_paused = true;
-            self.sync_mirrors(state);
             return;
         };
-        let flight = Arc::new(Flight::new(true));
-        state.flight = Some(Arc::clone(&flight));
-        self.sync_mirrors(state);
         self.refreshes.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::clone(self);
-        let _detached = runtime.spawn(async move {
-            let _ = shared.join(&flight).await;
-        });
+        let _spawned = self.start_flight(Some(runtime), true);
     }
 
-    /// Waits for `flight`, running it if nobody does.
-    async fn join(&self, flight: &Flight) -> Result<AccessToken, TokenError> {
-        loop {
-            if let Some(result) = flight.result.get() {
-                return result.clone();
+    /// Starts one upstream request (the lock is held by the caller): spawned
+    /// on `runtime` (the flight to wait for), or, without one, handed back
+    /// for the caller to run in place.
+    fn start_flight(
+        self: &Arc<Self>,
+        runtime: Option<tokio::runtime::Handle>,
+        background: bool,
+    ) -> Result<Arc<Flight>, FlightRun> {
+        let flight = Arc::new(Flight {
+            outcome: OnceLock::new(),
+            abandoned: AtomicBool::new(false),
+            done: Notify::new(),
+            spawned: runtime.is_some(),
+        });
+        self.flight.store(Some(Arc::clone(&flight)));
+        let run = FlightRun {
+            shared: Arc::clone(self),
+            flight: Arc::clone(&flight),
+            background,
+            // A child of the caller's span, wherever it runs.
+            span: tracing::debug_span!(
+                "tokensmith.fetch",
+                provider = %self.name,
+                trigger = if background { "refresh" } else { "fetch" },
+            ),
+        };
+        match runtime {
+            Some(runtime) => {
+                let _detached = runtime.spawn(async move {
+                    let _ = run.run().await;
+                });
+                Ok(flight)
             }
-            // Registered before looking again, so a result set in between
-            // is not missed.
-            let mut notified = pin!(flight.done.notified());
-            notified.as_mut().enable();
-            if let Some(result) = flight.result.get() {
-                return result.clone();
-            }
-            if !flight.running.swap(true, Ordering::AcqRel) {
-                let runner = Runner(flight);
-                let result = self.fetch(flight).await;
-                // Set once: only the one runner gets here.
-                let _ = flight.result.set(result.clone());
-                drop(runner);
-                flight.done.notify_waiters();
-                return result;
-            }
-            notified.await;
+            None => Err(run),
         }
     }
 
     /// One upstream request, and publishing its outcome.
-    async fn fetch(&self, flight: &Flight) -> Result<AccessToken, TokenError> {
-        let span = tracing::debug_span!(
-            "tokensmith.fetch",
-            provider = %self.name,
-            trigger = if flight.background { "refresh" } else { "fetch" },
-        );
-        async {
-            self.fetches.fetch_add(1, Ordering::Relaxed);
-            let started = self.clock.now();
-            let result = self.inner.token().await;
-            self.publish(flight, &result, started);
-            result
-        }
-        .instrument(span)
-        .await
+    async fn fetch(
+        &self,
+        flight: &Arc<Flight>,
+        background: bool,
+    ) -> Result<AccessToken, TokenError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let started = self.clock.monotonic();
+        let result = self.inner.token().await;
+        self.publish(flight, result, started, background)
     }
 
+    /// Records the outcome of `flight` (started at monotonic time
+    /// `started`): the new entry, or the failure and its backoff. A token
+    /// already stale on arrival is a failure too.
     fn publish(
         &self,
-        flight: &Flight,
-        result: &Result<AccessToken, TokenError>,
-        started: SystemTime,
-    ) {
-        let now = self.clock.now();
-        let duration_ms =
-            u64::try_from(now.duration_since(started).unwrap_or_default().as_millis())
-                .unwrap_or(u64::MAX);
+        flight: &Arc<Flight>,
+        result: Result<AccessToken, TokenError>,
+        started: Duration,
+        background: bool,
+    ) -> Result<AccessToken, TokenError> {
+        let wall = self.clock.now();
         let mut state = self.lock();
-        if state.flight.as_deref().is_some_and(|f| std::ptr::eq(f, flight)) {
-            state.flight = None;
+        let now = self.clock.monotonic();
+        let duration_ms =
+            u64::try_from(now.saturating_sub(started).as_millis()).unwrap_or(u64::MAX);
+        if self.flight.load().as_ref().is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            self.flight.store(None);
         }
-        match result {
-            Ok(token) => {
-                let entry = Entry::new(token.clone(), &self.config);
+        let result = result.and_then(|token| {
+            let entry = Entry::new(token, &self.config, started, now, wall);
+            if now < entry.stale_at { Ok(entry) } else { Err(self.expired_on_arrival(&entry)) }
+        });
+        let result = match result {
+            Ok(entry) => {
                 tracing::debug!(
                     provider = %self.name,
                     duration_ms,
                     outcome = "ok",
-                    valid_for_s = entry.stale_at.duration_since(now).unwrap_or_default().as_secs(),
+                    valid_for_s = entry.stale_at.saturating_sub(now).as_secs(),
                     "token fetched"
                 );
+                let token = entry.token.clone();
                 self.current.store(Some(Arc::new(entry)));
                 state.failures = 0;
                 state.next_attempt_at = None;
-                state.failed_at = None;
                 state.last_error = None;
                 state.refresh_paused = false;
+                Ok(token)
             }
             Err(err) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                if flight.background {
-                    self.refresh_failures.fetch_add(1, Ordering::Relaxed);
-                }
-                state.failures = state.failures.saturating_add(1);
-                let delay = backoff_delay(state.failures, err.retry_after());
-                state.next_attempt_at = Some(now + delay);
-                state.failed_at = Some(now);
-                state.last_error = Some(err.clone());
-                let serving = self.current.load().as_deref().is_some_and(|e| now < e.stale_at);
-                let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                if err.is_retryable() {
-                    tracing::warn!(
-                        provider = %self.name,
-                        duration_ms,
-                        outcome = "error",
-                        error = %err,
-                        retryable = true,
-                        consecutive_failures = state.failures,
-                        retry_in_ms,
-                        serving_cached = serving,
-                        "token fetch failed; retrying with backoff"
-                    );
-                } else {
-                    // Retrying cannot fix it: no background retries for this
-                    // token; it is refetched (once) when it goes stale.
-                    state.refresh_paused |= serving;
-                    tracing::error!(
-                        provider = %self.name,
-                        duration_ms,
-                        outcome = "error",
-                        error = %err,
-                        retryable = false,
-                        consecutive_failures = state.failures,
-                        serving_cached = serving,
-                        "token fetch failed with an error retrying cannot fix"
-                    );
-                }
+                self.failed(&mut state, &err, now, duration_ms, background);
+                Err(err)
             }
+        };
+        self.set_horizon(&state, now);
+        result
+    }
+
+    /// Records a failed fetch: the backoff, and the log line.
+    fn failed(
+        &self,
+        state: &mut State,
+        err: &TokenError,
+        now: Duration,
+        duration_ms: u64,
+        background: bool,
+    ) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if background {
+            self.refresh_failures.fetch_add(1, Ordering::Relaxed);
         }
-        self.sync_mirrors(&state);
+        state.failures = state.failures.saturating_add(1);
+        let delay = backoff_delay(state.failures, err.retry_after());
+        state.next_attempt_at = Some(now.saturating_add(delay));
+        state.last_error = Some(err.clone());
+        let serving = self.current.load().as_deref().is_some_and(|e| now < e.stale_at);
+        let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        if err.is_retryable() {
+            tracing::warn!(
+                provider = %self.name,
+                duration_ms,
+                outcome = "error",
+                error = %err,
+                retryable = true,
+                consecutive_failures = state.failures,
+                retry_in_ms,
+                serving_cached = serving,
+                "token fetch failed; retrying with backoff"
+            );
+        } else {
+            // Retrying cannot fix it: no background retries for this
+            // token; it is refetched (once) when it goes stale.
+            state.refresh_paused |= serving;
+            tracing::error!(
+                provider = %self.name,
+                duration_ms,
+                outcome = "error",
+                error = %err,
+                retryable = false,
+                consecutive_failures = state.failures,
+                retry_in_ms,
+                serving_cached = serving,
+                "token fetch failed with an error retrying cannot fix"
+            );
+        }
+    }
+
+    /// The error for a token already inside its margin when it arrived.
+    fn expired_on_arrival(&self, entry: &Entry) -> TokenError {
+        let margin = entry.margin;
+        // Only a 2xx response carries a token.
+        TokenError::invalid_response(
+            &self.name,
+            200,
+            format!(
+                "the token arrived with less than its {margin:?} expiry margin left: expired on arrival (a lifetime too short for the answer's delay, an old token, or the local clock ahead of the server's)",
+            ),
+            b"",
+        )
+    }
+
+    /// Clears `flight` if it is still the one in flight: it ended without
+    /// an outcome, so the next caller starts another.
+    fn abandon(&self, flight: &Arc<Flight>) {
+        let state = self.lock();
+        if self.flight.load().as_ref().is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            self.flight.store(None);
+            self.set_horizon(&state, self.clock.monotonic());
+        }
     }
 
     fn invalidate(&self, token: &AccessToken) {
@@ -613,24 +754,30 @@ impl Shared {
             // refresh of the dropped token no longer applies. The failure
             // count stays, so a failing fetch still backs off further.
             state.next_attempt_at = None;
-            state.failed_at = None;
             state.last_error = None;
-            self.sync_mirrors(&state);
             self.invalidations.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(provider = %self.name, "token invalidated; the next call fetches one");
         }
     }
 
-    /// Mirrors `state` into `in_flight` and `refresh_quiet_until`, which
-    /// callers read without the lock.
-    fn sync_mirrors(&self, state: &State) {
-        self.in_flight.store(state.flight.clone());
-        let until = if state.flight.is_some() || state.refresh_paused {
-            u64::MAX
+    /// Sets how long the hit path may serve the current token without the
+    /// lock (the lock is held by the caller; `now` is a precise reading):
+    /// until its next deadline (the refresh window, the end of a backoff, or
+    /// stale while a refresh runs or is paused), and never more than
+    /// [`HIT_PATH_RECHECK`] ahead.
+    fn set_horizon(&self, state: &State, now: Duration) {
+        let guard = self.current.load();
+        let Some(entry) = guard.as_deref() else { return };
+        let until = if now < entry.refresh_at {
+            entry.refresh_at
+        } else if self.flight.load().is_some() || state.refresh_paused {
+            entry.stale_at
         } else {
-            state.next_attempt_at.map_or(0, unix_nanos)
+            state.next_attempt_at.map_or(now, |at| at.min(entry.stale_at))
         };
-        self.refresh_quiet_until.store(until, Ordering::Relaxed);
+        let serve_for = until.saturating_sub(now).min(HIT_PATH_RECHECK);
+        let coarse = self.clock.monotonic_coarse();
+        entry.hit_until.store(nanos(coarse.saturating_add(serve_for)), Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -641,34 +788,44 @@ impl Shared {
 }
 
 impl State {
-    /// Whether a caller inside the refresh window starts a refresh now.
-    fn may_refresh(&self, now: SystemTime) -> bool {
-        self.flight.is_none() && !self.refresh_paused && !self.backing_off(now)
-    }
-
-    /// Whether `now` is inside the backoff after a failure: from the failure
-    /// (a clock stepped back to before it does not count) to the next attempt.
-    fn backing_off(&self, now: SystemTime) -> bool {
-        match (self.failed_at, self.next_attempt_at) {
-            (Some(from), Some(until)) => from <= now && now < until,
-            _ => false,
-        }
+    /// Whether `now` is inside the backoff after a failure.
+    fn backing_off(&self, now: Duration) -> bool {
+        self.next_attempt_at.is_some_and(|until| now < until)
     }
 }
 
 impl Entry {
-    fn new(token: AccessToken, config: &CacheConfig) -> Self {
-        let received = token.received_at();
-        let expires = token.effective_expires_at();
-        let lifetime = expires.duration_since(received).unwrap_or_default();
+    /// The entry for `token`, fetched from monotonic time `started` to
+    /// `now` (wall time `wall`).
+    fn new(
+        token: AccessToken,
+        config: &CacheConfig,
+        started: Duration,
+        now: Duration,
+        wall: SystemTime,
+    ) -> Self {
+        // A relative lifetime counts from the monotonic receipt time, when
+        // the token carries one read during this fetch (so on this clock);
+        // anything else (a JWT `exp`, a token from elsewhere) is converted
+        // from wall time now.
+        let (received, expires) = match token.monotonic_expiry() {
+            Some((received, expires)) if (started..=now).contains(&received) => (received, expires),
+            _ => {
+                let expires_at = token.effective_expires_at();
+                let lifetime = expires_at.duration_since(token.received_at()).unwrap_or_default();
+                let expires =
+                    now.saturating_add(expires_at.duration_since(wall).unwrap_or_default());
+                (expires.saturating_sub(lifetime), expires)
+            }
+        };
+        let lifetime = expires.saturating_sub(received);
         let margin = config.margin_for(lifetime);
         let ahead = config.refresh_ahead_for(lifetime);
         // Up to 10% earlier, so a fleet started together spreads its refreshes.
         let jitter = (ahead / 10).mul_f64(fastrand::f64());
-        let stale_at = expires.checked_sub(margin).unwrap_or(received);
-        let refresh_at =
-            expires.checked_sub(ahead + jitter).unwrap_or(received).max(received).min(stale_at);
-        Self { token, refresh_at, stale_at }
+        let stale_at = expires.saturating_sub(margin);
+        let refresh_at = expires.saturating_sub(ahead + jitter).max(received).min(stale_at);
+        Self { token, refresh_at, stale_at, margin, hit_until: AtomicU64::new(0) }
     }
 }
 
@@ -682,9 +839,9 @@ fn backoff_delay(failures: u32, retry_after: Option<Duration>) -> Duration {
     retry_after.map_or(delay, |server| delay.max(server.min(MAX_RETRY_AFTER)))
 }
 
-fn unix_nanos(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+#[inline]
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A counter with one cache line per thread stripe, so threads hitting the
@@ -737,6 +894,7 @@ fn stripe() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Timestamp;
 
     const fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
@@ -776,24 +934,50 @@ mod tests {
     #[test]
     fn entry_deadlines_follow_the_settings() {
         let t0 = SystemTime::UNIX_EPOCH + secs(1_000_000);
+        let m0 = secs(500);
+        let entry =
+            |token: AccessToken, config: &CacheConfig| Entry::new(token, config, m0, m0, t0);
         for _ in 0..100 {
             let token = AccessToken::builder("t", t0).expires_in(secs(3600)).build();
-            let e = Entry::new(token, &CacheConfig::default());
-            assert_eq!(e.stale_at, t0 + secs(3540));
-            assert!(e.refresh_at <= t0 + secs(2880), "{:?}", e.refresh_at);
-            assert!(e.refresh_at >= t0 + secs(2880 - 72), "{:?}", e.refresh_at);
+            let e = entry(token, &CacheConfig::default());
+            assert_eq!(e.stale_at, m0 + secs(3540));
+            assert!(e.refresh_at <= m0 + secs(2880), "{:?}", e.refresh_at);
+            assert!(e.refresh_at >= m0 + secs(2880 - 72), "{:?}", e.refresh_at);
         }
         // No expiry: the default lifetime.
         let token = AccessToken::builder("t", t0).build();
-        assert_eq!(Entry::new(token, &CacheConfig::default()).stale_at, t0 + secs(3540));
+        assert_eq!(entry(token, &CacheConfig::default()).stale_at, m0 + secs(3540));
         // Refresh-ahead off: the window opens when the token goes stale.
         let token = AccessToken::builder("t", t0).expires_in(secs(3600)).build();
-        let e = Entry::new(token, &CacheConfig::default().with_refresh_ahead(Duration::ZERO));
-        assert_eq!((e.refresh_at, e.stale_at), (t0 + secs(3540), t0 + secs(3540)));
+        let e = entry(token, &CacheConfig::default().with_refresh_ahead(Duration::ZERO));
+        assert_eq!((e.refresh_at, e.stale_at), (m0 + secs(3540), m0 + secs(3540)));
         // Already expired: stale at once.
         let token = AccessToken::builder("t", t0).expires_at(Some(t0 - secs(5))).build();
-        let e = Entry::new(token, &CacheConfig::default());
-        assert!(e.stale_at <= t0 && e.refresh_at <= e.stale_at);
+        let e = entry(token, &CacheConfig::default());
+        assert!(e.stale_at <= m0 && e.refresh_at <= e.stale_at);
+    }
+
+    #[test]
+    fn a_relative_lifetime_counts_from_the_monotonic_receipt() {
+        let t0 = SystemTime::UNIX_EPOCH + secs(1_000_000);
+        let no_ahead = CacheConfig::default().with_refresh_ahead(Duration::ZERO);
+        let stamped = |mono: Duration| {
+            AccessToken::builder("t", Timestamp::new(t0, Some(mono))).expires_in(secs(3600)).build()
+        };
+        // Sent at monotonic 100 s, published at 130 s while the wall clock
+        // stepped back an hour: 3540 s after the sending, not the wall's view.
+        let e = Entry::new(stamped(secs(100)), &no_ahead, secs(90), secs(130), t0 - secs(3600));
+        assert_eq!(e.stale_at, secs(100 + 3540));
+        // A stamp outside this fetch (another clock, an old token): converted
+        // from wall time.
+        let e = Entry::new(stamped(secs(5)), &no_ahead, secs(90), secs(130), t0 + secs(30));
+        assert_eq!(e.stale_at, secs(130 + 3540 - 30));
+        // An absolute expiry is always converted from wall time.
+        let token = AccessToken::builder("t", Timestamp::new(t0, Some(secs(100))))
+            .expires_at(Some(t0 + secs(3600)))
+            .build();
+        let e = Entry::new(token, &no_ahead, secs(90), secs(130), t0 + secs(30));
+        assert_eq!(e.stale_at, secs(130 + 3540 - 30));
     }
 
     #[test]

@@ -474,8 +474,11 @@ impl TokenRequest<'_> {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
+        // The receipt time is when the request goes out: the server counts
+        // `expires_in` from about then, so a slow answer shortens the
+        // token's life rather than lengthening it.
+        let received_at = endpoint.clock.timestamp();
         let received = execute(provider, &endpoint.url, request, endpoint.limits).await?;
-        let received_at = endpoint.clock.now();
         if received.oversized {
             return Err(self.too_large(&received, header.as_ref()));
         }

@@ -13,7 +13,7 @@
 //! | the trait | everyone | [`TokenProvider`], [`SharedTokenProvider`], [`async_trait`](macro@async_trait) |
 //! | tokens | everyone | [`AccessToken`], [`AccessTokenBuilder`], [`TokenType`], [`Scope`], [`DEFAULT_LIFETIME`] |
 //! | errors | everyone | [`TokenError`], [`ErrorDetail`], [`BodySnippet`], [`TransportErrorKind`], [`BoxError`] |
-//! | time | everyone | injected: [`Clock`], [`SharedClock`], [`SystemClock`], [`ManualClock`] |
+//! | time | everyone | injected: [`Clock`], [`SharedClock`], [`SystemClock`], [`ManualClock`], [`Timestamp`] |
 //! | registry | applications | [`Registry`], [`Providers`], [`ProviderInfo`] |
 //! | config | applications | [`CommonConfig`], [`ConfigSecret`], [`SecretSource`], [`RefreshTokenStoreConfig`], [`parse_duration`] |
 //! | cache | applications | [`CachedProvider`] (single-flight, refresh-ahead, backoff), [`CacheConfig`], [`CacheStats`] |
@@ -64,7 +64,7 @@ mod token;
 // The whole public API, by area (see the table above). Anything not listed
 // here is private to this crate.
 pub use cache::{CacheConfig, CacheStats, CachedProvider};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use config::{CommonConfig, RefreshTokenStoreConfig, parse_duration};
 pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind};
 pub use http::{ClientAuth, HttpSettings, TokenEndpoint, TokenRequest, check_url, fetch_json};

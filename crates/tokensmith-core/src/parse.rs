@@ -50,6 +50,15 @@
 //!   [`AccessToken::expires_at`] stays `None` and the cache assumes
 //!   [`DEFAULT_LIFETIME`](crate::DEFAULT_LIFETIME) (one hour) through
 //!   [`AccessToken::effective_expires_at`].
+//! - **Expired on arrival**: an `expires_in` under [`MIN_LIFETIME`] (one
+//!   second; `0` reads as absent, above), or, without `expires_in`, a JWT
+//!   `exp` less than that after the receipt time (the local clock ahead of
+//!   the server's, or an old token), makes the response a
+//!   [`TokenError::InvalidResponse`]: a token that breaks the cache's margin
+//!   promise is never handed out, and the cache backs off before asking
+//!   again instead of fetching on every call. The receipt time is taken when
+//!   the request is sent, so a slow answer shortens the lifetime, never
+//!   lengthens it.
 //! - `scope`: a space-delimited string (or a list of strings), parsed by
 //!   [`Scope::parse`].
 //! - `refresh_token`, `id_token`: kept as secrets when non-empty strings.
@@ -107,7 +116,7 @@ use serde_json::{Map, Value};
 use url::form_urlencoded;
 
 use crate::redact::{Redacted, Secrets, Shape, redact};
-use crate::{AccessToken, ErrorDetail, Scope, TokenError, TokenType};
+use crate::{AccessToken, ErrorDetail, Scope, Timestamp, TokenError, TokenType};
 
 /// A token endpoint's response, as read by the request helper.
 #[derive(Clone, Copy, Debug)]
@@ -140,12 +149,18 @@ impl<'a> RawResponse<'a> {
 /// The longest lifetime believed: 2³¹−1 seconds, as golang/oauth2 clamps.
 pub const MAX_EXPIRES_IN: Duration = Duration::from_secs((1 << 31) - 1);
 
+/// The shortest lifetime accepted: 1 s. A token response whose `expires_in`
+/// is shorter (but not `0`, which reads as absent), or whose JWT `exp` is
+/// less than this after the receipt time, is a
+/// [`TokenError::InvalidResponse`]: the token would be expired on arrival.
+pub(crate) const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
 /// Parses a token response into an [`AccessToken`] or a [`TokenError`]
 /// (the rules: `docs/ARCHITECTURE.md` and this crate's `parse.rs`).
 pub fn parse_response(
     provider: &str,
     response: &RawResponse<'_>,
-    received_at: SystemTime,
+    received_at: impl Into<Timestamp>,
 ) -> Result<AccessToken, TokenError> {
     parse_sent(provider, response, received_at, &|| Secrets::NONE)
 }
@@ -155,9 +170,10 @@ pub fn parse_response(
 pub(crate) fn parse_sent(
     provider: &str,
     response: &RawResponse<'_>,
-    received_at: SystemTime,
+    received_at: impl Into<Timestamp>,
     sent: &dyn Fn() -> Secrets,
 ) -> Result<AccessToken, TokenError> {
+    let received_at = received_at.into();
     let status = response.status;
     let body = Body::decode(response.content_type, response.body);
     let failure = match (status, body.fields()) {
@@ -505,7 +521,7 @@ fn error_detail(map: &Map<String, Value>) -> Option<ErrorDetail> {
 }
 
 /// Builds the token from the fields of a 2xx body, or says what is missing.
-fn token_from(map: &Map<String, Value>, received_at: SystemTime) -> Result<AccessToken, String> {
+fn token_from(map: &Map<String, Value>, received_at: Timestamp) -> Result<AccessToken, String> {
     let token = match map.get("access_token") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.as_str(),
         Some(Value::String(_)) => return Err("the access_token is empty".to_owned()),
@@ -514,16 +530,18 @@ fn token_from(map: &Map<String, Value>, received_at: SystemTime) -> Result<Acces
             return Err(format!("the access_token is {}, not a string", json_type(other)));
         }
     };
-    let expires_at = match map.get("expires_in").and_then(seconds).filter(|s| !s.is_zero()) {
-        Some(lifetime) => received_at.checked_add(lifetime.min(MAX_EXPIRES_IN)),
-        None => jwt_expiry(token).and_then(|exp| {
-            let latest = received_at.checked_add(MAX_EXPIRES_IN);
-            match SystemTime::UNIX_EPOCH.checked_add(exp) {
-                Some(exp) => Some(latest.map_or(exp, |latest| exp.min(latest))),
-                // Beyond what a `SystemTime` holds: the longest lifetime believed.
-                None => latest,
-            }
-        }),
+    let builder = AccessToken::builder(token, received_at);
+    let builder = match map.get("expires_in").and_then(seconds).filter(|s| !s.is_zero()) {
+        Some(lifetime) if lifetime < MIN_LIFETIME => {
+            return Err(format!(
+                "expires_in is {lifetime:?}, under {MIN_LIFETIME:?}: the token would expire on arrival"
+            ));
+        }
+        Some(lifetime) => builder.expires_in(lifetime.min(MAX_EXPIRES_IN)),
+        None => match jwt_expiry(token) {
+            Some(exp) => builder.expires_at(jwt_expires_at(exp, received_at.wall())?),
+            None => builder,
+        },
     };
     let scope = match map.get("scope") {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(Scope::parse(s)),
@@ -548,9 +566,8 @@ fn token_from(map: &Map<String, Value>, received_at: SystemTime) -> Result<Acces
         }
     }
     let secret = |key: &str| str_field(map, key).map(|s| SecretString::from(s.to_owned()));
-    Ok(AccessToken::builder(token, received_at)
+    Ok(builder
         .token_type(TokenType::parse(token_type))
-        .expires_at(expires_at)
         .scope(scope)
         .refresh_token(secret("refresh_token"))
         .id_token(secret("id_token"))
@@ -578,6 +595,37 @@ fn seconds(value: &Value) -> Option<Duration> {
             }
         }
         _ => None,
+    }
+}
+
+/// The expiry of a JWT access token with `exp` claim `exp` received at
+/// `received_at`, or why it is expired on arrival (an `exp` less than
+/// [`MIN_LIFETIME`] after the local receipt time: the server's clock or ours
+/// is wrong, or the server sent an old token).
+fn jwt_expires_at(exp: Duration, received_at: SystemTime) -> Result<Option<SystemTime>, String> {
+    let latest = received_at.checked_add(MAX_EXPIRES_IN);
+    let Some(exp) = SystemTime::UNIX_EPOCH.checked_add(exp) else {
+        // Beyond what a `SystemTime` holds: the longest lifetime believed.
+        return Ok(latest);
+    };
+    match exp.duration_since(received_at) {
+        Ok(left) if left >= MIN_LIFETIME => Ok(Some(latest.map_or(exp, |latest| exp.min(latest)))),
+        _ => Err(format!(
+            "the token's JWT exp ({}) is less than {MIN_LIFETIME:?} after the local clock ({}): it would expire on arrival (a clock is wrong, or the token is old)",
+            rfc3339(exp),
+            rfc3339(received_at),
+        )),
+    }
+}
+
+/// `at` in RFC 3339 (whole seconds), or as a debug value outside the years
+/// 1970 to 9999 that RFC 3339 formatting covers.
+fn rfc3339(at: SystemTime) -> String {
+    // 10000-01-01T00:00:00Z.
+    const YEAR_10000: Duration = Duration::from_hours(70_389_528);
+    match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) if since < YEAR_10000 => humantime::format_rfc3339_seconds(at).to_string(),
+        _ => format!("{at:?}"),
     }
 }
 
@@ -799,7 +847,6 @@ mod tests {
             assert_eq!(ok(200, None, &body).expires_at(), expected, "{body}");
         }
         let after = |s: u64| Some(now() + Duration::from_secs(s));
-        let jwt_exp = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(DEYEL_EXP));
         let max = Some(now() + MAX_EXPIRES_IN);
         check("abc", "3600", after(3600));
         check("abc", r#""3599""#, after(3599));
@@ -809,7 +856,6 @@ mod tests {
         check("abc", "3599.75", Some(now() + Duration::from_millis(3_599_750)));
         check("abc", "0", None);
         check("abc", r#""0""#, None);
-        check(DEYEL_JWT, "0", jwt_exp);
         check("abc", "1e3", after(1000));
         check("abc", "2147483647", max);
         check("abc", "2147483648", max);
@@ -826,11 +872,63 @@ mod tests {
         check("abc", r#""""#, None);
         check("abc", "[3600]", None);
         check("abc", "", None);
-        // Absent, negative or unusable: the JWT's `exp`, when the token is one.
-        check(DEYEL_JWT, "", jwt_exp);
-        check(DEYEL_JWT, "-1", jwt_exp);
-        check(DEYEL_JWT, r#""n/a""#, jwt_exp);
+        check("abc", "1", after(1));
         check(DEYEL_JWT, "86400", after(86400));
+    }
+
+    /// The Deyel token received at `received` with an `expires_in` field
+    /// as written in JSON (empty: none).
+    fn deyel_at(received: SystemTime, expires_in: &str) -> Result<AccessToken, TokenError> {
+        let field = if expires_in.is_empty() {
+            String::new()
+        } else {
+            format!(r#","expires_in":{expires_in}"#)
+        };
+        let body = format!(r#"{{"access_token":"{DEYEL_JWT}"{field}}}"#);
+        parse_response("p", &RawResponse::new(200, None, body.as_bytes()), received)
+    }
+
+    #[test]
+    fn jwt_exp_is_used_without_expires_in() {
+        // Received an hour after the token was issued, a day before its `exp`.
+        let received = SystemTime::UNIX_EPOCH + Duration::from_secs(DEYEL_EXP - 82_800);
+        let jwt_exp = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(DEYEL_EXP));
+        // Absent, zero, negative or unusable: the JWT's `exp`.
+        for expires_in in ["", "0", "-1", r#""n/a""#] {
+            let token = deyel_at(received, expires_in).unwrap();
+            assert_eq!(token.expires_at(), jwt_exp, "expires_in {expires_in:?}");
+        }
+    }
+
+    #[test]
+    fn a_token_expired_on_arrival_is_an_invalid_response() {
+        #[track_caller]
+        fn expired(result: Result<AccessToken, TokenError>, reason_has: &str) {
+            match result {
+                Err(TokenError::InvalidResponse { status: 200, reason, .. }) => {
+                    assert!(reason.contains(reason_has), "{reason}");
+                    assert!(reason.contains("expire on arrival"), "{reason}");
+                }
+                other => panic!("expected an expired-on-arrival error, got {other:?}"),
+            }
+        }
+        // A JWT `exp` behind the local clock, or less than a second ahead.
+        let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(DEYEL_EXP);
+        expired(
+            deyel_at(now(), ""),
+            "JWT exp (2022-06-03T13:04:50Z) is less than 1s after the local clock (2023-11-14T22:13:20Z)",
+        );
+        expired(deyel_at(exp, ""), "JWT exp");
+        expired(deyel_at(exp - Duration::from_millis(999), "-1"), "JWT exp");
+        assert!(deyel_at(exp - Duration::from_secs(1), "").is_ok());
+        // An `expires_in` under one second (0 reads as absent).
+        for expires_in in ["0.5", r#""0.999""#, "0.001"] {
+            let body = format!(r#"{{"access_token":"abc","expires_in":{expires_in}}}"#);
+            expired(parse(200, None, &body), "under 1s");
+        }
+        // The error never shows the token.
+        let err = deyel_at(now(), "").unwrap_err();
+        assert!(!format!("{err} {err:?}").contains(&DEYEL_JWT[40..80]), "{err:?}");
     }
 
     #[test]

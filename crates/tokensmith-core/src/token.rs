@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::Timestamp;
+
 /// Lifetime assumed for a token whose response carries no `expires_in` and
 /// which is not a JWT with an `exp` claim: one hour.
 ///
@@ -125,7 +127,12 @@ struct Inner {
     secret: SecretString,
     token_type: TokenType,
     received_at: SystemTime,
+    /// The monotonic time of receipt, when the builder was given one.
+    received_monotonic: Option<Duration>,
     expires_at: Option<SystemTime>,
+    /// The lifetime from receipt, when the expiry was given as one
+    /// (`expires_in`) rather than as an instant.
+    lifetime: Option<Duration>,
     scope: Option<Scope>,
     refresh_token: Option<SecretString>,
     id_token: Option<SecretString>,
@@ -133,14 +140,28 @@ struct Inner {
 
 impl AccessToken {
     /// Starts building a token whose value is `secret`, received at
-    /// `received_at` (read from the provider's [`Clock`](crate::Clock)).
-    pub fn builder(secret: impl Into<String>, received_at: SystemTime) -> AccessTokenBuilder {
+    /// `received_at`, read from the provider's [`Clock`](crate::Clock): a
+    /// [`Timestamp`] ([`Clock::timestamp`](crate::Clock::timestamp)), taken
+    /// when the request was sent, or a bare wall time.
+    ///
+    /// With a `Timestamp` the cache measures a relative lifetime
+    /// ([`expires_in`](AccessTokenBuilder::expires_in)) on the monotonic
+    /// clock from the moment of receipt, so a wall clock stepped back or
+    /// forward does not stretch or cut it. With a bare wall time it converts
+    /// the expiry to monotonic time once, when it takes the token.
+    pub fn builder(
+        secret: impl Into<String>,
+        received_at: impl Into<Timestamp>,
+    ) -> AccessTokenBuilder {
+        let received_at = received_at.into();
         AccessTokenBuilder {
             inner: Inner {
                 secret: SecretString::from(secret.into()),
                 token_type: TokenType::Bearer,
-                received_at,
+                received_at: received_at.wall(),
+                received_monotonic: received_at.monotonic(),
                 expires_at: None,
+                lifetime: None,
                 scope: None,
                 refresh_token: None,
                 id_token: None,
@@ -158,15 +179,33 @@ impl AccessToken {
         &self.0.token_type
     }
 
-    /// When the token was received (by the provider's clock).
+    /// When the token was received (the wall time of the provider's clock
+    /// when the request was sent).
     pub fn received_at(&self) -> SystemTime {
         self.0.received_at
     }
 
     /// When the server says the token expires, if it said (`expires_in`, or
-    /// the `exp` claim of a JWT token).
+    /// the `exp` claim of a JWT token), in wall time: for display. The cache
+    /// measures a relative lifetime on the monotonic clock instead (see
+    /// [`AccessToken::builder`]).
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.0.expires_at
+    }
+
+    /// When the token was received and when it expires, on the monotonic
+    /// clock of the [`Timestamp`] it was built with: receipt plus the
+    /// relative lifetime (`expires_in`, or [`DEFAULT_LIFETIME`] when the
+    /// server said nothing). `None` for an absolute expiry (a JWT `exp`) or a
+    /// token built from a bare wall time.
+    pub(crate) fn monotonic_expiry(&self) -> Option<(Duration, Duration)> {
+        let received = self.0.received_monotonic?;
+        let lifetime = match (self.0.lifetime, self.0.expires_at) {
+            (Some(lifetime), _) => lifetime,
+            (None, None) => DEFAULT_LIFETIME,
+            (None, Some(_)) => return None,
+        };
+        Some((received, received.checked_add(lifetime)?))
     }
 
     /// [`expires_at`](Self::expires_at), or `received_at +`
@@ -244,15 +283,18 @@ impl AccessTokenBuilder {
         self
     }
 
-    /// Sets the expiry relative to the receipt time.
+    /// Sets the expiry relative to the receipt time (a lifetime beyond what
+    /// a [`SystemTime`] holds reads as no expiry).
     pub fn expires_in(mut self, expires_in: Duration) -> Self {
-        self.inner.expires_at = Some(self.inner.received_at + expires_in);
+        self.inner.expires_at = self.inner.received_at.checked_add(expires_in);
+        self.inner.lifetime = self.inner.expires_at.map(|_| expires_in);
         self
     }
 
-    /// Sets an absolute expiry (or none).
+    /// Sets an absolute expiry (or none), such as a JWT `exp`.
     pub fn expires_at(mut self, expires_at: Option<SystemTime>) -> Self {
         self.inner.expires_at = expires_at;
+        self.inner.lifetime = None;
         self
     }
 

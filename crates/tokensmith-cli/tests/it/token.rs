@@ -145,7 +145,8 @@ fn cache_clear_empties_the_cache() {
 fn an_expired_token_is_not_reused() {
     let env = TestEnv::new();
     let configapi = env.emulator(Vendor::ConfigApi);
-    // A JWT whose `exp` has passed and no `expires_in`: stale at once.
+    // A JWT whose `exp` has passed and no `expires_in`: expired on arrival,
+    // an invalid response (exit 4), never printed nor cached.
     // (`"expires_in": 0` would read as "not said", as in golang/oauth2.)
     let payload = URL_SAFE_NO_PAD.encode(r#"{"exp":1000000000}"#);
     configapi.set_fault(Fault::Custom {
@@ -156,8 +157,12 @@ fn an_expired_token_is_not_reused() {
         ),
     });
     env.write_config(&provider(&configapi, "tenant"));
-    env.run(&["token", "tenant"]).ok();
-    env.run(&["token", "tenant"]).ok();
+    for _ in 0..2 {
+        let run = env.run(&["token", "tenant"]);
+        assert_eq!(run.code, 4, "{run:?}");
+        assert!(run.stdout.is_empty() && run.stderr.contains("expire on arrival"), "{run:?}");
+    }
+    assert!(env.cache_files().is_empty());
     assert_eq!(configapi.requests(), 2);
 }
 

@@ -12,11 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
+use secrecy::ExposeSecret as _;
 use tokensmith_core::{
-    AccessToken, AdapterFactory, CacheConfig, CachedProvider, Clock, DEFAULT_LIFETIME, ManualClock,
-    ProviderContext, RawResponse, Registry, SharedTokenProvider, TokenError, TokenProvider,
-    TransportErrorKind, async_trait, parse_response,
+    AccessToken, AdapterFactory, CacheConfig, CachedProvider, Clock, DEFAULT_LIFETIME,
+    HttpSettings, ManualClock, ProviderContext, RawResponse, Registry, SharedTokenProvider,
+    TokenEndpoint, TokenError, TokenProvider, TransportErrorKind, async_trait, parse_response,
 };
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
@@ -27,6 +29,8 @@ const HOUR: Duration = Duration::from_hours(1);
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 const BACKOFF_FLOOR: Duration = Duration::from_millis(100);
+/// The hit path re-checks time precisely at least this often (100 ms, documented in docs/cache.md).
+const HIT_PATH_RECHECK: Duration = Duration::from_millis(100);
 /// Guards against a hang; generous for a loaded 2-core machine.
 const GUARD: Duration = Duration::from_secs(30);
 
@@ -38,8 +42,10 @@ fn secs(s: u64) -> Duration {
 /// error), can be held blocked, and tracks how many requests overlap.
 #[derive(Debug)]
 struct Upstream {
-    clock: ManualClock,
+    clock: Arc<dyn Clock>,
     lifetime: Mutex<Option<Duration>>,
+    /// Hand out tokens whose absolute expiry is this far in the past.
+    expired_by: Mutex<Option<Duration>>,
     failure: Mutex<Option<TokenError>>,
     open: watch::Sender<bool>,
     calls: AtomicUsize,
@@ -50,9 +56,14 @@ struct Upstream {
 
 impl Upstream {
     fn new(clock: &ManualClock) -> Arc<Self> {
+        Self::on(Arc::new(clock.clone()))
+    }
+
+    fn on(clock: Arc<dyn Clock>) -> Arc<Self> {
         Arc::new(Self {
-            clock: clock.clone(),
+            clock,
             lifetime: Mutex::new(Some(HOUR)),
+            expired_by: Mutex::new(None),
             failure: Mutex::new(None),
             open: watch::channel(true).0,
             calls: AtomicUsize::new(0),
@@ -79,6 +90,10 @@ impl Upstream {
         *self.lifetime.lock().unwrap() = lifetime;
     }
 
+    fn expire_tokens_by(&self, by: Option<Duration>) {
+        *self.expired_by.lock().unwrap() = by;
+    }
+
     fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
@@ -96,7 +111,9 @@ impl Upstream {
 impl TokenProvider for Upstream {
     async fn token(&self) -> Result<AccessToken, TokenError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        self.call_times.lock().unwrap().push(self.clock.now());
+        // Received when sent, as the request helper stamps it.
+        let sent = self.clock.timestamp();
+        self.call_times.lock().unwrap().push(sent.wall());
         let overlapping = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(overlapping, Ordering::SeqCst);
         let mut open = self.open.subscribe();
@@ -107,10 +124,12 @@ impl TokenProvider for Upstream {
             Err(err)
         } else {
             let lifetime = *self.lifetime.lock().unwrap();
-            let builder = AccessToken::builder(format!("token-{n}"), self.clock.now());
-            Ok(match lifetime {
-                Some(l) => builder.expires_in(l),
-                None => builder,
+            let expired_by = *self.expired_by.lock().unwrap();
+            let builder = AccessToken::builder(format!("token-{n}"), sent);
+            Ok(match (expired_by, lifetime) {
+                (Some(by), _) => builder.expires_at(Some(sent.wall() - by)),
+                (None, Some(l)) => builder.expires_in(l),
+                (None, None) => builder,
             }
             .build())
         };
@@ -124,12 +143,7 @@ fn clock() -> ManualClock {
 }
 
 fn cached(upstream: &Arc<Upstream>, config: CacheConfig) -> Arc<CachedProvider> {
-    Arc::new(CachedProvider::new(
-        "test",
-        upstream.clone(),
-        config,
-        Arc::new(upstream.clock.clone()),
-    ))
+    Arc::new(CachedProvider::new("test", upstream.clone(), config, upstream.clock.clone()))
 }
 
 /// Waits (yielding, never sleeping) until `done` holds.
@@ -371,26 +385,82 @@ async fn expired_with_the_upstream_down_every_caller_errs_and_one_request_at_a_t
     assert_eq!(upstream.calls(), 5);
 }
 
-/// A wall clock stepped back (an NTP correction) after a failure does not
-/// stretch the backoff by the size of the step: the last error is handed out
-/// only while the clock is between the failure and the next attempt.
+/// A wall clock stepped (an NTP correction) after a failure changes nothing:
+/// the backoff runs on monotonic time, neither stretched by a step back nor
+/// cut by a step forward.
 #[tokio::test]
-async fn a_clock_stepped_back_does_not_stretch_the_backoff() {
+async fn a_wall_clock_step_does_not_change_the_backoff() {
     let clock = clock();
     let upstream = Upstream::new(&clock);
     let cache = cached(&upstream, CacheConfig::default());
     upstream.fail_with(Some(connect_error()));
     cache.token().await.unwrap_err();
-    // During the backoff: the last error at once, no request.
+    upstream.fail_with(None);
+    // During the backoff: the last error at once, no request, wherever the
+    // wall clock jumps.
+    clock.set_wall(clock.now() - HOUR);
+    cache.token().await.unwrap_err();
+    clock.set_wall(clock.now() + 2 * HOUR);
     cache.token().await.unwrap_err();
     assert_eq!(upstream.calls(), 1);
 
-    upstream.fail_with(None);
-    clock.set(clock.now() - HOUR);
-    let token = cache.token().await.expect("a new attempt, not the last error for an hour");
+    // The first backoff is at most BACKOFF_BASE.
+    clock.advance(BACKOFF_BASE);
+    let token = cache.token().await.expect("a new attempt once the backoff is over");
     assert_eq!(upstream.calls(), 2);
     assert!(cache.token().await.unwrap().same_token(&token));
-    assert_eq!(upstream.calls(), 2);
+}
+
+/// Stepping the wall clock back an hour right after a fetch does not serve
+/// the token an hour past its expiry, and stepping it forward does not
+/// throw it away: its `expires_in` runs on monotonic time.
+#[tokio::test]
+async fn wall_clock_steps_neither_stretch_nor_cut_a_token() {
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    let no_ahead = CacheConfig::default().with_refresh_ahead(Duration::ZERO);
+
+    let cache = cached(&upstream, no_ahead.clone());
+    let first = cache.token().await.unwrap();
+    clock.set_wall(clock.now() - HOUR);
+    clock.advance(secs(3539));
+    assert!(cache.token().await.unwrap().same_token(&first));
+    clock.advance(secs(1));
+    assert!(fetched(&cache, &upstream).await, "stale 3540 s after it was sent");
+
+    let cache = cached(&upstream, no_ahead);
+    let first = cache.token().await.unwrap();
+    clock.set_wall(clock.now() + 2 * HOUR);
+    assert!(cache.token().await.unwrap().same_token(&first), "still valid");
+    clock.advance(secs(3539));
+    assert!(cache.token().await.unwrap().same_token(&first));
+    clock.advance(secs(1));
+    assert!(!cache.token().await.unwrap().same_token(&first));
+    assert_eq!(upstream.calls(), 4);
+}
+
+/// A wall-clock step while the request is out does not move the token's
+/// deadlines either: its lifetime counts from the monotonic time it was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wall_clock_step_during_the_fetch_does_not_stretch_the_token() {
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    upstream.hold();
+    let cache = cached(&upstream, CacheConfig::default().with_refresh_ahead(Duration::ZERO));
+    let caller = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.token().await }
+    });
+    wait_until("the request is out", || upstream.calls() == 1).await;
+    clock.advance(secs(10));
+    clock.set_wall(clock.now() - HOUR);
+    upstream.release();
+    let first = timeout(GUARD, caller).await.unwrap().unwrap().unwrap();
+    // Stale at 3540 s after sending, 10 s of which passed during the fetch.
+    clock.advance(secs(3529));
+    assert!(cache.token().await.unwrap().same_token(&first));
+    clock.advance(secs(1));
+    assert!(!cache.token().await.unwrap().same_token(&first));
 }
 
 #[tokio::test]
@@ -453,14 +523,17 @@ async fn ten_callers_invalidating_the_same_token_cause_one_fetch() {
     assert_eq!(upstream.calls(), 2);
 }
 
+/// The caller whose call started the request goes away: the request goes
+/// on, on its own task, and the other caller gets its token; no second
+/// request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_caller_does_not_strand_the_others() {
+async fn a_cancelled_caller_leaves_its_request_to_the_others() {
     let clock = clock();
     let upstream = Upstream::new(&clock);
     upstream.hold();
     let cache = cached(&upstream, CacheConfig::default());
 
-    let runner = tokio::spawn({
+    let first = tokio::spawn({
         let cache = cache.clone();
         async move { cache.token().await }
     });
@@ -471,13 +544,32 @@ async fn a_cancelled_caller_does_not_strand_the_others() {
     });
     wait_until("the second caller waits", || cache.stats().misses == 2).await;
 
-    // The caller running the request goes away: the waiter takes over.
-    runner.abort();
-    wait_until("the waiter sends its own request", || upstream.calls() == 2).await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
     upstream.release();
     let token = timeout(GUARD, waiter).await.expect("the waiter finishes").unwrap().unwrap();
     assert!(cache.token().await.unwrap().same_token(&token));
-    assert_eq!(upstream.calls(), 2);
+    assert_eq!(upstream.calls(), 1);
+}
+
+/// Callers that each give up after a short timeout, against an upstream slower
+/// than the timeout, end up with a token after exactly one request: each
+/// cancelled caller leaves the request running for the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_short_timeouts_get_a_token_after_one_request() {
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    upstream.hold();
+    let cache = cached(&upstream, CacheConfig::default());
+    for _ in 0..20 {
+        assert!(timeout(Duration::from_millis(5), cache.token()).await.is_err(), "held");
+    }
+    upstream.release();
+    let token = timeout(GUARD, cache.token()).await.expect("a token arrives").unwrap();
+    assert!(cache.token().await.unwrap().same_token(&token));
+    assert_eq!(upstream.calls(), 1);
+    let stats = cache.stats();
+    assert_eq!((stats.fetches, stats.failures), (1, 0));
 }
 
 /// Calls `token()` and says whether it fetched.
@@ -620,4 +712,306 @@ async fn the_registry_wraps_each_provider_in_the_cache_once() {
     let stats = providers.cache_stats("one").unwrap();
     assert_eq!((stats.fetches, stats.hits), (1, 1));
     assert_eq!(providers.cache_stats("two"), None);
+}
+
+/// A clock whose coarse monotonic reading does not count a suspend, as
+/// Linux's `CLOCK_MONOTONIC_COARSE` does not, while the precise one does
+/// (`CLOCK_BOOTTIME`).
+#[derive(Clone, Debug)]
+struct SuspendingClock {
+    awake: ManualClock,
+    slept: Arc<Mutex<Duration>>,
+}
+
+impl SuspendingClock {
+    fn suspend(&self, for_: Duration) {
+        *self.slept.lock().unwrap() += for_;
+    }
+}
+
+impl Clock for SuspendingClock {
+    fn now(&self) -> SystemTime {
+        self.awake.now() + *self.slept.lock().unwrap()
+    }
+
+    fn monotonic(&self) -> Duration {
+        self.awake.monotonic() + *self.slept.lock().unwrap()
+    }
+
+    fn monotonic_coarse(&self) -> Duration {
+        self.awake.monotonic()
+    }
+}
+
+/// After a suspend longer than the token's life, the hit path (on the
+/// coarse clock, blind to the suspend) serves the old token for at most
+/// `HIT_PATH_RECHECK` more before a precise reading sees it stale.
+#[tokio::test]
+async fn time_slept_is_noticed_within_the_hit_path_recheck() {
+    let awake = clock();
+    let clock = SuspendingClock { awake: awake.clone(), slept: Arc::default() };
+    let upstream = Upstream::on(Arc::new(clock.clone()));
+    let cache = cached(&upstream, CacheConfig::default());
+    let first = cache.token().await.unwrap();
+    assert!(cache.token().await.unwrap().same_token(&first));
+    clock.suspend(2 * HOUR);
+    // Possibly served once more from the hit path, but not after the recheck.
+    let _ = cache.token().await.unwrap();
+    awake.advance(HIT_PATH_RECHECK);
+    assert!(!cache.token().await.unwrap().same_token(&first));
+    assert_eq!(upstream.calls(), 2);
+}
+
+/// A provider that returns a token already expired (an absolute expiry in
+/// the past): no waiter gets it, every one gets an invalid-response error,
+/// and later calls back off instead of fetching on every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expired_on_arrival_is_never_handed_out() {
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    upstream.expire_tokens_by(Some(secs(5)));
+    upstream.hold();
+    let cache = cached(&upstream, CacheConfig::default());
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.token().await })
+        })
+        .collect();
+    wait_until("all callers wait", || cache.stats().misses == 100).await;
+    upstream.release();
+    for caller in callers {
+        let err = caller.await.unwrap().expect_err("an expired token is never handed out");
+        assert!(matches!(err, TokenError::InvalidResponse { .. }), "{err}");
+        assert!(err.to_string().contains("expired on arrival"), "{err}");
+    }
+    // The backoff applies: no request on every call.
+    for _ in 0..10 {
+        cache.token().await.unwrap_err();
+    }
+    assert_eq!(upstream.calls(), 1);
+    // After the backoff, a good token.
+    upstream.expire_tokens_by(None);
+    clock.advance(BACKOFF_BASE);
+    let token = cache.token().await.unwrap();
+    assert!(cache.token().await.unwrap().same_token(&token));
+    assert_eq!(upstream.calls(), 2);
+}
+
+#[test]
+fn without_a_runtime_a_dropped_caller_hands_the_request_over() {
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    upstream.hold();
+    let cache = cached(&upstream, CacheConfig::default());
+    // The first caller runs the request in place, and is dropped waiting.
+    assert!(poll_once(cache.token()).is_pending());
+    assert_eq!(upstream.calls(), 1);
+    // The next caller is not stranded on the abandoned request.
+    upstream.release();
+    let Poll::Ready(Ok(token)) = poll_once(cache.token()) else { panic!("ready at once") };
+    let Poll::Ready(Ok(again)) = poll_once(cache.token()) else { panic!("ready at once") };
+    assert!(again.same_token(&token));
+    assert_eq!(upstream.calls(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Through the request helper, against a real slow token endpoint
+// ---------------------------------------------------------------------------
+
+/// A token endpoint on 127.0.0.1 that holds every answer until released, and
+/// moves the injected clock by `delay` before answering (the time the answer
+/// takes, without waiting for it). Counts requests.
+struct SlowEndpoint {
+    url: tokensmith_core::Url,
+    requests: Arc<AtomicUsize>,
+    open: watch::Sender<bool>,
+    delay: Arc<Mutex<Duration>>,
+    body: Arc<Mutex<String>>,
+}
+
+impl SlowEndpoint {
+    async fn start(clock: &ManualClock, body: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap()).parse().unwrap();
+        let endpoint = Self {
+            url,
+            requests: Arc::default(),
+            open: watch::channel(true).0,
+            delay: Arc::default(),
+            body: Arc::new(Mutex::new(body.to_owned())),
+        };
+        let (requests, open, delay, body, clock) = (
+            endpoint.requests.clone(),
+            endpoint.open.clone(),
+            endpoint.delay.clone(),
+            endpoint.body.clone(),
+            clock.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (requests, open, delay, body, clock) =
+                    (requests.clone(), open.clone(), delay.clone(), body.clone(), clock.clone());
+                tokio::spawn(async move {
+                    while read_request(&mut stream).await {
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        let _ = open.subscribe().wait_for(|open| *open).await;
+                        clock.advance(*delay.lock().unwrap());
+                        let body = body.lock().unwrap().clone();
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        endpoint
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn provider(&self, clock: &ManualClock) -> Arc<CachedProvider> {
+        let endpoint = TokenEndpoint::new(
+            "slow",
+            self.url.clone(),
+            &HttpSettings::default(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        Arc::new(CachedProvider::new(
+            "slow",
+            Arc::new(ClientCredentials(endpoint)),
+            CacheConfig::default(),
+            Arc::new(clock.clone()),
+        ))
+    }
+}
+
+/// Reads one request (head and `Content-Length` body); `false` once the
+/// peer closes.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + length {
+                return true;
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A client-credentials provider on the core request helper.
+#[derive(Debug)]
+struct ClientCredentials(TokenEndpoint);
+
+#[async_trait]
+impl TokenProvider for ClientCredentials {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        self.0.request().param("grant_type", "client_credentials").send().await
+    }
+}
+
+/// The issue's case: `timeout(short, p.token())` in a loop against an
+/// endpoint slower than the timeout gets a token, after one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_timeouts_against_a_slow_endpoint_get_a_token_after_one_request() {
+    let clock = clock();
+    let server =
+        SlowEndpoint::start(&clock, r#"{"access_token":"slow-1","expires_in":3600}"#).await;
+    let provider = server.provider(&clock);
+    server.open.send_replace(false);
+    let mut timeouts = 0;
+    let token = loop {
+        if timeouts == 10 {
+            // The endpoint answers at last (it was always just slower).
+            server.open.send_replace(true);
+        }
+        let wait = if timeouts < 10 { Duration::from_millis(20) } else { GUARD };
+        match timeout(wait, provider.token()).await {
+            Ok(token) => break token.unwrap(),
+            Err(_) => timeouts += 1,
+        }
+    };
+    assert_eq!(timeouts, 10);
+    assert_eq!(token.secret().expose_secret(), "slow-1");
+    assert_eq!(server.requests(), 1);
+    assert!(provider.token().await.unwrap().same_token(&token));
+}
+
+/// A 60 s token whose answer took 25 s lives 60 s from when the request was
+/// sent: its expiry, and the cache's margin, count from then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receipt_time_is_when_the_request_is_sent() {
+    let clock = clock();
+    let server = SlowEndpoint::start(&clock, r#"{"access_token":"t","expires_in":60}"#).await;
+    *server.delay.lock().unwrap() = secs(25);
+    let provider = server.provider(&clock);
+    let sent = clock.now();
+    let token = provider.token().await.unwrap();
+    assert_eq!(clock.now(), sent + secs(25));
+    assert_eq!(token.received_at(), sent);
+    assert_eq!(token.expires_at(), Some(sent + secs(60)));
+    // A 6 s margin: stale 54 s after sending, 29 s from now.
+    *server.delay.lock().unwrap() = Duration::ZERO;
+    clock.advance(secs(28));
+    assert!(provider.token().await.unwrap().same_token(&token));
+    clock.advance(secs(1));
+    assert!(!provider.token().await.unwrap().same_token(&token));
+    assert_eq!(server.requests(), 2);
+
+    // An answer slower than the lifetime minus the margin: expired on
+    // arrival, never handed out.
+    *server.delay.lock().unwrap() = secs(55);
+    let fresh = CachedProvider::new(
+        "slow",
+        provider.clone(),
+        CacheConfig::default(),
+        Arc::new(clock.clone()),
+    );
+    clock.advance(secs(60));
+    let err = fresh.token().await.unwrap_err();
+    assert!(err.to_string().contains("expired on arrival"), "{err}");
+}
+
+/// A JWT whose `exp` is behind the local clock (no `expires_in`), or a
+/// lifetime under a second, is an invalid response; the cache backs off
+/// instead of asking again on every call.
+#[tokio::test]
+async fn a_response_expired_on_arrival_is_an_error_and_backs_off() {
+    use base64::Engine as _;
+    let clock = clock();
+    let payload = format!(r#"{{"exp":{}}}"#, 1_700_000_000 - 3600);
+    let jwt = format!(
+        "eyJhbGciOiJub25lIn0.{}.sig",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload)
+    );
+    for body in [
+        format!(r#"{{"access_token":"{jwt}","token_type":"Bearer"}}"#),
+        r#"{"access_token":"abc","expires_in":0.5}"#.to_owned(),
+    ] {
+        let server = SlowEndpoint::start(&clock, &body).await;
+        let provider = server.provider(&clock);
+        for _ in 0..5 {
+            let err = provider.token().await.expect_err("never an expired token");
+            assert!(matches!(err, TokenError::InvalidResponse { .. }), "{err}");
+            assert!(err.to_string().contains("expire on arrival"), "{err}");
+        }
+        assert_eq!(server.requests(), 1, "{body}");
+    }
 }
