@@ -43,15 +43,15 @@
 // The core's public API, item by item (the same list as `tokensmith-core`'s
 // root; `docs/public-api/` keeps both in review).
 pub use tokensmith_core::{
-    AccessToken, AccessTokenBuilder, AdapterFactory, BodySnippet, BoxError, CacheConfig,
-    CacheStats, CachedProvider, ClientAuth, Clock, CommonConfig, ConfigSecret, DEFAULT_LIFETIME,
-    DEFAULT_STORE_LOCK_TIMEOUT, ErrorDetail, FileRefreshTokenStore, HttpSettings, LoadReport,
-    MAX_EXPIRES_IN, ManualClock, MemoryRefreshTokenStore, ProviderContext, ProviderInfo, Providers,
-    RawResponse, RefreshTokenStore, RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant,
-    Scope, SecretSource, SharedClock, SharedRefreshTokenStore, SharedTokenProvider, StoreLock,
-    SystemClock, TokenEndpoint, TokenError, TokenProvider, TokenRequest, TokenType,
-    TransportErrorKind, Url, async_trait, check_url, fetch_json, parse_duration, parse_response,
-    secrecy,
+    AccessToken, AccessTokenBuilder, AdapterConfig, AdapterFactory, BodySnippet, BoxError,
+    CacheConfig, CacheStats, CachedProvider, ClientAuth, Clock, CommonConfig, ConfigSecret,
+    DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, ErrorDetail, FileRefreshTokenStore, HttpSettings,
+    KNOWN_KINDS, LoadReport, MAX_EXPIRES_IN, ManualClock, MemoryRefreshTokenStore, ProviderContext,
+    ProviderInfo, Providers, ProvidersBuilder, RawResponse, RefreshTokenStore,
+    RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, Scope, SecretSource, SharedClock,
+    SharedRefreshTokenStore, SharedTokenProvider, StoreLock, SystemClock, Timestamp, TokenEndpoint,
+    TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url, async_trait,
+    check_url, fetch_json, parse_duration, parse_response, secrecy,
 };
 
 #[cfg(feature = "configapi")]
