@@ -3,9 +3,9 @@
 //! a TOML table sends, and is cached exactly once.
 //!
 //! One table, one row per case: the vendor, the provider as TOML, the same
-//! provider as code. A case that spends a single-use code gets a fresh one
-//! for each build (`code`), replaced by `<code>` before the requests are
-//! compared.
+//! provider as code. A case that spends a single-use credential (a code or
+//! a refresh token) gets a fresh one for each build (`code`), replaced by
+//! `<code>` before the requests are compared.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use tokensmith_core::{
     CommonConfig, ConfigSecret, Providers, ProvidersBuilder, RefreshTokenStoreConfig, Registry,
     TokenProvider, Url,
 };
-use tokensmith_testkit::{Emulator, RecordedRequest, Vendor};
+use tokensmith_testkit::{CodeRequest, Emulator, RecordedRequest, Vendor};
 
 /// What one request looked like on the wire.
 type Wire = (String, String, Vec<(String, String)>, String);
@@ -25,6 +25,9 @@ type Wire = (String, String, Vec<(String, String)>, String);
 struct Case {
     what: &'static str,
     vendor: Vendor,
+    /// Prepares the emulator and returns a fresh single-use credential for
+    /// one build, or an empty string when the case spends none.
+    issue: fn(e: &Emulator) -> String,
     toml: fn(e: &Emulator, code: &str) -> String,
     code: fn(e: &Emulator, code: &str, builder: ProvidersBuilder) -> ProvidersBuilder,
 }
@@ -37,11 +40,28 @@ fn secret(value: Option<&str>) -> SecretString {
     SecretString::from(value.unwrap().to_owned())
 }
 
+/// `issue` of a case that spends no single-use credential.
+fn none(_: &Emulator) -> String {
+    String::new()
+}
+
+/// The PKCE verifier of the oauth2 code cases.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// The oauth2 provider `p`'s first lines: kind, client id and grant.
+fn oauth2_toml(e: &Emulator, client_id: &str, grant: &str) -> String {
+    format!(
+        "[providers.p]\nkind = \"oauth2\"\ntoken_url = {:?}\nclient_id = {client_id:?}\ngrant = {grant:?}\n",
+        e.token_url()
+    )
+}
+
 fn cases() -> Vec<Case> {
     vec![
         Case {
             what: "deyel, client_credentials",
             vendor: Vendor::Deyel,
+            issue: none,
             toml: |e, _| format!("{}timeout = \"7s\"\n", e.config_snippet("p")),
             code: |e, _, b| {
                 let c = e.credentials();
@@ -57,6 +77,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "configapi, client_credentials with a tenant scope",
             vendor: Vendor::ConfigApi,
+            issue: none,
             toml: |e, _| e.config_snippet("p"),
             code: |e, _, b| {
                 let c = e.credentials();
@@ -72,6 +93,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "soti-connect, password",
             vendor: Vendor::SotiConnect,
+            issue: none,
             toml: |e, _| e.config_snippet("p"),
             code: |e, _, b| {
                 let c = e.credentials();
@@ -88,6 +110,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "soti-connect, authorization_code with an in-memory store",
             vendor: Vendor::SotiConnect,
+            issue: Emulator::issue_code,
             toml: |e, code| {
                 let c = e.credentials();
                 format!(
@@ -112,27 +135,223 @@ fn cases() -> Vec<Case> {
                 b.add("p", config)
             },
         },
-        // oauth2: its rows go here (one per grant and client-auth style),
-        // added with its typed config.
+    ]
+    .into_iter()
+    .chain(oauth2_client_credentials())
+    .chain(oauth2_renewals())
+    .collect()
+}
+
+/// oauth2 with `client_credentials`: one row per client-auth style, and discovery.
+fn oauth2_client_credentials() -> Vec<Case> {
+    vec![
+        Case {
+            what: "oauth2, client_credentials, client_secret_basic (form), scope, extra_params, timeout",
+            vendor: Vendor::OAuth2,
+            issue: none,
+            toml: |e, _| {
+                format!(
+                    "{}extra_params = {{ audience = \"https://api.example.com\" }}\ntimeout = \"7s\"\n",
+                    e.config_snippet("p")
+                )
+            },
+            code: |e, _, b| {
+                let c = e.credentials();
+                let config =
+                    tokensmith_oauth2::OAuth2Config::client_credentials(url(e), c.client_id())
+                        .with_client_secret(secret(c.client_secret()))
+                        .with_scope(c.scope().unwrap().split(' '))
+                        .with_extra_param("audience", "https://api.example.com")
+                        .with_common(|common| common.with_timeout(Duration::from_secs(7)));
+                b.add("p", config)
+            },
+        },
+        Case {
+            what: "oauth2, client_credentials, client_secret_post, scope as one string",
+            vendor: Vendor::OAuth2,
+            issue: none,
+            toml: |e, _| {
+                let c = e.credentials();
+                format!(
+                    "{}client_secret = {:?}\nauth_method = \"client_secret_post\"\nscope = {:?}\n",
+                    oauth2_toml(e, c.client_id(), "client_credentials"),
+                    c.client_secret().unwrap(),
+                    c.scope().unwrap(),
+                )
+            },
+            code: |e, _, b| {
+                let c = e.credentials();
+                let config =
+                    tokensmith_oauth2::OAuth2Config::client_credentials(url(e), c.client_id())
+                        .with_client_secret(secret(c.client_secret()))
+                        .with_auth_method(tokensmith_oauth2::AuthMethod::ClientSecretPost)
+                        .with_scope([c.scope().unwrap()]);
+                b.add("p", config)
+            },
+        },
+        Case {
+            what: "oauth2, client_credentials, client_secret_basic (raw)",
+            vendor: Vendor::OAuth2,
+            issue: |e| {
+                e.set_basic_encoding(tokensmith_testkit::BasicEncoding::Raw);
+                String::new()
+            },
+            toml: |e, _| {
+                let c = e.credentials();
+                format!(
+                    "{}client_secret = {:?}\nauth_method = \"client_secret_basic\"\nbasic_encoding = \"raw\"\n",
+                    oauth2_toml(e, c.client_id(), "client_credentials"),
+                    c.client_secret().unwrap(),
+                )
+            },
+            code: |e, _, b| {
+                let c = e.credentials();
+                let config =
+                    tokensmith_oauth2::OAuth2Config::client_credentials(url(e), c.client_id())
+                        .with_client_secret(secret(c.client_secret()))
+                        .with_auth_method(tokensmith_oauth2::AuthMethod::ClientSecretBasic)
+                        .with_basic_encoding(tokensmith_oauth2::BasicEncoding::Raw);
+                b.add("p", config)
+            },
+        },
+        Case {
+            what: "oauth2, client_credentials, token endpoint and client auth discovered from the issuer",
+            vendor: Vendor::OAuth2,
+            issue: none,
+            toml: |e, _| {
+                let c = e.credentials();
+                format!(
+                    "[providers.p]\nkind = \"oauth2\"\nissuer = {:?}\nclient_id = {:?}\nclient_secret = {:?}\nscope = {:?}\n",
+                    e.issuer(),
+                    c.client_id(),
+                    c.client_secret().unwrap(),
+                    c.scope().unwrap(),
+                )
+            },
+            code: |e, _, b| {
+                let c = e.credentials();
+                let issuer = tokensmith_oauth2::Endpoint::Issuer(e.issuer());
+                let config =
+                    tokensmith_oauth2::OAuth2Config::client_credentials(issuer, c.client_id())
+                        .with_client_secret(secret(c.client_secret()))
+                        .with_scope([c.scope().unwrap()]);
+                b.add("p", config)
+            },
+        },
     ]
 }
 
-/// The requests `e` received since the last call, as compared: method,
-/// target, headers and body, with the single-use `code` replaced.
-fn take_requests(e: &Emulator, code: &str) -> Vec<Wire> {
+/// oauth2 with a single-use credential: a code (confidential and public clients) or a refresh token.
+fn oauth2_renewals() -> Vec<Case> {
+    vec![
+        Case {
+            what: "oauth2, authorization_code, client_secret_basic, PKCE, in-memory store",
+            vendor: Vendor::OAuth2,
+            issue: |e| e.issue_code_with(CodeRequest::new().pkce_verifier(VERIFIER)),
+            toml: |e, code| {
+                let c = e.credentials();
+                format!(
+                    "{}client_secret = {:?}\ncode = {code:?}\nredirect_uri = {:?}\ncode_verifier = {VERIFIER:?}\n\
+                     refresh_token_store = \"memory\"\n",
+                    oauth2_toml(e, c.client_id(), "authorization_code"),
+                    c.client_secret().unwrap(),
+                    c.redirect_uri().unwrap(),
+                )
+            },
+            code: |e, code, b| {
+                let c = e.credentials();
+                let config = tokensmith_oauth2::OAuth2Config::authorization_code(
+                    url(e),
+                    c.client_id(),
+                    SecretString::from(code.to_owned()),
+                    c.redirect_uri().unwrap(),
+                )
+                .with_client_secret(secret(c.client_secret()))
+                .with_code_verifier(SecretString::from(VERIFIER))
+                .with_common(|common| {
+                    common.with_refresh_token_store(RefreshTokenStoreConfig::Memory)
+                });
+                b.add("p", config)
+            },
+        },
+        Case {
+            what: "oauth2, authorization_code, public client (auth_method = none), PKCE",
+            vendor: Vendor::OAuth2,
+            issue: |e| {
+                let public = e.credentials().public_client_id().unwrap();
+                e.issue_code_with(CodeRequest::new().client_id(public).pkce_verifier(VERIFIER))
+            },
+            toml: |e, code| {
+                let c = e.credentials();
+                format!(
+                    "{}auth_method = \"none\"\ncode = {code:?}\nredirect_uri = {:?}\ncode_verifier = {VERIFIER:?}\n",
+                    oauth2_toml(e, c.public_client_id().unwrap(), "authorization_code"),
+                    c.redirect_uri().unwrap(),
+                )
+            },
+            code: |e, code, b| {
+                let c = e.credentials();
+                let config = tokensmith_oauth2::OAuth2Config::authorization_code(
+                    url(e),
+                    c.public_client_id().unwrap(),
+                    ConfigSecret::literal(code),
+                    c.redirect_uri().unwrap(),
+                )
+                .with_auth_method(tokensmith_oauth2::AuthMethod::None)
+                .with_code_verifier(ConfigSecret::literal(VERIFIER));
+                b.add("p", config)
+            },
+        },
+        Case {
+            what: "oauth2, refresh_token, client_secret_basic, scope",
+            vendor: Vendor::OAuth2,
+            issue: Emulator::issue_refresh_token,
+            toml: |e, token| {
+                let c = e.credentials();
+                format!(
+                    "{}client_secret = {:?}\nrefresh_token = {token:?}\nscope = [\"read\", \"write\"]\n",
+                    oauth2_toml(e, c.client_id(), "refresh_token"),
+                    c.client_secret().unwrap(),
+                )
+            },
+            code: |e, token, b| {
+                let c = e.credentials();
+                let config = tokensmith_oauth2::OAuth2Config::refresh_token(
+                    url(e),
+                    c.client_id(),
+                    SecretString::from(token.to_owned()),
+                )
+                .with_client_secret(secret(c.client_secret()))
+                .with_scope(["read", "write"]);
+                b.add("p", config)
+            },
+        },
+    ]
+}
+
+/// The token requests `e` received since the last call, as compared:
+/// method, target, headers and body, with the single-use `code` replaced;
+/// and the paths of its discovery requests.
+fn take_requests(e: &Emulator, code: &str) -> (Vec<Wire>, Vec<String>) {
     let wire = |r: &RecordedRequest| {
         let body = String::from_utf8_lossy(r.body()).into_owned();
         let body = if code.is_empty() { body } else { body.replace(code, "<code>") };
         (r.method().to_owned(), r.target().to_owned(), r.headers().to_vec(), body)
     };
     let requests = e.recorded_requests().iter().map(wire).collect();
+    let discovery = e.discovery_requests();
     e.reset_counters();
-    requests
+    (requests, discovery)
 }
 
 /// Builds the case's provider one way, asks it for a token twice (one
 /// request: cached once), and returns what the emulator saw.
-async fn serve(what: &str, e: &Emulator, providers: &Providers, code: &str) -> Vec<Wire> {
+async fn serve(
+    what: &str,
+    e: &Emulator,
+    providers: &Providers,
+    code: &str,
+) -> (Vec<Wire>, Vec<String>) {
     let provider = providers.get("p").unwrap_or_else(|err| panic!("{what}: {err}"));
     let shown = format!("{provider:?}");
     assert_eq!(shown.matches("CachedProvider").count(), 1, "{what}: cached once: {shown}");
@@ -154,20 +373,18 @@ fn registry() -> Registry {
 #[tokio::test]
 async fn every_adapter_built_in_code_sends_what_its_table_sends() {
     for case in cases() {
-        let Case { what, vendor, toml, code: build } = case;
+        let Case { what, vendor, issue, toml, code: build } = case;
         let e = Emulator::start(vendor).await.unwrap();
-        let uses_code = toml(&e, "CODE-MARK").contains("CODE-MARK");
-        let fresh_code = || if uses_code { e.issue_code() } else { String::new() };
 
-        let code = fresh_code();
+        let code = issue(&e);
         let from_toml = registry().load_str(&toml(&e, &code)).unwrap();
         let toml_requests = serve(what, &e, &from_toml, &code).await;
 
-        let code = fresh_code();
+        let code = issue(&e);
         let from_code = build(&e, &code, Providers::builder()).build().unwrap();
         let code_requests = serve(what, &e, &from_code, &code).await;
 
-        assert_eq!(toml_requests.len(), 1, "{what}");
+        assert_eq!(toml_requests.0.len(), 1, "{what}");
         assert_eq!(toml_requests, code_requests, "{what}");
         let (toml_info, code_info) = (from_toml.info("p").unwrap(), from_code.info("p").unwrap());
         assert_eq!(toml_info, code_info, "{what}");

@@ -139,3 +139,78 @@ fn readme_names_the_two_commands_and_ci_runs_the_test_one() {
     let ci = std::fs::read_to_string(root.join(".ci/run")).expect(".ci/run exists");
     assert!(ci.contains("cargo xtask ci"), ".ci/run must call the README's test command");
 }
+
+/// The lines of `text` before its `#[cfg(test)]` module that are code, not
+/// comments.
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .take_while(|(_, line)| line.trim() != "#[cfg(test)]")
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+}
+
+/// docs/ARCHITECTURE.md's invariants that a text search can check: core
+/// names no kind outside `KNOWN_KINDS`; an adapter parses no JSON text
+/// (discovery documents arrive parsed from core's `fetch_json`) and depends
+/// on no workspace crate but core; the testkit depends on no adapter.
+#[test]
+fn architecture_invariants_hold() {
+    let root = project_root();
+    let kinds = ["\"soti-connect\"", "\"configapi\"", "\"oauth2\"", "\"deyel\""];
+    let mut problems = Vec::new();
+    let mut core_files = Vec::new();
+    rust_files(&root.join("crates/tokensmith-core/src"), &mut core_files);
+    for path in core_files {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for (i, line) in code_lines(&text) {
+            // KNOWN_KINDS' rows: `("soti-connect", "tokensmith-soti", "soti"),`
+            let known_kinds_row =
+                line.trim_start().starts_with("(\"") && line.contains("tokensmith-");
+            if kinds.iter().any(|k| line.contains(k)) && !known_kinds_row {
+                problems.push(format!(
+                    "{}:{}: core names a kind: {}",
+                    path.display(),
+                    i + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    for adapter in ["soti", "configapi", "oauth2", "deyel"] {
+        let dir = root.join(format!("crates/tokensmith-{adapter}"));
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (i, line) in code_lines(&text) {
+                if line.contains("serde_json::from_") {
+                    problems.push(format!(
+                        "{}:{}: an adapter parses JSON: {}",
+                        path.display(),
+                        i + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+        let deps = manifest.split("[dependencies]").nth(1).unwrap_or_default();
+        let deps = deps.split("\n[").next().unwrap_or_default();
+        for line in deps
+            .lines()
+            .filter(|l| l.starts_with("tokensmith") && !l.starts_with("tokensmith-core"))
+        {
+            problems.push(format!("tokensmith-{adapter} depends on {line}"));
+        }
+    }
+    let manifest = std::fs::read_to_string(root.join("crates/tokensmith-testkit/Cargo.toml"))
+        .unwrap_or_default();
+    let deps = manifest.split("[dependencies]").nth(1).unwrap_or_default();
+    let deps = deps.split("\n[").next().unwrap_or_default();
+    for line in
+        deps.lines().filter(|l| l.starts_with("tokensmith") && !l.starts_with("tokensmith-core"))
+    {
+        problems.push(format!("the testkit depends on {line}"));
+    }
+    assert!(problems.is_empty(), "docs/ARCHITECTURE.md's invariants:\n{}", problems.join("\n"));
+}

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
 use tokensmith_core::{
     AccessToken, CacheConfig, Clock, Providers, SharedTokenProvider, SystemClock, TokenError,
+    error_line,
 };
 use tokio::runtime::Runtime;
 
@@ -257,26 +258,9 @@ fn fetch(
             expires_in_s = token.expires_in(SystemClock.now()).map(|d| d.as_secs()),
             "token received"
         ),
-        Err(e) => tracing::debug!(provider = name, error = %error_chain(e), "token request failed"),
+        Err(e) => tracing::debug!(provider = name, error = %error_line(e), "token request failed"),
     }
     result
-}
-
-/// `err` and its sources, for `--verbose` (transport errors carry the
-/// underlying cause there; none of them holds a secret or a URL).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        // Layers often restate their cause: say each text once.
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 fn warn_cache(cache: &DiskCache, err: &std::io::Error) {

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use tokensmith_core::TokenError;
+use tokensmith_core::{TokenError, error_line};
 
 /// Success.
 pub(crate) const SUCCESS: u8 = 0;
@@ -50,13 +50,14 @@ pub(crate) fn for_error(err: &anyhow::Error) -> u8 {
 ///
 /// A [`TokenError`] is printed by its own `Display` (provider, HTTP status,
 /// vendor error code and message; never a secret), without the chain of
-/// underlying transport errors, which `--verbose` logs instead.
+/// underlying transport errors, which `--verbose` logs instead; anything
+/// else by core's [`error_line`].
 pub(crate) fn message(err: &anyhow::Error) -> String {
-    let line = match err.chain().find_map(|c| c.downcast_ref::<TokenError>()) {
+    match err.chain().find_map(|c| c.downcast_ref::<TokenError>()) {
+        // One line by core's `Display`.
         Some(token_err) => token_err.to_string(),
-        None => format!("{err:#}"),
-    };
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
+        None => error_line(err.as_ref()),
+    }
 }
 
 /// What a `--json` command writes on stderr for a failure: contract §10's
@@ -162,6 +163,16 @@ mod tests {
         let local = local.unwrap_err();
         assert_eq!(for_error(&local), USAGE);
         assert_eq!(message(&local), "cannot write: disk full");
+        // Core's one line: a layer that restates its cause says it once,
+        // and no text breaks the line.
+        let restated: anyhow::Result<()> =
+            Err(std::io::Error::other("disk\nfull")).context("cannot write /tmp/x: disk full");
+        assert_eq!(message(&restated.unwrap_err()), "cannot write /tmp/x: disk full");
+        let restated: anyhow::Result<()> =
+            Err(std::io::Error::other("disk full")).context("cannot write\n/tmp/x: disk full");
+        assert_eq!(message(&restated.unwrap_err()), "cannot write /tmp/x: disk full");
+        let token = anyhow::Error::new(TokenError::config(Some("p"), None, "bad\nvalue"));
+        assert_eq!(message(&token), "config error: provider \"p\": bad value");
         let exit = anyhow::Error::new(Exit { code: FAILURE, message: "2 of 4 failed".into() });
         assert_eq!(for_error(&exit), FAILURE);
     }

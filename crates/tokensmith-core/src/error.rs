@@ -491,6 +491,9 @@ impl TokenError {
 }
 
 impl fmt::Display for TokenError {
+    /// One line naming the provider, whatever a message holds (control
+    /// characters and runs of whitespace become one space). The sources are
+    /// not shown: [`error_line`] adds them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Config { provider, field, message } => {
@@ -501,7 +504,7 @@ impl fmt::Display for TokenError {
                 if let Some(k) = field {
                     write!(f, ", field {k:?}")?;
                 }
-                write!(f, ": {message}")
+                write!(f, ": {}", one_line(message, usize::MAX))
             }
             Self::Rejected { provider, status, detail, body, .. } => {
                 write!(
@@ -528,6 +531,7 @@ impl fmt::Display for TokenError {
             ),
             Self::Transport { provider, kind, message, .. } => {
                 write!(f, "provider {provider:?}: {kind}")?;
+                let message = one_line(message, usize::MAX);
                 if !message.is_empty() {
                     write!(f, ": {message}")?;
                 }
@@ -535,13 +539,45 @@ impl fmt::Display for TokenError {
             }
             Self::InvalidResponse { provider, status, reason, body } => write!(
                 f,
-                "provider {provider:?}: invalid token response (HTTP {status}): {reason}; body: {body}"
+                "provider {provider:?}: invalid token response (HTTP {status}): {}; body: {body}",
+                one_line(reason, usize::MAX)
             ),
-            Self::ReauthorizationRequired { provider, message } => {
-                write!(f, "provider {provider:?}: reauthorization required: {message}")
-            }
+            Self::ReauthorizationRequired { provider, message } => write!(
+                f,
+                "provider {provider:?}: reauthorization required: {}",
+                one_line(message, usize::MAX)
+            ),
         }
     }
+}
+
+/// `err` and its sources on one line, as a log line or a terminal shows an
+/// error: each `Display` in turn, joined by `: `, a source whose text the
+/// line already holds said once (layers that restate their cause), and
+/// control characters and runs of whitespace made one space. Every
+/// one-line error text in tokensmith is made here (or, for a body, by the
+/// same rule bounded in length).
+///
+/// ```
+/// use tokensmith_core::error_line;
+///
+/// let err = std::io::Error::other("disk\nfull");
+/// assert_eq!(error_line(&err), "disk full");
+/// ```
+pub fn error_line(err: &dyn StdError) -> String {
+    let mut out = one_line(&err.to_string(), usize::MAX);
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = one_line(&s.to_string(), usize::MAX);
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 impl StdError for TokenError {
@@ -603,6 +639,52 @@ impl Clone for TokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_is_one_line_whatever_the_message() {
+        let text = "first\nsecond\r\n\tthird\u{1b}[31m";
+        let errors = [
+            TokenError::config(Some("p"), Some("f"), text),
+            TokenError::transport("p", TransportErrorKind::Io, text, None),
+            TokenError::invalid_response("p", 200, text, b"{}"),
+            TokenError::reauthorization_required("p", text),
+        ];
+        for err in errors {
+            let shown = err.to_string();
+            assert!(!shown.contains(char::is_control), "{shown:?}");
+            assert!(shown.contains("first second third [31m"), "{shown:?}");
+        }
+    }
+
+    #[test]
+    fn an_error_line_says_each_text_once_on_one_line() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl fmt::Display for Layer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl StdError for Layer {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                self.1.as_deref().map(|l| l as &(dyn StdError + 'static))
+            }
+        }
+        let refused = Layer("Connection refused (os error 111)", None);
+        let tcp =
+            Layer("tcp connect error: Connection refused (os error 111)", Some(refused.into()));
+        let client = Layer("client error (Connect)", Some(tcp.into()));
+        let outer = Layer("error sending\nrequest", Some(client.into()));
+        assert_eq!(
+            error_line(&outer),
+            "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"
+        );
+        assert_eq!(error_line(&Layer("  ", None)), "");
+        let restated = Layer("cannot write: disk full", Some(Layer("disk\n full", None).into()));
+        assert_eq!(error_line(&restated), "cannot write: disk full");
+        let empty_outer = Layer("", Some(Layer("the cause", None).into()));
+        assert_eq!(error_line(&empty_outer), "the cause");
+    }
 
     #[track_caller]
     fn check_detail(code: Option<&str>, description: Option<&str>, expected: &str) {

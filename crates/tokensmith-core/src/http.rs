@@ -45,7 +45,7 @@ use url::Url;
 use url::form_urlencoded;
 
 use crate::config::DEFAULT_TIMEOUT;
-use crate::error::BodySnippet;
+use crate::error::{BodySnippet, error_line};
 use crate::parse::{RawResponse, parse_sent};
 use crate::redact::{Secrets, Shape, redact};
 use crate::{AccessToken, Clock, SharedClock, TokenError, TransportErrorKind};
@@ -253,7 +253,10 @@ fn client_for(
         let (pem, _) = crate::secret::read_small_file(path, MAX_CA_FILE_BYTES)
             .map_err(|e| config_error("ca_file", format!("cannot read {}: {e}", path.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            config_error("ca_file", format!("invalid PEM in {}: {}", path.display(), one_line(&e)))
+            config_error(
+                "ca_file",
+                format!("invalid PEM in {}: {}", path.display(), error_line(&e)),
+            )
         })?;
         if certs.is_empty() {
             return Err(config_error(
@@ -269,12 +272,12 @@ fn client_for(
         // With rustls the certificates are only parsed here.
         Some(path) => config_error(
             "ca_file",
-            format!("cannot use the certificates in {}: {}", path.display(), one_line(&e)),
+            format!("cannot use the certificates in {}: {}", path.display(), error_line(&e)),
         ),
         None => TokenError::config(
             Some(provider),
             None,
-            format!("cannot build HTTP client: {}", one_line(&e)),
+            format!("cannot build HTTP client: {}", error_line(&e)),
         ),
     })
 }
@@ -728,23 +731,8 @@ fn innermost_cause(err: &dyn std::error::Error) -> String {
     while let Some(source) = cause.source() {
         cause = source;
     }
-    let text = one_line(cause);
-    if text.is_empty() { one_line(err) } else { text }
-}
-
-/// An error and its sources on one line, repeated messages skipped.
-fn one_line(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    let text = error_line(cause);
+    if text.is_empty() { error_line(err) } else { text }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | the trait | everyone | [`TokenProvider`], [`SharedTokenProvider`], [`async_trait`](macro@async_trait) |
 //! | tokens | everyone | [`AccessToken`], [`AccessTokenBuilder`], [`TokenType`], [`Scope`], [`DEFAULT_LIFETIME`] |
-//! | errors | everyone | [`TokenError`], [`ErrorDetail`], [`BodySnippet`], [`TransportErrorKind`], [`BoxError`] |
+//! | errors | everyone | [`TokenError`], [`ErrorDetail`], [`BodySnippet`], [`TransportErrorKind`], [`BoxError`], [`error_line`] |
 //! | time | everyone | injected: [`Clock`], [`SharedClock`], [`SystemClock`], [`ManualClock`], [`Timestamp`] |
 //! | registry | applications | [`Registry`], [`Providers`], [`ProviderInfo`] |
 //! | config | applications | [`CommonConfig`], [`ConfigSecret`], [`SecretSource`], [`RefreshTokenStoreConfig`], [`parse_duration`] |
@@ -66,7 +66,7 @@ mod token;
 pub use cache::{CacheConfig, CacheStats, CachedProvider};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use config::{CommonConfig, RefreshTokenStoreConfig, parse_duration};
-pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind};
+pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind, error_line};
 pub use http::{ClientAuth, HttpSettings, TokenEndpoint, TokenRequest, check_url, fetch_json};
 pub use parse::{MAX_EXPIRES_IN, RawResponse, parse_response};
 pub use provider::{SharedTokenProvider, TokenProvider};

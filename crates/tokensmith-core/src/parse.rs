@@ -351,7 +351,7 @@ impl Body {
             Self::Form(_) | Self::Other => {
                 let media = media_type(content_type);
                 let media = if media.is_empty() { "none".into() } else { media };
-                let media: String = media.chars().take(60).filter(|c| !c.is_control()).collect();
+                let media = crate::redact::one_line(&media, 60);
                 format!("unrecognised body (content type {media}), expected JSON or a form")
             }
         }

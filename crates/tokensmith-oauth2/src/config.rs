@@ -1,7 +1,7 @@
 //! The oauth2-specific config fields (the grant, the client-auth method and
-//! its encoding, scopes: the typed table [`Config`]) and their validation at
-//! load into [`Validated`], with the client authentication resolved once
-//! into [`ClientAuthentication`].
+//! its encoding, scopes: the typed table [`OAuth2Fields`], built in code by
+//! [`OAuth2Config`]) and their validation at load into [`Validated`], with
+//! the client authentication resolved once into [`ClientAuthentication`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,7 +9,9 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use tokensmith_core::secrecy::{ExposeSecret, SecretString};
-use tokensmith_core::{ClientAuth, ConfigSecret, ProviderContext, TokenError};
+use tokensmith_core::{
+    AdapterConfig, ClientAuth, CommonConfig, ConfigSecret, ProviderContext, TokenError, Url,
+};
 
 use crate::jwt_auth::{JwtFields, PrivateKeyJwt};
 
@@ -98,17 +100,20 @@ impl ClientAuthentication {
 }
 
 /// `scope`: a space-delimited string or an array of strings.
-#[derive(Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(untagged, expecting = "a string or an array of strings")]
 pub(crate) enum Scopes {
     One(String),
     Many(Vec<String>),
 }
 
-/// The oauth2-specific fields of a provider table.
-#[derive(Deserialize)]
+/// The oauth2-specific fields of a provider: what a table's `grant`,
+/// `scope`, `auth_method`, … say, as the factory reads them. Built by
+/// [`OAuth2Config`] or read from a table. `Debug` shows no secret and no
+/// `extra_params` value.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Config {
+pub struct OAuth2Fields {
     #[serde(default)]
     pub(crate) grant: GrantType,
     pub(crate) scope: Option<Scopes>,
@@ -128,6 +133,239 @@ pub(crate) struct Config {
     pub(crate) assertion_audience: Option<String>,
 }
 
+impl OAuth2Fields {
+    /// The fields of `grant` with every other field unset.
+    fn of(grant: GrantType) -> Self {
+        Self {
+            grant,
+            scope: None,
+            auth_method: None,
+            basic_encoding: None,
+            code: None,
+            redirect_uri: None,
+            code_verifier: None,
+            refresh_token: None,
+            extra_params: BTreeMap::new(),
+            issuer: None,
+            private_key: None,
+            private_key_id: None,
+            assertion_audience: None,
+        }
+    }
+}
+
+impl fmt::Debug for OAuth2Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2Fields")
+            .field("grant", &self.grant)
+            .field("scope", &self.scope)
+            .field("auth_method", &self.auth_method)
+            .field("basic_encoding", &self.basic_encoding)
+            .field("code", &self.code)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("code_verifier", &self.code_verifier)
+            .field("refresh_token", &self.refresh_token)
+            .field("extra_params", &self.extra_params.keys().collect::<Vec<_>>())
+            .field("issuer", &self.issuer)
+            .field("private_key", &self.private_key)
+            .field("private_key_id", &self.private_key_id)
+            .field("assertion_audience", &self.assertion_audience)
+            .finish()
+    }
+}
+
+/// Where the token endpoint is: `token_url`, or discovered from `issuer`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The token endpoint itself (`token_url`).
+    TokenUrl(Url),
+    /// The authorization server's issuer identifier (`issuer`), exactly as
+    /// its metadata document names it: the token endpoint is discovered on
+    /// first use (RFC 8414, OIDC Discovery 1.0).
+    Issuer(String),
+}
+
+impl From<Url> for Endpoint {
+    /// `token_url`.
+    fn from(url: Url) -> Self {
+        Self::TokenUrl(url)
+    }
+}
+
+/// An oauth2 provider described in code: the table's fields, typed, one
+/// constructor per grant. Build it with
+/// [`Registry::build`](tokensmith_core::Registry::build) or
+/// [`Providers::builder`](tokensmith_core::Providers::builder): the same
+/// validation as a table (a field of another grant, a secret with
+/// [`AuthMethod::None`], an unreadable key, … are errors then), cached once.
+///
+/// ```
+/// use tokensmith_core::{Registry, Url, secrecy::SecretString};
+/// use tokensmith_oauth2::{AuthMethod, Endpoint, OAuth2Config};
+///
+/// let token_url = Url::parse("https://auth.example.com/oauth2/token").unwrap();
+/// let secret = SecretString::from("s3cr3t"); // e.g. fetched from a vault
+/// let api = OAuth2Config::client_credentials(token_url, "my-client")
+///     .with_client_secret(secret)
+///     .with_auth_method(AuthMethod::ClientSecretPost)
+///     .with_scope(["read", "write"])
+///     .with_extra_param("audience", "https://api.example.com");
+/// let api = Registry::new().build("api", api)?; // validated; no request yet
+///
+/// // The token endpoint found by discovery, a public client's code exchange.
+/// let issuer = Endpoint::Issuer("https://login.example.com".to_owned());
+/// let code = SecretString::from("SplxlOBeZQQYbYS6WxSbIA");
+/// let user = OAuth2Config::authorization_code(issuer, "my-app", code, "https://app.example.com/callback")
+///     .with_code_verifier(SecretString::from("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
+/// let user = Registry::new().build("user", user)?;
+/// # let _ = (api, user);
+/// # Ok::<(), tokensmith_core::TokenError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct OAuth2Config {
+    common: CommonConfig,
+    fields: OAuth2Fields,
+}
+
+impl OAuth2Config {
+    /// `grant = "client_credentials"`: the client acts for itself. Without
+    /// [`with_client_secret`](Self::with_client_secret) or
+    /// [`with_private_key`](Self::with_private_key) it is a public client.
+    pub fn client_credentials(endpoint: impl Into<Endpoint>, client_id: impl Into<String>) -> Self {
+        Self::new(endpoint.into(), client_id.into(), OAuth2Fields::of(GrantType::ClientCredentials))
+    }
+
+    /// `grant = "authorization_code"`: the single-use `code` with the
+    /// absolute `redirect_uri` of the authorize step (sent verbatim), then
+    /// the refresh tokens the server returns (kept in the common
+    /// `refresh_token_store`). Add
+    /// [`with_code_verifier`](Self::with_code_verifier) when the authorize
+    /// step used PKCE.
+    pub fn authorization_code(
+        endpoint: impl Into<Endpoint>,
+        client_id: impl Into<String>,
+        code: impl Into<ConfigSecret>,
+        redirect_uri: impl Into<String>,
+    ) -> Self {
+        let fields = OAuth2Fields {
+            code: Some(code.into()),
+            redirect_uri: Some(redirect_uri.into()),
+            ..OAuth2Fields::of(GrantType::AuthorizationCode)
+        };
+        Self::new(endpoint.into(), client_id.into(), fields)
+    }
+
+    /// `grant = "refresh_token"`: this refresh token, then the rotated ones
+    /// the server returns (kept in the common `refresh_token_store`).
+    pub fn refresh_token(
+        endpoint: impl Into<Endpoint>,
+        client_id: impl Into<String>,
+        refresh_token: impl Into<ConfigSecret>,
+    ) -> Self {
+        let fields = OAuth2Fields {
+            refresh_token: Some(refresh_token.into()),
+            ..OAuth2Fields::of(GrantType::RefreshToken)
+        };
+        Self::new(endpoint.into(), client_id.into(), fields)
+    }
+
+    fn new(endpoint: Endpoint, client_id: String, mut fields: OAuth2Fields) -> Self {
+        let mut common = CommonConfig::new(crate::KIND, client_id);
+        match endpoint {
+            Endpoint::TokenUrl(url) => common = common.with_token_url(url),
+            Endpoint::Issuer(issuer) => fields.issuer = Some(issuer),
+        }
+        Self { common, fields }
+    }
+
+    /// `client_secret`: a confidential client's secret (sent per
+    /// [`with_auth_method`](Self::with_auth_method), Basic by default).
+    #[must_use]
+    pub fn with_client_secret(mut self, secret: impl Into<ConfigSecret>) -> Self {
+        self.common = self.common.with_client_secret(secret);
+        self
+    }
+
+    /// `scope`: the scopes asked for, sent space-delimited (each item may
+    /// itself hold several, separated by spaces). Not sent with a code.
+    #[must_use]
+    pub fn with_scope<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.fields.scope = Some(Scopes::Many(scopes.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// `auth_method`: how the client authenticates (default: Basic with a
+    /// secret, `private_key_jwt` with a key, else a public client).
+    #[must_use]
+    pub fn with_auth_method(mut self, method: AuthMethod) -> Self {
+        self.fields.auth_method = Some(method);
+        self
+    }
+
+    /// `basic_encoding`: how [`AuthMethod::ClientSecretBasic`] encodes the
+    /// id and secret (default [`BasicEncoding::Form`]).
+    #[must_use]
+    pub fn with_basic_encoding(mut self, encoding: BasicEncoding) -> Self {
+        self.fields.basic_encoding = Some(encoding);
+        self
+    }
+
+    /// `code_verifier`: the PKCE verifier (RFC 7636 §4.5) sent with the code.
+    #[must_use]
+    pub fn with_code_verifier(mut self, verifier: impl Into<ConfigSecret>) -> Self {
+        self.fields.code_verifier = Some(verifier.into());
+        self
+    }
+
+    /// An `extra_params` entry: a form field added to every request (not
+    /// one tokensmith sets itself, such as `grant_type` or `scope`).
+    #[must_use]
+    pub fn with_extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.fields.extra_params.insert(name.into(), value.into());
+        self
+    }
+
+    /// `private_key`: the PEM private key (RSA or EC P-256; PKCS#8, PKCS#1
+    /// or SEC1) that signs a `private_key_jwt` assertion per request. Read
+    /// from a file with [`ConfigSecret::from_file`].
+    #[must_use]
+    pub fn with_private_key(mut self, pem: impl Into<ConfigSecret>) -> Self {
+        self.fields.private_key = Some(pem.into());
+        self
+    }
+
+    /// `private_key_id`: the `kid` header of the assertions.
+    #[must_use]
+    pub fn with_private_key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.fields.private_key_id = Some(key_id.into());
+        self
+    }
+
+    /// `assertion_audience`: the assertions' `aud`, `"token_endpoint"` (the
+    /// default), `"issuer"` (the [`Endpoint::Issuer`]) or a literal value.
+    #[must_use]
+    pub fn with_assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.fields.assertion_audience = Some(audience.into());
+        self
+    }
+
+    /// Changes the common fields (`timeout`, `refresh_token_store`, …).
+    #[must_use]
+    pub fn with_common(mut self, change: impl FnOnce(CommonConfig) -> CommonConfig) -> Self {
+        self.common = change(self.common);
+        self
+    }
+}
+
+impl AdapterConfig for OAuth2Config {
+    type Factory = crate::OAuth2;
+    type Fields = OAuth2Fields;
+
+    fn into_parts(self) -> (CommonConfig, OAuth2Fields) {
+        (self.common, self.fields)
+    }
+}
+
 /// A provider's oauth2 fields, validated: everything a request is built from.
 pub(crate) struct Validated {
     pub(crate) grant: GrantType,
@@ -142,7 +380,7 @@ pub(crate) struct Validated {
     pub(crate) issuer: Option<String>,
 }
 
-impl Config {
+impl OAuth2Fields {
     /// Validates the fields (no network): the grant's fields, `extra_params`,
     /// what the server would refuse only after a code was spent, and the
     /// client authentication against the secret and key.
@@ -177,7 +415,7 @@ impl Config {
         }
         // A code is single-use: refuse now what would only be refused after
         // spending it.
-        if redirect_uri.as_deref().is_some_and(|uri| tokensmith_core::Url::parse(uri).is_err()) {
+        if redirect_uri.as_deref().is_some_and(|uri| Url::parse(uri).is_err()) {
             return Err(ctx.error(
                 "redirect_uri",
                 "must be the absolute URI sent to the authorization endpoint (RFC 6749 §3.1.2)",

@@ -1,5 +1,7 @@
 //! Standards-based OAuth 2.0 adapter (RFC 6749, RFC 7636): the factory
-//! [`OAuth2`] (kind [`KIND`]) and the provider it builds, [`OAuth2Provider`].
+//! [`OAuth2`] (kind [`KIND`]), the typed config [`OAuth2Config`] for
+//! building a provider in code, and the provider they build,
+//! [`OAuth2Provider`].
 //!
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
@@ -12,14 +14,18 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::{
     AccessToken, AdapterFactory, ClientAuth, ProviderContext, Renewal, RenewalGrant,
     SharedTokenProvider, TokenError, TokenProvider, async_trait,
 };
 
-pub use crate::config::{AuthMethod, BasicEncoding, GrantType};
-use crate::config::{ClientAuthentication, Config};
+use crate::config::ClientAuthentication;
+pub use crate::config::{
+    AuthMethod, BasicEncoding, Endpoint, GrantType, OAuth2Config, OAuth2Fields,
+};
 use crate::discovery::EndpointSource;
 
 /// The `kind` of standards-based OAuth 2.0 providers.
@@ -39,10 +45,71 @@ impl AdapterFactory for OAuth2 {
         Ok(Arc::new(OAuth2Provider::from_context(&ctx)?))
     }
 
-    /// The `issuer`, when the token endpoint is found by discovery.
+    /// The `issuer`, when the token endpoint is found by discovery. Reads
+    /// that field only: a table's other fields, and the secret files or
+    /// variables they name, are read once, by [`build`](Self::build).
     fn details(&self, ctx: &ProviderContext) -> Vec<(&'static str, String)> {
-        let issuer = ctx.parse::<Config>().ok().and_then(|config| config.issuer);
+        let issuer = match ctx.parse::<IssuerOnly>() {
+            Ok(IssuerOnly { issuer }) => issuer.and_then(|issuer| issuer.0),
+            // Built in code: the typed fields, a copy of values already read.
+            Err(_) => ctx.parse::<OAuth2Fields>().ok().and_then(|fields| fields.issuer),
+        };
         issuer.map(|issuer| vec![("issuer", issuer)]).unwrap_or_default()
+    }
+}
+
+/// A table's `issuer` and nothing else (the other fields are skipped
+/// unread); a table always parses, so an error means typed fields.
+#[derive(Deserialize)]
+struct IssuerOnly {
+    #[serde(default)]
+    issuer: Option<AnyString>,
+}
+
+/// A string, or `None` for any other value (whose error `build` reports).
+struct AnyString(Option<String>);
+
+impl<'de> Deserialize<'de> for AnyString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = AnyString;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<AnyString, E> {
+                Ok(AnyString(Some(s.to_owned())))
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<AnyString, E> {
+                Ok(AnyString(None))
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<AnyString, E> {
+                Ok(AnyString(None))
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<AnyString, E> {
+                Ok(AnyString(None))
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<AnyString, E> {
+                Ok(AnyString(None))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<AnyString, A::Error> {
+                de::IgnoredAny.visit_seq(seq).map(|_| AnyString(None))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<AnyString, A::Error> {
+                de::IgnoredAny.visit_map(map).map(|_| AnyString(None))
+            }
+        }
+
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -84,7 +151,7 @@ impl OAuth2Provider {
     /// Validates the provider's config (no network): the grant's fields, the
     /// auth method against the secret, and `extra_params`.
     pub fn from_context(ctx: &ProviderContext) -> Result<Self, TokenError> {
-        let config = ctx.parse::<Config>()?.validate(ctx)?;
+        let config = ctx.parse::<OAuth2Fields>()?.validate(ctx)?;
         // The code once, then refresh tokens; or the refresh token, then rotated ones.
         let renewal = (config.grant != GrantType::ClientCredentials)
             .then(|| ctx.renewal(config.code, config.refresh_token));

@@ -51,7 +51,7 @@ pub use tokensmith_core::{
     RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, Scope, SecretSource, SharedClock,
     SharedRefreshTokenStore, SharedTokenProvider, StoreLock, SystemClock, Timestamp, TokenEndpoint,
     TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url, async_trait,
-    check_url, fetch_json, parse_duration, parse_response, secrecy,
+    check_url, error_line, fetch_json, parse_duration, parse_response, secrecy,
 };
 
 #[cfg(feature = "configapi")]

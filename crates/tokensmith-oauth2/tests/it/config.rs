@@ -175,3 +175,137 @@ fn debug_shows_no_secret() {
     let shown = format!("{providers:?}");
     assert!(shown.contains("OAuth2Provider") && !shown.contains("secret-"), "{shown}");
 }
+
+#[test]
+fn details_read_only_the_issuer() {
+    use std::sync::Arc;
+    use tokensmith_core::{AdapterFactory, ProviderContext, SystemClock};
+    let table: toml::Table = toml::from_str(
+        r#"
+        kind = "oauth2"
+        issuer = "https://login.example.com"
+        client_id = "my-client"
+        grant = "refresh_token"
+        refresh_token = { file = "/nonexistent/tokensmith-details-test" }
+        "#,
+    )
+    .unwrap();
+    let ctx = ProviderContext::new("api", table, Arc::new(SystemClock)).unwrap();
+    // The file is not read (it does not exist): only `build` reads it.
+    let details = tokensmith_oauth2::OAuth2.details(&ctx);
+    assert_eq!(details, [("issuer", "https://login.example.com".to_owned())]);
+    let err = tokensmith_oauth2::OAuth2.build(ctx).unwrap_err();
+    assert!(err.to_string().contains("refresh_token"), "{err}");
+    // An issuer of the wrong type shows nothing, and `build` says why.
+    let table: toml::Table =
+        toml::from_str("kind = \"oauth2\"\nissuer = 5\nclient_id = \"c\"").unwrap();
+    let ctx = ProviderContext::new("api", table, Arc::new(SystemClock)).unwrap();
+    assert_eq!(tokensmith_oauth2::OAuth2.details(&ctx), []);
+    assert!(tokensmith_oauth2::OAuth2.build(ctx).unwrap_err().to_string().contains("issuer"));
+}
+
+#[test]
+fn a_config_built_in_code_is_validated_as_a_table_is() {
+    use tokensmith_core::{ConfigSecret, Url};
+    use tokensmith_oauth2::{AuthMethod, BasicEncoding, Endpoint, OAuth2Config};
+    let url = Url::parse("https://auth.example.com/oauth2/token").unwrap();
+    let secret = || ConfigSecret::literal("s");
+    let cases = [
+        (
+            "a secret with a public client",
+            OAuth2Config::client_credentials(url.clone(), "c")
+                .with_client_secret(secret())
+                .with_auth_method(AuthMethod::None),
+            "client_secret",
+            "a public client",
+        ),
+        (
+            "a colon in a raw Basic client id",
+            OAuth2Config::client_credentials(url.clone(), "a:b")
+                .with_client_secret(secret())
+                .with_basic_encoding(BasicEncoding::Raw),
+            "client_id",
+            "':'",
+        ),
+        (
+            "a redirect_uri the server would refuse after the code is spent",
+            OAuth2Config::authorization_code(url.clone(), "c", secret(), "cb"),
+            "redirect_uri",
+            "absolute URI",
+        ),
+        (
+            "a code verifier too short",
+            OAuth2Config::authorization_code(url.clone(), "c", secret(), "https://app/cb")
+                .with_code_verifier(ConfigSecret::literal("short")),
+            "code_verifier",
+            "43 to 128",
+        ),
+        (
+            "an extra param tokensmith sets",
+            OAuth2Config::client_credentials(url.clone(), "c").with_extra_param("Scope", "x"),
+            "extra_params.Scope",
+            "set by tokensmith",
+        ),
+        (
+            "an unreadable key",
+            OAuth2Config::client_credentials(url.clone(), "c")
+                .with_private_key(ConfigSecret::literal("not a key")),
+            "private_key",
+            "PEM",
+        ),
+        (
+            "a key id without a key",
+            OAuth2Config::client_credentials(url.clone(), "c").with_private_key_id("k1"),
+            "private_key_id",
+            "only used with private_key",
+        ),
+        (
+            "a token URL and an issuer",
+            OAuth2Config::client_credentials(
+                Endpoint::Issuer("https://login.example.com".to_owned()),
+                "c",
+            )
+            .with_common(|common| common.with_token_url(url.clone())),
+            "issuer",
+            "not both",
+        ),
+        (
+            "an issuer with a query",
+            OAuth2Config::client_credentials(
+                Endpoint::Issuer("https://login.example.com/?tenant=1".to_owned()),
+                "c",
+            ),
+            "issuer",
+            "no query",
+        ),
+    ];
+    for (what, config, field, needle) in cases {
+        let err = Registry::new().build("api", config).unwrap_err();
+        let TokenError::Config { provider, field: got, message, .. } = &err else {
+            panic!("{what}: {err}")
+        };
+        assert_eq!((provider.as_deref(), got.as_deref()), (Some("api"), Some(field)), "{what}");
+        assert!(message.contains(needle), "{what}: {err}");
+    }
+}
+
+#[test]
+fn a_config_built_in_code_shows_no_secret() {
+    use tokensmith_core::{ConfigSecret, Url};
+    use tokensmith_oauth2::OAuth2Config;
+    let url = Url::parse("https://auth.example.com/oauth2/token").unwrap();
+    let config = OAuth2Config::authorization_code(
+        url,
+        "c",
+        ConfigSecret::literal("secret-1"),
+        "https://app/cb",
+    )
+    .with_client_secret(ConfigSecret::literal("secret-2"))
+    .with_code_verifier(ConfigSecret::literal("secret-3-and-enough-characters-for-rfc-7636-pkce"))
+    .with_extra_param("audience", "secret-4");
+    let shown = format!("{config:?}");
+    assert!(shown.contains("OAuth2Fields") && !shown.contains("secret-"), "{shown}");
+    let provider = Registry::new().build("api", config).unwrap();
+    let shown = format!("{provider:?}");
+    assert!(!shown.contains("secret-"), "{shown}");
+}
