@@ -12,9 +12,12 @@
 //!   futures polled concurrently inside one task (as a server multiplexing
 //!   requests on one connection does), which leaves out the runtime's cost of
 //!   scheduling 10,000 tasks;
-//! - `fetch`: one uncached fetch through the core request helper
-//!   (`TokenEndpoint::request().send()`) next to a raw reqwest POST of the
-//!   same form to the same local endpoint.
+//! - `fetch`: uncached fetches through the core request helper
+//!   (`TokenEndpoint::request().send()`) next to raw reqwest POSTs of the
+//!   same form to the same local endpoint, by 1, 8 and 64 concurrent tasks
+//!   (criterion's time per request is the inverse of requests per second);
+//!   then the interleaved p50 of one request, and the interleaved
+//!   requests-per-second ratio at each concurrency.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -371,87 +374,161 @@ async fn concurrent_futures(cache: Arc<CachedProvider>, callers: usize) -> Durat
     began.elapsed()
 }
 
+/// One side of the fetch comparison, cheap to clone into spawned tasks.
+#[derive(Clone)]
+enum Fetcher {
+    /// A raw reqwest POST of the same form, the body read to the end.
+    Raw { client: reqwest::Client, url: Url },
+    /// The core request helper, the response parsed into a token.
+    Helper(Arc<ClientCredentials>),
+}
+
+impl Fetcher {
+    async fn once(&self) {
+        match self {
+            Self::Raw { client, url } => {
+                let body = client
+                    .post(url.clone())
+                    .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+                    .form(&FORM)
+                    .send()
+                    .await
+                    .expect("raw POST")
+                    .bytes()
+                    .await
+                    .expect("raw body");
+                black_box(body);
+            }
+            Self::Helper(helper) => {
+                black_box(helper.fetch().await.expect("token"));
+            }
+        }
+    }
+
+    /// `requests` requests made by `concurrency` spawned tasks, each sending
+    /// its share one after the other; the time until the last answer.
+    async fn batch(&self, concurrency: usize, requests: u64) -> Duration {
+        let per_task = requests.div_ceil(concurrency as u64);
+        let began = now();
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let fetcher = self.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        fetcher.once().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("fetch task");
+        }
+        began.elapsed()
+    }
+}
+
+/// The concurrency levels of the fetch benchmarks.
+const CONCURRENCY: [usize; 3] = [1, 8, 64];
+
+#[allow(clippy::cast_precision_loss, reason = "request counts stay far below 2^52")]
 fn fetch(c: &mut Criterion) {
     let rt = runtime();
     let server = LocalEndpoint::start();
     let url = server.url("token");
-    let helper = ClientCredentials::new(url.clone());
+    let helper = Fetcher::Helper(Arc::new(ClientCredentials::new(url.clone())));
     // A plain reqwest client with the settings the helper uses for a loopback
     // endpoint: the default timeout, no redirects, no proxy.
+    // reqwest 0.13 with `rustls-no-provider` (as core enables it) needs a
+    // process-wide provider to build a client without a rustls config.
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(HttpSettings::default().timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()
         .expect("client");
-    let raw = || async {
-        client
-            .post(url.clone())
-            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-            .form(&FORM)
-            .send()
-            .await
-            .expect("raw POST")
-            .bytes()
-            .await
-            .expect("raw body")
-    };
-    rt.block_on(helper.fetch()).expect("the local endpoint answers a token");
-    rt.block_on(raw());
+    let raw = Fetcher::Raw { client, url };
+    rt.block_on(helper.once());
+    rt.block_on(raw.once());
 
     let mut group = c.benchmark_group("fetch");
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    group.bench_function("raw_reqwest", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let began = now();
-                for _ in 0..iters {
-                    black_box(raw().await);
-                }
-                began.elapsed()
-            })
-        });
-    });
-    group.bench_function("request_helper", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let began = now();
-                for _ in 0..iters {
-                    black_box(helper.fetch().await.expect("token"));
-                }
-                began.elapsed()
-            })
-        });
-    });
+    for concurrency in CONCURRENCY {
+        for (name, fetcher) in [("raw_reqwest", &raw), ("request_helper", &helper)] {
+            // Criterion's time per iteration is one request's share of the
+            // batch: the inverse of requests per second.
+            group.bench_function(format!("{name}/concurrency_{concurrency}"), |b| {
+                b.iter_custom(|iters| {
+                    let requests = iters.max(concurrency as u64);
+                    let time = rt.block_on(fetcher.batch(concurrency, requests));
+                    time.mul_f64(iters as f64 / requests as f64)
+                });
+            });
+        }
+    }
     group.finish();
 
     // The p50 comparison: the two interleaved request by request, so drift
     // in the machine's load hits both alike.
-    if !bench_mode() || !selected("fetch/p50") {
-        return;
-    }
-    let rounds = 2000;
-    let (raw_p50, helper_p50) = rt.block_on(async {
-        let mut raw_times = Vec::with_capacity(rounds);
-        let mut helper_times = Vec::with_capacity(rounds);
-        for round in 0..rounds {
-            for first_raw in [round % 2 == 0, round % 2 == 1] {
-                let began = now();
-                if first_raw {
-                    black_box(raw().await);
-                    raw_times.push(began.elapsed());
-                } else {
-                    black_box(helper.fetch().await.expect("token"));
-                    helper_times.push(began.elapsed());
+    if bench_mode() && selected("fetch/p50") {
+        let rounds = 2000;
+        let (raw_p50, helper_p50) = rt.block_on(async {
+            let mut raw_times = Vec::with_capacity(rounds);
+            let mut helper_times = Vec::with_capacity(rounds);
+            for round in 0..rounds {
+                for first_raw in [round % 2 == 0, round % 2 == 1] {
+                    let began = now();
+                    if first_raw {
+                        raw.once().await;
+                        raw_times.push(began.elapsed());
+                    } else {
+                        helper.once().await;
+                        helper_times.push(began.elapsed());
+                    }
                 }
             }
+            (median(raw_times), median(helper_times))
+        });
+        report(&format!(
+            "fetch/p50 interleaved ({rounds} each): raw_reqwest {raw_p50:.1?}, request_helper {helper_p50:.1?}, ratio {:.3}",
+            helper_p50.as_secs_f64() / raw_p50.as_secs_f64()
+        ));
+    }
+
+    // Requests per second under concurrency: batches of each side
+    // alternating (which goes first alternating too), the ratio taken per
+    // pair of batches run back to back, its median reported.
+    if bench_mode() && selected("fetch/rps") {
+        let rounds = 40;
+        let requests: u64 = 1024;
+        for concurrency in CONCURRENCY {
+            let (raw_rps, helper_rps, ratio) = rt.block_on(async {
+                let (mut raw_rps, mut helper_rps, mut ratios) = (vec![], vec![], vec![]);
+                for round in 0..rounds {
+                    let (raw_time, helper_time) = if round % 2 == 0 {
+                        let r = raw.batch(concurrency, requests).await;
+                        (r, helper.batch(concurrency, requests).await)
+                    } else {
+                        let h = helper.batch(concurrency, requests).await;
+                        (raw.batch(concurrency, requests).await, h)
+                    };
+                    let rps = |t: Duration| requests as f64 / t.as_secs_f64();
+                    raw_rps.push(rps(raw_time));
+                    helper_rps.push(rps(helper_time));
+                    ratios.push(rps(raw_time) / rps(helper_time));
+                }
+                (median_f64(raw_rps), median_f64(helper_rps), median_f64(ratios))
+            });
+            report(&format!(
+                "fetch/rps interleaved (concurrency {concurrency}, {rounds} x {requests} requests each): raw_reqwest {raw_rps:.0}/s, request_helper {helper_rps:.0}/s, raw/helper ratio {ratio:.3}"
+            ));
         }
-        (median(raw_times), median(helper_times))
-    });
-    report(&format!(
-        "fetch/p50 interleaved ({rounds} each): raw_reqwest {raw_p50:.1?}, request_helper {helper_p50:.1?}, ratio {:.3}",
-        helper_p50.as_secs_f64() / raw_p50.as_secs_f64()
-    ));
+    }
+}
+
+fn median_f64(mut values: Vec<f64>) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {

@@ -111,6 +111,9 @@ impl InteropServer {
             }
         });
 
+        // reqwest 0.13 with `rustls-no-provider` (as tokensmith-core enables
+        // it) needs a process-wide rustls provider before `build()`.
+        let _already_installed = rustls::crypto::ring::default_provider().install_default();
         let mut server = Self {
             child,
             _stdin: stdin,

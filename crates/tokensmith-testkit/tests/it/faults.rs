@@ -89,7 +89,7 @@ async fn dropped_connection_and_never_answer() {
     assert!(!err.is_timeout(), "{err}");
 
     emulator.set_fault_next(1, Fault::NeverAnswer);
-    let patient = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
+    let patient = crate::client_builder().timeout(Duration::from_secs(1)).build().unwrap();
     let err = patient
         .post(emulator.token_url())
         .basic_auth("Application1", Some("Application1Password"))
@@ -154,7 +154,7 @@ async fn redirect_is_caught_when_followed() {
     assert!(location.starts_with(&emulator.base_url()), "{location}");
     assert_eq!(emulator.redirect_follows(), 0);
 
-    let following = reqwest::Client::builder().build().unwrap();
+    let following = crate::client_builder().build().unwrap();
     let response = following
         .post(emulator.token_url())
         .basic_auth("Application1", Some("Application1Password"))

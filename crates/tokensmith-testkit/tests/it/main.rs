@@ -14,7 +14,15 @@ use tokensmith_testkit::{Emulator, Vendor};
 
 /// A client that never follows redirects (as tokensmith's).
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// A reqwest client builder. reqwest 0.13 with `rustls-no-provider` (as
+/// tokensmith-core enables it) needs a process-wide rustls provider before
+/// `build()`: ring, the one TLS stack of the workspace.
+fn client_builder() -> reqwest::ClientBuilder {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 /// Status and body text of a response.
