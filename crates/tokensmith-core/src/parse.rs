@@ -2243,3 +2243,146 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod shaped_tests {
+    use std::time::{Duration, SystemTime};
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn shaped(shape: &ResponseShape, status: u16, body: &str) -> Result<AccessToken, TokenError> {
+        let raw = RawResponse::new(status, Some("application/json"), body.as_bytes());
+        parse_shaped("p", &raw, now(), shape, &|| Secrets::NONE)
+    }
+
+    #[track_caller]
+    fn check_rfc3339(text: &str, expected: Option<(u64, u32)>) {
+        let want = expected.map(|(s, n)| SystemTime::UNIX_EPOCH + Duration::new(s, n));
+        assert_eq!(parse_rfc3339(text), want, "{text:?}");
+    }
+
+    #[test]
+    fn rfc3339_with_and_without_fraction_and_offsets() {
+        check_rfc3339("2023-11-14T22:13:20Z", Some((1_700_000_000, 0)));
+        check_rfc3339("2023-11-14t22:13:20z", Some((1_700_000_000, 0)));
+        check_rfc3339("2023-11-14 22:13:20Z", Some((1_700_000_000, 0)));
+        check_rfc3339("2023-11-14T22:13:20.25Z", Some((1_700_000_000, 250_000_000)));
+        check_rfc3339("2023-11-14T22:13:20.123456789123Z", Some((1_700_000_000, 123_456_789)));
+        check_rfc3339("2023-11-15T00:13:20+02:00", Some((1_700_000_000, 0)));
+        check_rfc3339("2023-11-14T21:13:20-01:00", Some((1_700_000_000, 0)));
+        check_rfc3339("1970-01-01T00:00:00Z", Some((0, 0)));
+        check_rfc3339("2024-02-29T00:00:00Z", Some((1_709_164_800, 0)));
+        check_rfc3339("2023-02-29T00:00:00Z", None);
+        check_rfc3339("2023-11-14T22:13:20", None);
+        check_rfc3339("2023-11-14T22:13:20.Z", None);
+        check_rfc3339("2023-11-14T25:13:20Z", None);
+        check_rfc3339("2023-13-14T22:13:20Z", None);
+        check_rfc3339("1969-12-31T23:59:59Z", None);
+        check_rfc3339("2023-11-14T22:13:20+2:00", None);
+        check_rfc3339("tomorrow", None);
+    }
+
+    #[test]
+    fn absolute_times_in_each_format() {
+        let check = |value: Value, format, secs: Option<u64>| {
+            let want = secs.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+            assert_eq!(absolute_time(&value, format), want, "{value} {format:?}");
+        };
+        check(json!(1_700_000_000), TimeFormat::Auto, Some(1_700_000_000));
+        check(json!(1_700_000_000_000_u64), TimeFormat::Auto, Some(1_700_000_000));
+        check(json!("1700000000"), TimeFormat::Auto, Some(1_700_000_000));
+        check(json!("2023-11-14T22:13:20Z"), TimeFormat::Auto, Some(1_700_000_000));
+        check(json!(1_700_000_000), TimeFormat::UnixSeconds, Some(1_700_000_000));
+        check(json!("1700000000000"), TimeFormat::UnixMillis, Some(1_700_000_000));
+        check(json!(1_700_000_000), TimeFormat::Rfc3339, None);
+        check(json!(-5), TimeFormat::Auto, None);
+        check(json!(true), TimeFormat::Auto, None);
+    }
+
+    use serde_json::json;
+
+    #[test]
+    fn a_described_token_lifetime_and_parts() {
+        let shape = ResponseShape::new("/data/jwt")
+            .unwrap()
+            .refresh_token("/data/renew")
+            .unwrap()
+            .scope("/data/scopes")
+            .unwrap()
+            .token_type("/data/kind")
+            .unwrap()
+            .expires_in("/data/ttl")
+            .unwrap();
+        let body = r#"{"data":{"jwt":"abc","renew":"r1","scopes":["a","b"],"kind":"bearer","ttl":"60"}}"#;
+        let token = shaped(&shape, 200, body).unwrap();
+        assert_eq!(token.secret().expose_secret(), "abc");
+        assert_eq!(token.refresh_token().unwrap().expose_secret(), "r1");
+        assert_eq!(token.scope().unwrap().as_str(), "a b");
+        assert_eq!(token.expires_at(), Some(now() + Duration::from_secs(60)));
+        let err = shaped(&shape, 200, r#"{"data":{"jwt":"abc","ttl":"soon"}}"#).unwrap_err();
+        assert!(err.to_string().contains("not a number of seconds"), "{err}");
+        let err = shaped(&shape, 200, r#"{"data":{"jwt":"a\nb"}}"#).unwrap_err();
+        assert!(err.to_string().contains("control characters"), "{err}");
+        let err = shaped(&shape, 200, r#"{"data":{}}"#).unwrap_err();
+        assert!(err.to_string().contains("no token at \"/data/jwt\""), "{err}");
+    }
+
+    #[test]
+    fn a_described_token_never_shows_in_an_error() {
+        let shape = ResponseShape::new("/data/jwt").unwrap().expires_in("/data/ttl").unwrap();
+        // Expired on arrival: the error keeps a snippet of the body.
+        let body = r#"{"data":{"jwt":"SECRET-JWT-1","ttl":0.5},"echo":"was SECRET-JWT-1"}"#;
+        let err = shaped(&shape, 200, body).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("expire on arrival"), "{shown}");
+        assert!(!shown.contains("SECRET-JWT-1"), "{shown}");
+        // An error body echoing a token under the described key.
+        let err = shaped(&shape, 400, r#"{"message":"bad","jwt":"OTHER-JWT-2"}"#).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("OTHER-JWT-2"), "{shown}");
+    }
+
+    #[test]
+    fn described_errors_in_error_bodies_and_in_a_2xx() {
+        let shape = ResponseShape::new("/t")
+            .unwrap()
+            .error_code("/fault/code")
+            .unwrap()
+            .error_message("/fault/text")
+            .unwrap();
+        let err = shaped(&shape, 403, r#"{"fault":{"code":"E_AUTH","text":"locked"}}"#).unwrap_err();
+        assert!(err.is_rejected(), "{err}");
+        assert_eq!(err.oauth_error_code(), Some("e_auth"));
+        assert_eq!(err.detail().unwrap().description.as_deref(), Some("locked"));
+        let err = shaped(&shape, 200, r#"{"fault":{"code":42,"text":"no"}}"#).unwrap_err();
+        assert!(err.is_rejected(), "{err}");
+        assert_eq!(err.oauth_error_code(), Some("42"));
+        let err = shaped(&shape, 503, r#"{"fault":{"text":"maintenance"}}"#).unwrap_err();
+        assert!(matches!(err, TokenError::Server { .. }), "{err}");
+        // The standard shapes still read when the described ones are absent.
+        let err = shaped(&shape, 400, r#"{"error":"invalid_client"}"#).unwrap_err();
+        assert_eq!(err.oauth_error_code(), Some("invalid_client"));
+        let err = shaped(&shape, 404, "Not Found").unwrap_err();
+        assert!(matches!(err, TokenError::Endpoint { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_absolute_expiry_expired_on_arrival_or_garbled_is_refused() {
+        let shape = ResponseShape::new("/t").unwrap().expires_at("/exp", TimeFormat::Auto).unwrap();
+        let err = shaped(&shape, 200, r#"{"t":"tok-123","exp":"2023-11-14T22:13:20Z"}"#).unwrap_err();
+        assert!(err.to_string().contains("expire on arrival"), "{err}");
+        let err = shaped(&shape, 200, r#"{"t":"tok-123","exp":"later"}"#).unwrap_err();
+        assert!(err.to_string().contains("not a time"), "{err}");
+        let token = shaped(&shape, 200, r#"{"t":"tok-123","exp":1700003600000}"#).unwrap();
+        assert_eq!(token.expires_at(), Some(now() + Duration::from_secs(3600)));
+        let shape = ResponseShape::new("/t").unwrap().default_lifetime(Duration::from_secs(90));
+        let token = shaped(&shape, 200, r#"{"t":"tok-123"}"#).unwrap();
+        assert_eq!(token.expires_at(), Some(now() + Duration::from_secs(90)));
+    }
+}
