@@ -26,12 +26,17 @@ pub(crate) fn run(
     let vendor = match (vendor, describe) {
         (cli::Vendor::Custom, Some(path)) => return run_custom(rt, port, path),
         (cli::Vendor::Custom, None) => {
-            return Err(TokenError::config(None, None, "--vendor custom needs --describe FILE").into());
+            return Err(
+                TokenError::config(None, None, "--vendor custom needs --describe FILE").into()
+            );
         }
         (_, Some(_)) => {
-            return Err(
-                TokenError::config(None, None, "--describe is only used with --vendor custom").into()
-            );
+            return Err(TokenError::config(
+                None,
+                None,
+                "--describe is only used with --vendor custom",
+            )
+            .into());
         }
         (cli::Vendor::SotiConnect, None) => Vendor::SotiConnect,
         (cli::Vendor::ConfigApi, None) => Vendor::ConfigApi,

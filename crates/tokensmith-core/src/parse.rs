@@ -221,10 +221,7 @@ pub(crate) fn parse_shaped(
     let found: Vec<&str> = document
         .as_deref()
         .map(|doc| {
-            shape
-                .secret_pointers()
-                .filter_map(|p| doc.pointer(p).and_then(Value::as_str))
-                .collect()
+            shape.secret_pointers().filter_map(|p| doc.pointer(p).and_then(Value::as_str)).collect()
         })
         .unwrap_or_default();
     let keys = shape.secret_keys();
@@ -947,10 +944,9 @@ impl ResponseShape {
                 None => Ok(None),
                 Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.as_str())),
-                Some(other) => Err(format!(
-                    "the {what} at {pointer:?} is {}, not a string",
-                    json_type(other)
-                )),
+                Some(other) => {
+                    Err(format!("the {what} at {pointer:?} is {}, not a string", json_type(other)))
+                }
             }
         };
         let token = string("token", &self.token)?.ok_or_else(|| match at(&self.token) {
@@ -1177,8 +1173,7 @@ fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let doy = (153 * m + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = i64::try_from(era * 146_097 + doe).ok()? - 719_468;
-    let local = days * 86_400
-        + i64::try_from(hour * 3600 + minute * 60 + second.min(59)).ok()?
+    let local = days * 86_400 + i64::try_from(hour * 3600 + minute * 60 + second.min(59)).ok()?
         - offset_secs;
     let secs = u64::try_from(local).ok()?;
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
@@ -2319,12 +2314,13 @@ mod shaped_tests {
             .unwrap()
             .expires_in("/data/ttl")
             .unwrap();
-        let body = r#"{"data":{"jwt":"abc","renew":"r1","scopes":["a","b"],"kind":"bearer","ttl":"60"}}"#;
+        let body =
+            r#"{"data":{"jwt":"abc","renew":"r1","scopes":["a","b"],"kind":"bearer","ttl":"60"}}"#;
         let token = shaped(&shape, 200, body).unwrap();
         assert_eq!(token.secret().expose_secret(), "abc");
         assert_eq!(token.refresh_token().unwrap().expose_secret(), "r1");
         assert_eq!(token.scope().unwrap().as_str(), "a b");
-        assert_eq!(token.expires_at(), Some(now() + Duration::from_secs(60)));
+        assert_eq!(token.expires_at(), Some(now() + Duration::from_mins(1)));
         let err = shaped(&shape, 200, r#"{"data":{"jwt":"abc","ttl":"soon"}}"#).unwrap_err();
         assert!(err.to_string().contains("not a number of seconds"), "{err}");
         let err = shaped(&shape, 200, r#"{"data":{"jwt":"a\nb"}}"#).unwrap_err();
@@ -2356,7 +2352,8 @@ mod shaped_tests {
             .unwrap()
             .error_message("/fault/text")
             .unwrap();
-        let err = shaped(&shape, 403, r#"{"fault":{"code":"E_AUTH","text":"locked"}}"#).unwrap_err();
+        let err =
+            shaped(&shape, 403, r#"{"fault":{"code":"E_AUTH","text":"locked"}}"#).unwrap_err();
         assert!(err.is_rejected(), "{err}");
         assert_eq!(err.oauth_error_code(), Some("e_auth"));
         assert_eq!(err.detail().unwrap().description.as_deref(), Some("locked"));
@@ -2375,12 +2372,13 @@ mod shaped_tests {
     #[test]
     fn an_absolute_expiry_expired_on_arrival_or_garbled_is_refused() {
         let shape = ResponseShape::new("/t").unwrap().expires_at("/exp", TimeFormat::Auto).unwrap();
-        let err = shaped(&shape, 200, r#"{"t":"tok-123","exp":"2023-11-14T22:13:20Z"}"#).unwrap_err();
+        let err =
+            shaped(&shape, 200, r#"{"t":"tok-123","exp":"2023-11-14T22:13:20Z"}"#).unwrap_err();
         assert!(err.to_string().contains("expire on arrival"), "{err}");
         let err = shaped(&shape, 200, r#"{"t":"tok-123","exp":"later"}"#).unwrap_err();
         assert!(err.to_string().contains("not a time"), "{err}");
         let token = shaped(&shape, 200, r#"{"t":"tok-123","exp":1700003600000}"#).unwrap();
-        assert_eq!(token.expires_at(), Some(now() + Duration::from_secs(3600)));
+        assert_eq!(token.expires_at(), Some(now() + Duration::from_hours(1)));
         let shape = ResponseShape::new("/t").unwrap().default_lifetime(Duration::from_secs(90));
         let token = shaped(&shape, 200, r#"{"t":"tok-123"}"#).unwrap();
         assert_eq!(token.expires_at(), Some(now() + Duration::from_secs(90)));

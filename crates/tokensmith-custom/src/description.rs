@@ -215,14 +215,12 @@ const MIN_SECRET_SEARCH: usize = 4;
 
 /// Validates the description of `ctx`'s provider into a [`Plan`], every
 /// error naming the field.
-pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
-    let fields: CustomFields = ctx.parse()?;
+/// The provider's named values: `client_id`, `client_secret`, `username`,
+/// `password` and the extra secrets, each with whether it is a secret.
+fn credentials(ctx: &ProviderContext, fields: &CustomFields) -> Result<Credentials, TokenError> {
     let common = ctx.common();
-    let mut values = vec![(
-        "client_id".to_owned(),
-        SecretString::from(common.client_id.clone()),
-        false,
-    )];
+    let mut values =
+        vec![("client_id".to_owned(), SecretString::from(common.client_id.clone()), false)];
     if let Some(secret) = &common.client_secret {
         values.push(("client_secret".to_owned(), secret.as_secret().clone(), true));
     }
@@ -256,7 +254,12 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
         }
         values.push((name.clone(), secret.as_secret().clone(), true));
     }
-    let credentials = Credentials { values };
+    Ok(Credentials { values })
+}
+
+pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
+    let fields: CustomFields = ctx.parse()?;
+    let credentials = credentials(ctx, &fields)?;
     let secrets: Vec<SecretString> =
         credentials.values.iter().filter(|(_, _, s)| *s).map(|(_, v, _)| v.clone()).collect();
     let checker = Checker { ctx, credentials: &credentials };
@@ -274,31 +277,82 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
     };
     let body_format = match (request.body.as_deref(), method) {
         (None, RequestMethod::Get) | (Some("none"), _) => "none",
-        (None | Some("form"), RequestMethod::Post) => "form",
-        (Some("json"), RequestMethod::Post) => "json",
-        (Some("form" | "json"), _) => {
+        (Some("form" | "json"), RequestMethod::Get) => {
             return Err(ctx.error("request.body", "a GET request has no body; use body = \"none\""));
         }
+        (None | Some("form"), _) => "form",
+        (Some("json"), _) => "json",
         (Some(other), _) => {
             return Err(ctx.error(
                 "request.body",
                 format!("unknown body format {other:?}; use \"form\", \"json\" or \"none\""),
             ));
         }
-        (None, _) => "form",
     };
 
-    // Client authentication.
-    let auth = request.auth.0.clone().unwrap_or_else(|| AuthTable {
-        kind: "none".to_owned(),
-        ..AuthTable::default()
-    });
+    let auth = client_auth(ctx, &checker, &request.auth, body_format)?;
+    let (basic, auth_header, auth_fields) = (auth.basic, auth.header, auth.fields);
+
+    // Headers.
+    let mut headers = Vec::new();
+    for (name, value) in &request.headers {
+        let field = format!("request.headers.{name}");
+        checker.header_name(&field, name)?;
+        let taken = |other: &str| name.eq_ignore_ascii_case(other);
+        if basic.is_some() && taken("authorization") {
+            return Err(ctx.error(&field, "auth type \"basic\" already sends Authorization"));
+        }
+        if auth_header.as_ref().is_some_and(|(h, _)| taken(h)) {
+            return Err(ctx.error(&field, "request.auth already sends this header"));
+        }
+        if ["content-type", "content-length", "host", "user-agent"].iter().any(|h| taken(h)) {
+            return Err(ctx.error(&field, "this header is set by tokensmith"));
+        }
+        headers.push((name.clone(), checker.template(&field, value)?));
+    }
+    if let Some((name, value)) = auth_header {
+        headers.push((name, value));
+    }
+
+    // Query.
+    let mut query = Vec::new();
+    for (name, value) in &request.query {
+        let field = format!("request.query.{name}");
+        query.push((name.clone(), checker.template(&field, value)?));
+    }
+
+    let body = body(ctx, &checker, &request.fields, body_format, &auth_fields)?;
+
+    let shape = response_shape(ctx, &fields.response)?;
+    let present = presentation(ctx, &fields.present)?;
+    let summary = format!("{} {body_format}, auth {}", method.as_str(), auth.kind);
+    Ok(Plan { method, body, query, headers, basic, secrets, shape, present, summary })
+}
+
+/// What client authentication sends.
+struct AuthPlan {
+    kind: String,
+    basic: Option<(SecretString, SecretString)>,
+    header: Option<(String, Sent)>,
+    fields: Vec<(String, String)>,
+}
+
+/// `request.auth`, checked.
+fn client_auth(
+    ctx: &ProviderContext,
+    checker: &Checker<'_>,
+    auth: &Auth,
+    body_format: &str,
+) -> Result<AuthPlan, TokenError> {
+    let common = ctx.common();
+    let auth = auth
+        .0
+        .clone()
+        .unwrap_or_else(|| AuthTable { kind: "none".to_owned(), ..AuthTable::default() });
     let only = |field: &str, value: &Option<String>, kinds: &str| {
         if value.is_some() {
-            Err(ctx.error(
-                &format!("request.auth.{field}"),
-                format!("only used with type = {kinds}"),
-            ))
+            Err(ctx
+                .error(&format!("request.auth.{field}"), format!("only used with type = {kinds}")))
         } else {
             Ok(())
         }
@@ -341,15 +395,13 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
             only("password", &auth.password, "\"basic\"")?;
             only("id_field", &auth.id_field, "\"body\"")?;
             only("secret_field", &auth.secret_field, "\"body\"")?;
-            let name = auth
-                .header
-                .clone()
-                .ok_or_else(|| ctx.error("request.auth.header", "required with type = \"header\""))?;
+            let name = auth.header.clone().ok_or_else(|| {
+                ctx.error("request.auth.header", "required with type = \"header\"")
+            })?;
             checker.header_name("request.auth.header", &name)?;
-            let value = auth
-                .value
-                .as_deref()
-                .ok_or_else(|| ctx.error("request.auth.value", "required with type = \"header\""))?;
+            let value = auth.value.as_deref().ok_or_else(|| {
+                ctx.error("request.auth.value", "required with type = \"header\"")
+            })?;
             auth_header = Some((name, checker.template("request.auth.value", value)?));
         }
         "body" => {
@@ -386,49 +438,31 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
         }
     }
 
-    // Headers.
-    let mut headers = Vec::new();
-    for (name, value) in &request.headers {
-        let field = format!("request.headers.{name}");
-        checker.header_name(&field, name)?;
-        let taken = |other: &str| name.eq_ignore_ascii_case(other);
-        if basic.is_some() && taken("authorization") {
-            return Err(ctx.error(&field, "auth type \"basic\" already sends Authorization"));
-        }
-        if auth_header.as_ref().is_some_and(|(h, _)| taken(h)) {
-            return Err(ctx.error(&field, "request.auth already sends this header"));
-        }
-        if ["content-type", "content-length", "host", "user-agent"].iter().any(|h| taken(h)) {
-            return Err(ctx.error(&field, "this header is set by tokensmith"));
-        }
-        headers.push((name.clone(), checker.template(&field, value)?));
-    }
-    if let Some((name, value)) = auth_header {
-        headers.push((name, value));
-    }
+    Ok(AuthPlan { kind: auth.kind, basic, header: auth_header, fields: auth_fields })
+}
 
-    // Query.
-    let mut query = Vec::new();
-    for (name, value) in &request.query {
-        let field = format!("request.query.{name}");
-        query.push((name.clone(), checker.template(&field, value)?));
-    }
-
-    // Body.
-    if body_format == "none" && !request.fields.is_empty() {
+/// The body, checked: `request.fields` and the client authentication's.
+fn body(
+    ctx: &ProviderContext,
+    checker: &Checker<'_>,
+    fields: &toml::Table,
+    body_format: &str,
+    auth_fields: &[(String, String)],
+) -> Result<PlanBody, TokenError> {
+    if body_format == "none" && !fields.is_empty() {
         return Err(ctx.error("request.fields", "body fields given with body = \"none\""));
     }
-    let body = match body_format {
+    Ok(match body_format {
         "json" => {
             let mut secrets = Vec::new();
             let mut value = checker.json(
                 "request.fields",
                 "",
-                &toml::Value::Table(request.fields.clone()),
+                &toml::Value::Table(fields.clone()),
                 &mut secrets,
             )?;
-            for (name, template) in &auth_fields {
-                if request.fields.contains_key(name) {
+            for (name, template) in auth_fields {
+                if fields.contains_key(name) {
                     return Err(ctx.error(
                         &format!("request.fields.{name}"),
                         "request.auth (type = \"body\") already sends this field",
@@ -442,7 +476,7 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
         }
         "form" => {
             let mut form = Vec::new();
-            for (name, value) in &request.fields {
+            for (name, value) in fields {
                 let field = format!("request.fields.{name}");
                 let text = match value {
                     toml::Value::String(s) => s.clone(),
@@ -458,8 +492,8 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
                 };
                 form.push((name.clone(), checker.template(&field, &text)?));
             }
-            for (name, template) in &auth_fields {
-                if request.fields.contains_key(name) {
+            for (name, template) in auth_fields {
+                if fields.contains_key(name) {
                     return Err(ctx.error(
                         &format!("request.fields.{name}"),
                         "request.auth (type = \"body\") already sends this field",
@@ -470,12 +504,7 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
             PlanBody::Form(form)
         }
         _ => PlanBody::Empty,
-    };
-
-    let shape = response_shape(ctx, &fields.response)?;
-    let present = presentation(ctx, &fields.present)?;
-    let summary = format!("{} {body_format}, auth {}", method.as_str(), auth.kind);
-    Ok(Plan { method, body, query, headers, basic, secrets, shape, present, summary })
+    })
 }
 
 /// Escapes a key for a JSON Pointer segment.
@@ -515,9 +544,10 @@ impl Checker<'_> {
     /// The value named `name` (for Basic credentials).
     fn credential(&self, field: &str, name: &str) -> Result<SecretString, TokenError> {
         let name = name.trim_start_matches('{').trim_end_matches('}');
-        self.credentials.get(name).map(|(_, v, _)| v.clone()).ok_or_else(|| {
-            self.ctx.error(field, self.unknown(name))
-        })
+        self.credentials
+            .get(name)
+            .map(|(_, v, _)| v.clone())
+            .ok_or_else(|| self.ctx.error(field, self.unknown(name)))
     }
 
     fn unknown(&self, name: &str) -> String {
@@ -543,9 +573,8 @@ impl Checker<'_> {
         for literal in template.literals() {
             self.no_secret_written(field, literal)?;
         }
-        let value = template.render(|name| {
-            self.credentials.get(name).map_or("", |(_, v, _)| v.expose_secret())
-        });
+        let value = template
+            .render(|name| self.credentials.get(name).map_or("", |(_, v, _)| v.expose_secret()));
         Ok(if secret { Sent::Secret(SecretString::from(value)) } else { Sent::Plain(value) })
     }
 

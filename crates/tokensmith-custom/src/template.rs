@@ -48,8 +48,9 @@ impl Template {
                              (write `{{{{` for a literal brace)"
                         ));
                     }
-                    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    let valid =
+                        name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                     if !valid {
                         return Err(format!(
                             "malformed template {text:?}: `{{{name}}}` is not a placeholder \

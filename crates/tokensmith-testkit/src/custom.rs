@@ -120,7 +120,7 @@ impl CustomEmulator {
             requests: AtomicU64::new(0),
             issued: AtomicU64::new(0),
             state: Mutex::new(State {
-                lifetime: Duration::from_secs(3600),
+                lifetime: Duration::from_hours(1),
                 send_lifetime: true,
                 lifetime_as_string: false,
                 time_style: TimeStyle::Described,
@@ -272,37 +272,10 @@ fn str_at<'t>(table: &'t toml::Table, key: &str) -> Option<&'t str> {
 
 impl Description {
     fn parse(text: &str) -> Result<Self, String> {
-        let doc: toml::Table = toml::from_str(text).map_err(|e| format!("invalid TOML: {e}"))?;
-        let table = match doc.get("providers").and_then(toml::Value::as_table) {
-            Some(providers) => providers
-                .values()
-                .filter_map(toml::Value::as_table)
-                .find(|t| str_at(t, "kind") == Some("custom"))
-                .ok_or("no provider with kind = \"custom\" under [providers]")?
-                .clone(),
-            None => doc,
-        };
+        let table = provider_table(text)?;
         let empty = toml::Table::new();
         let sub = |key: &str| table.get(key).and_then(toml::Value::as_table).unwrap_or(&empty);
-        let secret = |value: &toml::Value| -> Result<String, String> {
-            let secret: ConfigSecret = value.clone().try_into().map_err(|e| format!("{e}"))?;
-            Ok(secret.as_secret().expose_secret().to_owned())
-        };
-        let mut values: BTreeMap<String, (String, bool)> = BTreeMap::new();
-        if let Some(id) = str_at(&table, "client_id") {
-            values.insert("client_id".into(), (id.to_owned(), false));
-        }
-        if let Some(user) = str_at(&table, "username") {
-            values.insert("username".into(), (user.to_owned(), false));
-        }
-        for key in ["client_secret", "password"] {
-            if let Some(v) = table.get(key) {
-                values.insert(key.into(), (secret(v)?, true));
-            }
-        }
-        for (name, v) in sub("secrets") {
-            values.insert(name.clone(), (secret(v)?, true));
-        }
+        let values = named_values(&table, sub("secrets"))?;
         let render = |text: &str| -> Result<Expected, String> { render(text, &values) };
 
         let url = str_at(&table, "token_url").map(url::Url::parse).transpose();
@@ -321,45 +294,20 @@ impl Description {
             _ => BodyFormat::Form,
         };
         let fields = request.get("fields").and_then(toml::Value::as_table).unwrap_or(&empty);
-        let mut form = Vec::new();
-        let mut json_secrets = Vec::new();
-        let mut json = Value::Object(serde_json::Map::new());
-        match body {
-            BodyFormat::Form => {
-                for (name, value) in fields {
-                    let text = match value {
-                        toml::Value::String(s) => s.clone(),
-                        toml::Value::Integer(i) => i.to_string(),
-                        toml::Value::Float(f) => f.to_string(),
-                        toml::Value::Boolean(b) => b.to_string(),
-                        _ => return Err(format!("request.fields.{name}: not a form value")),
-                    };
-                    form.push((name.clone(), render(&text)?));
-                }
-            }
-            BodyFormat::Json => {
-                json = to_json(&toml::Value::Table(fields.clone()), "", &render, &mut json_secrets)?;
-            }
-            BodyFormat::None => {}
-        }
-        let mut params = Vec::new();
-        for (name, value) in request.get("query").and_then(toml::Value::as_table).unwrap_or(&empty) {
-            params.push((name.clone(), render(value.as_str().unwrap_or_default())?));
-        }
-        let mut headers = Vec::new();
-        for (name, value) in request.get("headers").and_then(toml::Value::as_table).unwrap_or(&empty)
-        {
-            headers.push((name.to_ascii_lowercase(), render(value.as_str().unwrap_or_default())?));
-        }
-        let auth = match request.get("auth") {
-            Some(toml::Value::String(kind)) => {
-                let mut t = toml::Table::new();
-                t.insert("type".into(), toml::Value::String(kind.clone()));
-                t
-            }
-            Some(toml::Value::Table(t)) => t.clone(),
-            _ => toml::Table::new(),
+        let (mut form, mut json, mut json_secrets) = expected_body(body, fields, &render)?;
+        let table_at = |key: &str| request.get(key).and_then(toml::Value::as_table);
+        let rendered = |key: &str, lower: bool| -> Result<Vec<(String, Expected)>, String> {
+            let pairs = table_at(key).unwrap_or(&empty).iter();
+            pairs
+                .map(|(n, v)| {
+                    let name = if lower { n.to_ascii_lowercase() } else { n.clone() };
+                    Ok((name, render(v.as_str().unwrap_or_default())?))
+                })
+                .collect()
         };
+        let params = rendered("query", false)?;
+        let mut headers = rendered("headers", true)?;
+        let auth = auth_table(request.get("auth"));
         let mut basic = None;
         match str_at(&auth, "type").unwrap_or("none") {
             "basic" => {
@@ -415,9 +363,8 @@ impl Description {
             scope: pointer("scope"),
             token_type: pointer("token_type"),
             expires_in: pointer("expires_in"),
-            expires_at: pointer("expires_at").map(|p| {
-                (p, str_at(response, "expires_at_format").unwrap_or("auto").to_owned())
-            }),
+            expires_at: pointer("expires_at")
+                .map(|p| (p, str_at(response, "expires_at_format").unwrap_or("auto").to_owned())),
             error_code: pointer("error_code"),
             error_message: pointer("error_message"),
         })
@@ -437,6 +384,65 @@ impl Description {
         if request.method != self.method {
             return Err((StatusCode::METHOD_NOT_ALLOWED, format!("expected {}", self.method)));
         }
+        self.check_body(request)?;
+        let query: Vec<(String, String)> = request
+            .query
+            .as_deref()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let own: Vec<(String, String)> = self
+            .query
+            .as_deref()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        for (name, _) in &query {
+            if !self.params.iter().any(|(n, _)| n == name) && !own.iter().any(|(n, _)| n == name) {
+                return bad(format!("unexpected query parameter {name}"));
+            }
+        }
+        for (name, expected) in &self.params {
+            match query.iter().find(|(n, _)| n == name) {
+                None => return bad(format!("missing query parameter {name}")),
+                Some((_, v)) if *v != expected.text && expected.secret => {
+                    return denied(format!("wrong credentials in query parameter {name}"));
+                }
+                Some((_, v)) if *v != expected.text => {
+                    return bad(format!("unexpected value of query parameter {name}"));
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, expected) in &self.headers {
+            let got = request.headers.get(name.as_str()).and_then(|v| v.to_str().ok());
+            match got {
+                None => return bad(format!("missing header {name}")),
+                Some(v) if v != expected.text && expected.secret => {
+                    return denied(format!("wrong credentials in header {name}"));
+                }
+                Some(v) if v != expected.text => {
+                    return bad(format!("unexpected value of header {name}"));
+                }
+                Some(_) => {}
+            }
+        }
+        let authorization = request.headers.get("authorization").and_then(|v| v.to_str().ok());
+        match (&self.basic, authorization) {
+            (Some(_), None) => return denied("missing Basic credentials".into()),
+            (Some(want), Some(got)) if want != got => {
+                return denied("wrong Basic credentials".into());
+            }
+            (None, Some(_)) if !self.headers.iter().any(|(n, _)| n == "authorization") => {
+                return bad("unexpected Authorization header".into());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// What is wrong with the request's body.
+    fn check_body(&self, request: &Request) -> Result<(), (StatusCode, String)> {
+        let bad = |m: String| Err((StatusCode::BAD_REQUEST, m));
+        let denied = |m: String| Err((StatusCode::UNAUTHORIZED, m));
         match self.body {
             BodyFormat::None => {
                 if !request.body.is_empty() {
@@ -493,57 +499,6 @@ impl Description {
                 }
             }
         }
-        let query: Vec<(String, String)> = request
-            .query
-            .as_deref()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
-        let own: Vec<(String, String)> = self
-            .query
-            .as_deref()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
-        for (name, _) in &query {
-            if !self.params.iter().any(|(n, _)| n == name) && !own.iter().any(|(n, _)| n == name) {
-                return bad(format!("unexpected query parameter {name}"));
-            }
-        }
-        for (name, expected) in &self.params {
-            match query.iter().find(|(n, _)| n == name) {
-                None => return bad(format!("missing query parameter {name}")),
-                Some((_, v)) if *v != expected.text && expected.secret => {
-                    return denied(format!("wrong credentials in query parameter {name}"));
-                }
-                Some((_, v)) if *v != expected.text => {
-                    return bad(format!("unexpected value of query parameter {name}"));
-                }
-                Some(_) => {}
-            }
-        }
-        for (name, expected) in &self.headers {
-            let got = request.headers.get(name.as_str()).and_then(|v| v.to_str().ok());
-            match got {
-                None => return bad(format!("missing header {name}")),
-                Some(v) if v != expected.text && expected.secret => {
-                    return denied(format!("wrong credentials in header {name}"));
-                }
-                Some(v) if v != expected.text => {
-                    return bad(format!("unexpected value of header {name}"));
-                }
-                Some(_) => {}
-            }
-        }
-        let authorization = request.headers.get("authorization").and_then(|v| v.to_str().ok());
-        match (&self.basic, authorization) {
-            (Some(_), None) => return denied("missing Basic credentials".into()),
-            (Some(want), Some(got)) if want != got => {
-                return denied("wrong Basic credentials".into());
-            }
-            (None, Some(_)) if !self.headers.iter().any(|(n, _)| n == "authorization") => {
-                return bad("unexpected Authorization header".into());
-            }
-            _ => {}
-        }
         Ok(())
     }
 
@@ -582,7 +537,8 @@ impl Description {
         }
         let secs = state.lifetime.as_secs();
         if let Some(p) = &self.expires_in {
-            let value = if state.lifetime_as_string { json!(secs.to_string()) } else { json!(secs) };
+            let value =
+                if state.lifetime_as_string { json!(secs.to_string()) } else { json!(secs) };
             put(&mut body, p, value);
         }
         if let Some((p, format)) = &self.expires_at {
@@ -600,8 +556,8 @@ impl Description {
                 }
                 (TimeStyle::Rfc3339Offset, _) => {
                     // Two hours east: the same instant, written as local time.
-                    let local = humantime::format_rfc3339_seconds(at + Duration::from_secs(7200))
-                        .to_string();
+                    let local =
+                        humantime::format_rfc3339_seconds(at + Duration::from_hours(2)).to_string();
                     json!(format!("{}+02:00", local.trim_end_matches('Z')))
                 }
                 _ => json!(humantime::format_rfc3339_seconds(at).to_string()),
@@ -610,6 +566,95 @@ impl Description {
         }
         body
     }
+}
+
+/// The provider table of a description: the text itself, or the first
+/// `kind = "custom"` provider of a config file.
+fn provider_table(text: &str) -> Result<toml::Table, String> {
+    let doc: toml::Table = toml::from_str(text).map_err(|e| format!("invalid TOML: {e}"))?;
+    Ok(match doc.get("providers").and_then(toml::Value::as_table) {
+        Some(providers) => providers
+            .values()
+            .filter_map(toml::Value::as_table)
+            .find(|t| str_at(t, "kind") == Some("custom"))
+            .ok_or("no provider with kind = \"custom\" under [providers]")?
+            .clone(),
+        None => doc,
+    })
+}
+
+/// `request.auth` as a table (`"basic"` is `{ type = "basic" }`).
+fn auth_table(auth: Option<&toml::Value>) -> toml::Table {
+    match auth {
+        Some(toml::Value::String(kind)) => {
+            let mut t = toml::Table::new();
+            t.insert("type".into(), toml::Value::String(kind.clone()));
+            t
+        }
+        Some(toml::Value::Table(t)) => t.clone(),
+        _ => toml::Table::new(),
+    }
+}
+
+/// The named values a description's templates use, each with whether it
+/// is a secret (resolved as the adapter resolves them: literal, env, file).
+fn named_values(
+    table: &toml::Table,
+    secrets: &toml::Table,
+) -> Result<BTreeMap<String, (String, bool)>, String> {
+    let secret = |value: &toml::Value| -> Result<String, String> {
+        let secret: ConfigSecret = value.clone().try_into().map_err(|e| format!("{e}"))?;
+        Ok(secret.as_secret().expose_secret().to_owned())
+    };
+    let mut values: BTreeMap<String, (String, bool)> = BTreeMap::new();
+    if let Some(id) = str_at(table, "client_id") {
+        values.insert("client_id".into(), (id.to_owned(), false));
+    }
+    if let Some(user) = str_at(table, "username") {
+        values.insert("username".into(), (user.to_owned(), false));
+    }
+    for key in ["client_secret", "password"] {
+        if let Some(v) = table.get(key) {
+            values.insert(key.into(), (secret(v)?, true));
+        }
+    }
+    for (name, v) in secrets {
+        values.insert(name.clone(), (secret(v)?, true));
+    }
+    Ok(values)
+}
+
+/// The form fields, or the JSON body and its secret pointers, a
+/// description's `request.fields` make.
+type ExpectedBody = (Vec<(String, Expected)>, Value, Vec<String>);
+
+fn expected_body(
+    body: BodyFormat,
+    fields: &toml::Table,
+    render: &dyn Fn(&str) -> Result<Expected, String>,
+) -> Result<ExpectedBody, String> {
+    let mut form = Vec::new();
+    let mut json_secrets = Vec::new();
+    let mut json = Value::Object(serde_json::Map::new());
+    match body {
+        BodyFormat::Form => {
+            for (name, value) in fields {
+                let text = match value {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => return Err(format!("request.fields.{name}: not a form value")),
+                };
+                form.push((name.clone(), render(&text)?));
+            }
+        }
+        BodyFormat::Json => {
+            json = to_json(&toml::Value::Table(fields.clone()), "", &render, &mut json_secrets)?;
+        }
+        BodyFormat::None => {}
+    }
+    Ok((form, json, json_secrets))
 }
 
 /// Renders a template against the named values.
@@ -629,8 +674,9 @@ fn render(text: &str, values: &BTreeMap<String, (String, bool)>) -> Result<Expec
             }
             '{' => {
                 let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
-                let (value, is_secret) =
-                    values.get(&name).ok_or_else(|| format!("unknown value `{name}` in {text:?}"))?;
+                let (value, is_secret) = values
+                    .get(&name)
+                    .ok_or_else(|| format!("unknown value `{name}` in {text:?}"))?;
                 out.push_str(value);
                 secret |= is_secret;
             }
@@ -746,7 +792,8 @@ async fn answer(
     }
     state.log.push(RecordedRequest::new(&request, parts.uri.to_string()));
     if let Err((status, message)) = description.check(&request) {
-        let code = if status == StatusCode::UNAUTHORIZED { "invalid_client" } else { "invalid_request" };
+        let code =
+            if status == StatusCode::UNAUTHORIZED { "invalid_client" } else { "invalid_request" };
         return Ok(reply(status, &description.error_body(code, &message)));
     }
     let n = shared.issued.fetch_add(1, Ordering::Relaxed) + 1;

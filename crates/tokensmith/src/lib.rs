@@ -48,11 +48,12 @@ pub use tokensmith_core::{
     CacheConfig, CacheStats, CachedProvider, ClientAuth, Clock, CommonConfig, ConfigSecret,
     DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, ErrorDetail, FileRefreshTokenStore, HttpSettings,
     KNOWN_KINDS, LoadReport, MAX_EXPIRES_IN, ManualClock, MemoryRefreshTokenStore, ProviderContext,
-    ProviderInfo, Providers, ProvidersBuilder, RawResponse, RefreshTokenStore, RequestMethod, ResponseShape,
-    RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, Scope, SecretSource, SharedClock,
-    SharedRefreshTokenStore, SharedTokenProvider, StoreLock, SystemClock, TimeFormat, Timestamp, TokenEndpoint,
-    TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url, async_trait,
-    check_url, fetch_json, parse_duration, parse_response, secrecy,
+    ProviderInfo, Providers, ProvidersBuilder, RawResponse, RefreshTokenStore,
+    RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, RequestMethod, ResponseShape, Scope,
+    SecretSource, SharedClock, SharedRefreshTokenStore, SharedTokenProvider, StoreLock,
+    SystemClock, TimeFormat, Timestamp, TokenEndpoint, TokenError, TokenProvider, TokenRequest,
+    TokenType, TransportErrorKind, Url, async_trait, check_url, fetch_json, parse_duration,
+    parse_response, secrecy,
 };
 
 #[cfg(feature = "configapi")]

@@ -230,8 +230,7 @@ expires_in = "/data/ttl"
     let url = banner
         .lines()
         .find_map(|l| l.strip_prefix("token URL"))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("{banner}"))
+        .map_or_else(|| panic!("{banner}"), str::trim)
         .to_owned();
     assert!(url.ends_with("/v2/auth/login"), "{banner}");
     env.write_config(&DESCRIPTION.replace("https://api.ledgerly.example/v2/auth/login", &url));
@@ -258,6 +257,7 @@ fn mock_server_custom_needs_a_description_that_loads() {
     assert!(run.stderr.contains("--describe"), "{run:#?}");
     env.write_config("[providers.x]\nkind = \"custom\"\nclient_id = \"a\"\n[providers.x.response]\ntoken = \"t\"\n");
     let path = env.config_path();
-    let run = env.run_bare(&["mock-server", "--vendor", "custom", "--describe", path.to_str().unwrap()]);
+    let run =
+        env.run_bare(&["mock-server", "--vendor", "custom", "--describe", path.to_str().unwrap()]);
     assert!(run.fails(2).contains("response.token"), "{run:#?}");
 }

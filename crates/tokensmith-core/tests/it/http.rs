@@ -1127,7 +1127,11 @@ async fn shaped_requests_send_exact_bytes_and_never_leak_what_they_sent() {
     fn echo(r: &Request) -> Vec<u8> {
         let text = format!("{} {}", r.head.replace("\r\n", " "), r.body_str());
         let body = serde_json::json!({"fault": {"code": "E1", "text": text}, "apiKey": "x"});
-        response("400 Bad Request", &[("Content-Type", "application/json")], body.to_string().as_bytes())
+        response(
+            "400 Bad Request",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
     }
     let shape = ResponseShape::new("/t").unwrap().error_code("/fault/code").unwrap();
     let server = Server::start("/token", echo).await;
@@ -1147,7 +1151,11 @@ async fn shaped_requests_send_exact_bytes_and_never_leak_what_they_sent() {
     .await
     .unwrap_err();
     let request = server.only_request();
-    assert!(request.head.starts_with("POST /token?tenant=north&apiKey=api-key%2Fwith%2Bchars HTTP/1.1"), "{}", request.head);
+    assert!(
+        request.head.starts_with("POST /token?tenant=north&apiKey=api-key%2Fwith%2Bchars HTTP/1.1"),
+        "{}",
+        request.head
+    );
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(request.header("x-plain"), Some("plain"));
     assert_eq!(request.header("x-secret"), Some(HEADER_SECRET));
@@ -1156,17 +1164,30 @@ async fn shaped_requests_send_exact_bytes_and_never_leak_what_they_sent() {
     assert_eq!(err.oauth_error_code(), Some("e1"));
     let shown = format!("{err} {err:?}");
     let encoded: String = url::form_urlencoded::byte_serialize(KEY.as_bytes()).collect();
-    for secret in [KEY, encoded.as_str(), "json-p@ss", HEADER_SECRET, "basic-pass-1", "dXNlci0xOmJhc2ljLXBhc3MtMQ=="] {
+    for secret in [
+        KEY,
+        encoded.as_str(),
+        "json-p@ss",
+        HEADER_SECRET,
+        "basic-pass-1",
+        "dXNlci0xOmJhc2ljLXBhc3MtMQ==",
+    ] {
         assert!(!shown.contains(secret), "{secret:?} leaked in {shown}");
     }
-    assert!(shown.contains("\\\"apiKey\\\":\\\"[REDACTED]\\\"") || shown.contains("apiKey\":\"[REDACTED]"), "{shown}");
+    assert!(
+        shown.contains("\\\"apiKey\\\":\\\"[REDACTED]\\\"")
+            || shown.contains("apiKey\":\"[REDACTED]"),
+        "{shown}"
+    );
 
     // A GET sends no body and no Content-Type; a body with a GET is refused.
     let server = Server::start("/token", |_| token_response()).await;
     let token = bounded(
-        endpoint(&server.url).request().method(RequestMethod::Get).query("a", "b").send_shaped(
-            &ResponseShape::new("/access_token").unwrap(),
-        ),
+        endpoint(&server.url)
+            .request()
+            .method(RequestMethod::Get)
+            .query("a", "b")
+            .send_shaped(&ResponseShape::new("/access_token").unwrap()),
     )
     .await
     .unwrap();
@@ -1174,10 +1195,9 @@ async fn shaped_requests_send_exact_bytes_and_never_leak_what_they_sent() {
     let request = server.only_request();
     assert!(request.head.starts_with("GET /token?a=b HTTP/1.1"), "{}", request.head);
     assert_eq!(request.header("content-type"), None);
-    let err = bounded(
-        endpoint(&server.url).request().method(RequestMethod::Get).param("a", "b").send(),
-    )
-    .await
-    .unwrap_err();
+    let err =
+        bounded(endpoint(&server.url).request().method(RequestMethod::Get).param("a", "b").send())
+            .await
+            .unwrap_err();
     assert!(err.is_config(), "{err}");
 }

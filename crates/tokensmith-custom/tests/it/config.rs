@@ -22,10 +22,7 @@ fn check(extra: &str, field: &str, needle: &str) {
 /// `needle`, and no secret.
 #[track_caller]
 fn check_text(text: &str, field: &str, needle: &str) {
-    let err = match build(text, &clock()) {
-        Ok(_) => panic!("expected a config error for {text:?}"),
-        Err(e) => e,
-    };
+    let Err(err) = build(text, &clock()) else { panic!("expected a config error for {text:?}") };
     assert!(err.is_config(), "{err}");
     let shown = err.to_string();
     assert!(shown.contains("provider \"acme\""), "{shown}");
@@ -45,8 +42,16 @@ fn a_valid_description_loads() {
 #[test]
 fn unknown_fields_are_named() {
     check("[response]\ntoken = \"/t\"\nexpires = \"/e\"\n", "response.expires", "unknown field");
-    check("[request]\nverb = \"GET\"\n[response]\ntoken = \"/t\"\n", "request.verb", "unknown field");
-    check("[present]\nheader_name = \"X\"\n[response]\ntoken = \"/t\"\n", "present.header_name", "unknown field");
+    check(
+        "[request]\nverb = \"GET\"\n[response]\ntoken = \"/t\"\n",
+        "request.verb",
+        "unknown field",
+    );
+    check(
+        "[present]\nheader_name = \"X\"\n[response]\ntoken = \"/t\"\n",
+        "present.header_name",
+        "unknown field",
+    );
     check(
         "[request]\nauth = { type = \"basic\", usr = \"username\" }\n[response]\ntoken = \"/t\"\n",
         "request.auth.usr",
@@ -59,16 +64,36 @@ fn unknown_fields_are_named() {
 fn malformed_pointers_and_templates_are_refused() {
     check("[response]\ntoken = \"data/t\"\n", "response.token", "not a JSON Pointer");
     check("[response]\ntoken = \"/t~2\"\n", "response.token", "`~` must be followed");
-    check("[response]\ntoken = \"/t\"\nexpires_at = \"x\"\n", "response.expires_at", "JSON Pointer");
-    check("[response]\ntoken = \"/t\"\nerror_code = \"e\"\n", "response.error_code", "JSON Pointer");
+    check(
+        "[response]\ntoken = \"/t\"\nexpires_at = \"x\"\n",
+        "response.expires_at",
+        "JSON Pointer",
+    );
+    check(
+        "[response]\ntoken = \"/t\"\nerror_code = \"e\"\n",
+        "response.error_code",
+        "JSON Pointer",
+    );
     check(
         "[request.headers]\nX-Key = \"Key {api_key\"\n[response]\ntoken = \"/t\"\n",
         "request.headers.X-Key",
         "never closed",
     );
-    check("[present]\nvalue = \"Bearer token}\"\n[response]\ntoken = \"/t\"\n", "present.value", "lone");
-    check("[present]\nvalue = \"Bearer\"\n[response]\ntoken = \"/t\"\n", "present.value", "never uses");
-    check("[present]\nheader = \"X Auth\"\n[response]\ntoken = \"/t\"\n", "present.header", "not a valid header");
+    check(
+        "[present]\nvalue = \"Bearer token}\"\n[response]\ntoken = \"/t\"\n",
+        "present.value",
+        "lone",
+    );
+    check(
+        "[present]\nvalue = \"Bearer\"\n[response]\ntoken = \"/t\"\n",
+        "present.value",
+        "never uses",
+    );
+    check(
+        "[present]\nheader = \"X Auth\"\n[response]\ntoken = \"/t\"\n",
+        "present.header",
+        "not a valid header",
+    );
 }
 
 #[test]
@@ -88,7 +113,11 @@ fn a_template_or_field_naming_an_unknown_secret_is_refused() {
         "request.query.sig",
         "unknown value `token`",
     );
-    check("[present]\nvalue = \"{client_secret} {token}\"\n[response]\ntoken = \"/t\"\n", "present.value", "unknown value");
+    check(
+        "[present]\nvalue = \"{client_secret} {token}\"\n[response]\ntoken = \"/t\"\n",
+        "present.value",
+        "unknown value",
+    );
     check_text(
         "kind = \"custom\"\nclient_id = \"svc\"\nsecrets = { client_secret = \"x-x-x-x\" }\n[response]\ntoken = \"/t\"\n",
         "secrets.client_secret",
@@ -126,15 +155,31 @@ fn a_lifetime_given_both_ways_is_refused() {
 
 #[test]
 fn request_shapes_that_cannot_work_are_refused() {
-    check("[request]\nmethod = \"PUT\"\n[response]\ntoken = \"/t\"\n", "request.method", "unsupported");
-    check("[request]\nmethod = \"GET\"\nbody = \"json\"\n[response]\ntoken = \"/t\"\n", "request.body", "GET");
-    check("[request]\nbody = \"xml\"\n[response]\ntoken = \"/t\"\n", "request.body", "unknown body format");
+    check(
+        "[request]\nmethod = \"PUT\"\n[response]\ntoken = \"/t\"\n",
+        "request.method",
+        "unsupported",
+    );
+    check(
+        "[request]\nmethod = \"GET\"\nbody = \"json\"\n[response]\ntoken = \"/t\"\n",
+        "request.body",
+        "GET",
+    );
+    check(
+        "[request]\nbody = \"xml\"\n[response]\ntoken = \"/t\"\n",
+        "request.body",
+        "unknown body format",
+    );
     check(
         "[request]\nbody = \"none\"\nfields = { a = \"b\" }\n[response]\ntoken = \"/t\"\n",
         "request.fields",
         "body = \"none\"",
     );
-    check("[request]\nauth = \"kerberos\"\n[response]\ntoken = \"/t\"\n", "request.auth", "unknown client authentication");
+    check(
+        "[request]\nauth = \"kerberos\"\n[response]\ntoken = \"/t\"\n",
+        "request.auth",
+        "unknown client authentication",
+    );
     check(
         "[request]\nauth = { type = \"header\", value = \"{api_key}\" }\n[response]\ntoken = \"/t\"\n",
         "request.auth.header",
@@ -160,8 +205,16 @@ fn request_shapes_that_cannot_work_are_refused() {
         "response.expires_at_format",
         "unknown time format",
     );
-    check("[response]\ntoken = \"/t\"\ndefault_lifetime = \"soon\"\n", "response.default_lifetime", "");
-    check("[request]\nfields = { a = [1] }\n[response]\ntoken = \"/t\"\n", "request.fields.a", "body = \"json\"");
+    check(
+        "[response]\ntoken = \"/t\"\ndefault_lifetime = \"soon\"\n",
+        "response.default_lifetime",
+        "",
+    );
+    check(
+        "[request]\nfields = { a = [1] }\n[response]\ntoken = \"/t\"\n",
+        "request.fields.a",
+        "body = \"json\"",
+    );
 }
 
 #[test]

@@ -26,7 +26,10 @@ async fn fetch(
     (emulator, result, clock)
 }
 
-async fn token(description: &str, setup: impl FnOnce(&CustomEmulator)) -> (CustomEmulator, AccessToken) {
+async fn token(
+    description: &str,
+    setup: impl FnOnce(&CustomEmulator),
+) -> (CustomEmulator, AccessToken) {
     let (emulator, result, _) = fetch(description, setup).await;
     match result {
         Ok(token) => (emulator, token),
@@ -265,5 +268,7 @@ async fn wrong_basic_credentials_never_show_in_the_error() {
     let err = build(&wrong, &clock).unwrap().fetch().await.unwrap_err();
     assert_eq!(err.status(), Some(401));
     let shown = format!("{err} {err:?}");
-    assert!(!shown.contains("nope-nope-1") && !shown.contains(&STANDARD.encode("svc-1:nope-nope-1")));
+    assert!(
+        !shown.contains("nope-nope-1") && !shown.contains(&STANDARD.encode("svc-1:nope-nope-1"))
+    );
 }

@@ -42,7 +42,10 @@ async fn each_example_of_the_guide_loads_and_gets_a_token_from_its_emulator() {
     let mut presented = Vec::new();
     for example in examples {
         // Loads as written (no network).
-        Registry::new().with(Custom).load_str(&example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        Registry::new()
+            .with(Custom)
+            .load_str(&example)
+            .unwrap_or_else(|e| panic!("{e}\n{example}"));
         let emulator = CustomEmulator::start(&example).await.unwrap();
         let doc: toml::Table = toml::from_str(&example).unwrap();
         let (name, table) = doc["providers"].as_table().unwrap().iter().next().unwrap();
