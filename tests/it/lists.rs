@@ -27,13 +27,17 @@ fn every_known_kind_is_its_adapter_s_kind_and_the_testkit_s_vendor() {
         (tokensmith_configapi::KIND, "tokensmith-configapi"),
         (tokensmith_oauth2::KIND, "tokensmith-oauth2"),
         (tokensmith_deyel::KIND, "tokensmith-deyel"),
+        (tokensmith_custom::KIND, "tokensmith-custom"),
     ];
     adapters.sort_unstable();
     let mut known: Vec<(&str, &str)> =
         KNOWN_KINDS.iter().map(|(kind, krate, _)| (*kind, *krate)).collect();
     known.sort_unstable();
     assert_eq!(known, adapters);
+    // Every kind has a fixed vendor emulator, except `custom`: its emulator
+    // (`CustomEmulator`) is configured by the description it reads.
     let mut vendors: Vec<&str> = Vendor::ALL.iter().map(|v| v.kind()).collect();
+    vendors.push(tokensmith_custom::KIND);
     vendors.sort_unstable();
     assert_eq!(vendors, known_kinds());
 }

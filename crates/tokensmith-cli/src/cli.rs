@@ -118,7 +118,8 @@ Examples:
     #[command(after_help = "\
 Examples:
   tokensmith mock-server --vendor deyel
-  tokensmith mock-server --vendor soti-connect --port 8085")]
+  tokensmith mock-server --vendor soti-connect --port 8085
+  tokensmith mock-server --vendor custom --describe tokensmith.toml")]
     MockServer {
         /// The vendor to emulate
         #[arg(long, value_name = "KIND")]
@@ -126,6 +127,10 @@ Examples:
         /// The port to listen on [default: any free port]
         #[arg(long, value_name = "N")]
         port: Option<u16>,
+        /// With `--vendor custom`: the config file whose first `kind = "custom"`
+        /// provider describes the vendor to emulate
+        #[arg(long, value_name = "FILE", required_if_eq("vendor", "custom"))]
+        describe: Option<PathBuf>,
     },
 }
 
@@ -160,6 +165,9 @@ pub(crate) enum Vendor {
     /// Deyel (`deyel`)
     #[value(name = "deyel")]
     Deyel,
+    /// A vendor described in config (`custom`; needs `--describe FILE`)
+    #[value(name = "custom")]
+    Custom,
 }
 
 #[cfg(test)]
@@ -190,8 +198,22 @@ mod tests {
             Cli::try_parse_from(["tokensmith", "mock-server", "--vendor", "soti-connect"]).unwrap();
         assert!(matches!(
             cli.command,
-            Command::MockServer { vendor: Vendor::SotiConnect, port: None }
+            Command::MockServer { vendor: Vendor::SotiConnect, port: None, describe: None }
         ));
+        let cli = Cli::try_parse_from([
+            "tokensmith",
+            "mock-server",
+            "--vendor",
+            "custom",
+            "--describe",
+            "v.toml",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::MockServer { vendor: Vendor::Custom, describe: Some(_), .. }
+        ));
+        assert!(Cli::try_parse_from(["tokensmith", "mock-server", "--vendor", "custom"]).is_err());
         assert!(Cli::try_parse_from(["tokensmith", "mock-server", "--vendor", "nope"]).is_err());
         assert!(Cli::try_parse_from(["tokensmith", "cache", "clear"]).is_ok());
     }

@@ -22,13 +22,14 @@ pub(crate) fn resolve_path(flag: Option<&Path>, env: Option<OsString>) -> PathBu
     }
 }
 
-/// The registry of every adapter this binary links: all four.
+/// The registry of every adapter this binary links: all five.
 pub(crate) fn registry() -> Registry {
     Registry::new()
         .with(tokensmith_soti::SotiConnect)
         .with(tokensmith_configapi::ConfigApi)
         .with(tokensmith_oauth2::OAuth2)
         .with(tokensmith_deyel::Deyel)
+        .with(tokensmith_custom::Custom)
 }
 
 /// Loads and validates the config file (no network).

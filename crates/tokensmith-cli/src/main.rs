@@ -83,7 +83,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List => commands::list(&ctx),
         Command::Cache { action: CacheAction::Clear } => commands::cache_clear(),
         Command::Demo => demo::run(&runtime()?),
-        Command::MockServer { vendor, port } => mock_server::run(&runtime()?, vendor, port),
+        Command::MockServer { vendor, port, describe } => {
+            mock_server::run(&runtime()?, vendor, port, describe.as_deref())
+        }
     }
 }
 

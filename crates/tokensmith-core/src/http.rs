@@ -30,6 +30,16 @@
 //! - the response handed to the one tolerant parser ([`crate::parse`]).
 //!
 //! [`fetch_json`] GETs a JSON document (OIDC discovery) under the same rules.
+//!
+//! A vendor that is not OAuth 2.0 at all (`kind = "custom"`) shapes the
+//! request further, under the same rules: [`RequestMethod::Get`], a JSON
+//! body ([`TokenRequest::json_body`], secrets put in with
+//! [`TokenRequest::json_secret`]) or none ([`TokenRequest::no_body`]), query
+//! parameters and extra headers (plain or secret), Basic credentials from any
+//! two values ([`TokenRequest::basic_auth`]), and a response read through a
+//! [`ResponseShape`](crate::ResponseShape) ([`TokenRequest::send_shaped`]).
+//! Every secret it sends, wherever it goes, is scrubbed from errors, and the
+//! names it is sent under are redacted like `client_secret` is.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -48,7 +58,7 @@ use url::form_urlencoded;
 
 use crate::config::DEFAULT_TIMEOUT;
 use crate::error::{BodySnippet, error_line};
-use crate::parse::{RawResponse, parse_sent};
+use crate::parse::{RawResponse, ResponseShape, parse_sent, parse_shaped};
 use crate::redact::{Secrets, Shape, redact};
 use crate::{AccessToken, Clock, SharedClock, TokenError, TransportErrorKind};
 
@@ -61,8 +71,33 @@ pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The `User-Agent` sent with every request.
 pub(crate) const USER_AGENT: &str = concat!("tokensmith/", env!("CARGO_PKG_VERSION"));
 
-/// The `Content-Type` of every token request.
+/// The `Content-Type` of a form token request (the default).
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// The `Content-Type` of a JSON token request ([`TokenRequest::json_body`]).
+const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// The HTTP method of a token request: `POST` unless a vendor described in
+/// config says otherwise.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
+pub enum RequestMethod {
+    /// `POST` (every OAuth 2.0 token request).
+    #[default]
+    Post,
+    /// `GET`: the credentials go in the query or headers, there is no body.
+    Get,
+}
+
+impl RequestMethod {
+    /// `"POST"` or `"GET"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "POST",
+            Self::Get => "GET",
+        }
+    }
+}
 
 /// HTTP settings of one provider.
 ///
@@ -332,15 +367,70 @@ impl TokenEndpoint {
         &self.clock
     }
 
-    /// Starts a token request (a form POST).
+    /// Starts a token request (a form POST unless shaped otherwise).
     pub fn request(&self) -> TokenRequest<'_> {
-        TokenRequest { endpoint: self, auth: None, form: Vec::new() }
+        TokenRequest {
+            endpoint: self,
+            auth: None,
+            form: Vec::new(),
+            method: RequestMethod::Post,
+            body: BodyKind::Form,
+            query: Vec::new(),
+            headers: Vec::new(),
+            basic: None,
+            scrub: Vec::new(),
+        }
     }
+}
+
+/// What a request's body is.
+enum BodyKind {
+    /// The form fields, form-urlencoded (the default).
+    Form,
+    /// A JSON document: the given value, the form fields added as top-level
+    /// string members, the secrets put in at their JSON Pointers.
+    Json { value: serde_json::Value, secrets: Vec<(String, SecretString)> },
+    /// No body, no `Content-Type`.
+    Empty,
 }
 
 enum Value {
     Plain(String),
     Secret(SecretString),
+}
+
+impl Value {
+    fn expose(&self) -> &str {
+        match self {
+            Self::Plain(v) => v,
+            Self::Secret(v) => v.expose_secret(),
+        }
+    }
+}
+
+/// Puts the string `text` into `value` at the JSON Pointer `pointer`,
+/// creating objects along the way (an array index must exist).
+fn put_at(value: &mut serde_json::Value, pointer: &str, text: &str) {
+    let mut at = value;
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        if !at.is_object() && !at.is_array() {
+            *at = serde_json::Value::Object(serde_json::Map::new());
+        }
+        at = match at {
+            serde_json::Value::Array(items) => {
+                match token.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(item) => item,
+                    None => return,
+                }
+            }
+            serde_json::Value::Object(members) => {
+                members.entry(token).or_insert(serde_json::Value::Null)
+            }
+            _ => return,
+        };
+    }
+    *at = serde_json::Value::String(text.to_owned());
 }
 
 /// A form POST to a [`TokenEndpoint`] being built.
@@ -354,6 +444,14 @@ pub struct TokenRequest<'a> {
     endpoint: &'a TokenEndpoint,
     auth: Option<(ClientAuth, String, Option<SecretString>)>,
     form: Vec<(String, Value)>,
+    method: RequestMethod,
+    body: BodyKind,
+    query: Vec<(String, Value)>,
+    headers: Vec<(String, Value)>,
+    /// Basic credentials given with [`TokenRequest::basic_auth`].
+    basic: Option<SecretString>,
+    /// Secrets sent inside other values ([`TokenRequest::scrub`]).
+    scrub: Vec<SecretString>,
 }
 
 impl fmt::Debug for TokenRequest<'_> {
@@ -362,6 +460,9 @@ impl fmt::Debug for TokenRequest<'_> {
             .field("endpoint", self.endpoint)
             .field("auth", &self.auth.as_ref().map(|a| a.0))
             .field("fields", &self.form.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .field("method", &self.method)
+            .field("query", &self.query.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -419,8 +520,116 @@ impl TokenRequest<'_> {
         }
     }
 
-    /// The `Authorization` header value and form body this request will send
-    /// (exposed for tests of the exact bytes).
+    /// Sets the HTTP method (`POST` by default). A `GET` sends no body:
+    /// form fields or a JSON body given with it make [`send`](Self::send)
+    /// fail with a config error.
+    pub fn method(mut self, method: RequestMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Sends a JSON body instead of a form: `value` (usually an object), with
+    /// the form fields ([`param`](Self::param), [`secret_param`](Self::secret_param),
+    /// client authentication in the body) added as top-level string members
+    /// and each [`json_secret`](Self::json_secret) put in at its pointer.
+    /// `Content-Type: application/json`.
+    ///
+    /// ```
+    /// use secrecy::{ExposeSecret, SecretString};
+    /// use tokensmith_core::{HttpSettings, SystemClock, TokenEndpoint, Url};
+    ///
+    /// let url = Url::parse("https://api.example.com/login").unwrap();
+    /// let endpoint =
+    ///     TokenEndpoint::new("p", url, &HttpSettings::default(), std::sync::Arc::new(SystemClock))
+    ///         .unwrap();
+    /// let password = SecretString::from("hunter2");
+    /// let (_, body) = endpoint
+    ///     .request()
+    ///     .json_body(serde_json::json!({ "user": { "name": "svc" }, "remember": false }))
+    ///     .json_secret("/user/password", &password)
+    ///     .encode();
+    /// assert_eq!(
+    ///     body.expose_secret(),
+    ///     r#"{"remember":false,"user":{"name":"svc","password":"hunter2"}}"#
+    /// );
+    /// ```
+    pub fn json_body(mut self, value: serde_json::Value) -> Self {
+        self.body = BodyKind::Json { value, secrets: Vec::new() };
+        self
+    }
+
+    /// Puts the secret string `value` into the JSON body at the JSON Pointer
+    /// `pointer` (RFC 6901; objects along the way are created). Turns the
+    /// body into JSON (an empty object) if it was not already. The last
+    /// segment of the pointer is redacted from errors like `client_secret`.
+    pub fn json_secret(mut self, pointer: &str, value: &SecretString) -> Self {
+        if !matches!(self.body, BodyKind::Json { .. }) {
+            self.body = BodyKind::Json {
+                value: serde_json::Value::Object(serde_json::Map::new()),
+                secrets: Vec::new(),
+            };
+        }
+        if let BodyKind::Json { secrets, .. } = &mut self.body {
+            secrets.push((pointer.to_owned(), value.clone()));
+        }
+        self
+    }
+
+    /// Sends no body at all (and no `Content-Type`), as a `GET` does.
+    pub fn no_body(mut self) -> Self {
+        self.body = BodyKind::Empty;
+        self
+    }
+
+    /// Adds a plain query parameter to the token URL.
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), Value::Plain(value.to_owned())));
+        self
+    }
+
+    /// Adds a secret query parameter to the token URL (errors never show the
+    /// URL's query, and the value is scrubbed from response bodies).
+    pub fn secret_query(mut self, name: &str, value: &SecretString) -> Self {
+        self.query.push((name.to_owned(), Value::Secret(value.clone())));
+        self
+    }
+
+    /// Adds a plain request header. A name or value that is not a valid
+    /// header makes [`send`](Self::send) fail with a config error.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), Value::Plain(value.to_owned())));
+        self
+    }
+
+    /// Adds a secret request header (marked sensitive, scrubbed from errors,
+    /// its name redacted from error bodies like `authorization`).
+    pub fn secret_header(mut self, name: &str, value: &SecretString) -> Self {
+        self.headers.push((name.to_owned(), Value::Secret(value.clone())));
+        self
+    }
+
+    /// Sends `Authorization: Basic base64(user:password)`, both as given
+    /// (UTF-8, no form-encoding): Basic credentials made of any two values
+    /// (a username and password, a client id and an API key, …). Replaces the
+    /// Basic header of [`client_auth`](Self::client_auth).
+    pub fn basic_auth(mut self, user: &SecretString, password: &SecretString) -> Self {
+        self.basic = Some(basic(user.expose_secret(), password.expose_secret()));
+        self.scrub.push(user.clone());
+        self.scrub.push(password.clone());
+        self
+    }
+
+    /// Scrubs `secret` from every error this request's response builds: for
+    /// a secret sent inside a longer value (a header `Key {api_key}`), which
+    /// is scrubbed whole as sent, and now on its own too.
+    pub fn scrub(mut self, secret: &SecretString) -> Self {
+        self.scrub.push(secret.clone());
+        self
+    }
+
+    /// The `Authorization` header value and body this request will send
+    /// (exposed for tests of the exact bytes): the form (or JSON, or empty)
+    /// body.
     ///
     /// ```
     /// use secrecy::{ExposeSecret, SecretString};
@@ -443,6 +652,29 @@ impl TokenRequest<'_> {
     /// assert_eq!(body.expose_secret(), "grant_type=client_credentials");
     /// ```
     pub fn encode(&self) -> (Option<SecretString>, SecretString) {
+        let (header, pairs) = self.encode_pairs();
+        let body = match &self.body {
+            BodyKind::Form => pairs,
+            BodyKind::Empty => SecretString::from(String::new()),
+            BodyKind::Json { value, secrets } => {
+                let mut value = value.clone();
+                if let serde_json::Value::Object(members) = &mut value {
+                    for (name, field) in form_urlencoded::parse(pairs.expose_secret().as_bytes()) {
+                        members.insert(name.into_owned(), serde_json::Value::String(field.into()));
+                    }
+                }
+                for (pointer, secret) in secrets {
+                    put_at(&mut value, pointer, secret.expose_secret());
+                }
+                SecretString::from(value.to_string())
+            }
+        };
+        (self.basic.clone().or(header), body)
+    }
+
+    /// The Basic header of [`client_auth`](Self::client_auth) and the form
+    /// fields, form-urlencoded.
+    fn encode_pairs(&self) -> (Option<SecretString>, SecretString) {
         let mut body = form_urlencoded::Serializer::new(String::new());
         let mut header = None;
         if let Some((auth, id, secret)) = &self.auth {
@@ -478,15 +710,68 @@ impl TokenRequest<'_> {
 
     /// Sends the request and parses the response into a token.
     pub async fn send(self) -> Result<AccessToken, TokenError> {
+        self.send_parsed(None).await
+    }
+
+    /// Sends the request and reads the response through `shape` (a vendor
+    /// described in config) instead of the standard token-response fields;
+    /// see [`ResponseShape`] for the rules, which are otherwise the standard
+    /// parser's: statuses, error classes, redaction, control characters and
+    /// expired-on-arrival tokens refused.
+    pub async fn send_shaped(self, shape: &ResponseShape) -> Result<AccessToken, TokenError> {
+        self.send_parsed(Some(shape)).await
+    }
+
+    /// The request as reqwest builds it: method, URL with query, body,
+    /// extra headers.
+    fn build(
+        &self,
+        body: &SecretString,
+        header: Option<&SecretString>,
+    ) -> Result<reqwest::RequestBuilder, TokenError> {
         let endpoint = self.endpoint;
         let provider = &*endpoint.provider;
-        let (header, body) = self.encode();
-        let mut request = endpoint
-            .client
-            .post(endpoint.url.clone())
-            .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
-            .body(body.expose_secret().to_owned());
-        if let Some(header) = &header {
+        let config_error = |message: String| TokenError::config(Some(provider), None, message);
+        let mut url = endpoint.url.clone();
+        if !self.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in &self.query {
+                pairs.append_pair(name, value.expose());
+            }
+        }
+        let mut request = match self.method {
+            RequestMethod::Post => endpoint.client.post(url),
+            RequestMethod::Get => endpoint.client.get(url),
+        };
+        match (&self.body, self.method) {
+            (BodyKind::Empty, _) => {}
+            (BodyKind::Form, RequestMethod::Get) if body.expose_secret().is_empty() => {}
+            (_, RequestMethod::Get) => {
+                return Err(config_error("a GET token request carries no body".to_owned()));
+            }
+            (BodyKind::Form, RequestMethod::Post) => {
+                request = request
+                    .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
+                    .body(body.expose_secret().to_owned());
+            }
+            (BodyKind::Json { .. }, RequestMethod::Post) => {
+                request = request
+                    .header(CONTENT_TYPE, JSON_CONTENT_TYPE)
+                    .body(body.expose_secret().to_owned());
+            }
+        }
+        for (name, value) in &self.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| config_error(format!("{name:?} is not a valid header name")))?;
+            let mut header_value = HeaderValue::try_from(value.expose()).map_err(|_| {
+                config_error(format!("the value of header {name} is not a valid header value"))
+            })?;
+            if let Value::Secret(_) = value {
+                header_value.set_sensitive(true);
+            }
+            request = request.header(name, header_value);
+        }
+        if let Some(header) = header {
             // Base64 output is always a valid header value.
             let mut value = HeaderValue::try_from(header.expose_secret()).map_err(|_| {
                 TokenError::config(
@@ -498,6 +783,14 @@ impl TokenRequest<'_> {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
+        Ok(request)
+    }
+
+    async fn send_parsed(self, shape: Option<&ResponseShape>) -> Result<AccessToken, TokenError> {
+        let endpoint = self.endpoint;
+        let provider = &*endpoint.provider;
+        let (header, body) = self.encode();
+        let request = self.build(&body, header.as_ref())?;
         // The receipt time is when the request goes out: the server counts
         // `expires_in` from about then, so a slow answer shortens the
         // token's life rather than lengthening it.
@@ -511,7 +804,11 @@ impl TokenRequest<'_> {
         raw.retry_after = received.retry_after(&*endpoint.clock);
         // A server may echo the request back (form, Authorization header):
         // the error never shows what was sent, in any spelling.
-        parse_sent(provider, &raw, received_at, &|| self.sent(header.as_ref()))
+        let sent = || self.sent(header.as_ref());
+        match shape {
+            None => parse_sent(provider, &raw, received_at, &sent),
+            Some(shape) => parse_shaped(provider, &raw, received_at, shape, &sent),
+        }
     }
 
     /// The error for a body over the limit, its snippet cut from what was
@@ -531,15 +828,35 @@ impl TokenRequest<'_> {
     /// fields, the `Authorization` header), in each spelling a server may
     /// echo it in. Only called on the error path.
     fn sent(&self, header: Option<&SecretString>) -> Secrets {
-        let form_secrets = self.form.iter().filter_map(|(_, v)| match v {
-            Value::Secret(s) => Some(s.expose_secret()),
-            Value::Plain(_) => None,
-        });
+        fn secret((name, v): &(String, Value)) -> Option<(&str, &str)> {
+            match v {
+                Value::Secret(s) => Some((name.as_str(), s.expose_secret())),
+                Value::Plain(_) => None,
+            }
+        }
+        let named: Vec<(&str, &str)> =
+            self.form.iter().chain(&self.query).chain(&self.headers).filter_map(secret).collect();
+        let json: Vec<(&str, &str)> = match &self.body {
+            BodyKind::Json { secrets, .. } => secrets
+                .iter()
+                .map(|(pointer, s)| {
+                    let key = pointer.rsplit('/').next().unwrap_or_default();
+                    (key, s.expose_secret())
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let auth_secret = self.auth.as_ref().and_then(|(_, _, secret)| secret.as_ref());
-        Secrets::sent(
-            form_secrets.chain(auth_secret.map(ExposeSecret::expose_secret)),
-            header.map(ExposeSecret::expose_secret),
-        )
+        let values = named
+            .iter()
+            .chain(&json)
+            .map(|(_, v)| *v)
+            .chain(auth_secret.map(ExposeSecret::expose_secret))
+            .chain(self.scrub.iter().map(ExposeSecret::expose_secret));
+        // Names a secret is sent under are secret keys too (an echo such as
+        // `"clientKey": "…"` is redacted whatever its value became).
+        let keys = named.iter().chain(&json).map(|(k, _)| *k).filter(|k| !k.is_empty());
+        Secrets::sent(values, header.map(ExposeSecret::expose_secret)).with_keys(keys)
     }
 }
 

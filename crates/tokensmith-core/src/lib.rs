@@ -19,8 +19,8 @@
 //! | cache | applications | [`CachedProvider`] (single-flight, refresh-ahead, backoff), [`CacheConfig`], [`CacheStats`] |
 //! | refresh tokens | applications | [`RefreshTokenStore`], [`SharedRefreshTokenStore`], [`MemoryRefreshTokenStore`], [`FileRefreshTokenStore`] |
 //! | adapters | adapter authors | [`AdapterFactory`], [`ProviderContext`] |
-//! | requests | adapter authors | the one request helper: [`TokenEndpoint`], [`TokenRequest`], [`ClientAuth`], [`HttpSettings`]; [`fetch_json`] and [`check_url`] for discovery documents |
-//! | responses | adapter authors | the one tolerant parser: [`parse_response`], [`RawResponse`], [`MAX_EXPIRES_IN`] |
+//! | requests | adapter authors | the one request helper: [`TokenEndpoint`], [`TokenRequest`], [`ClientAuth`], [`RequestMethod`], [`HttpSettings`]; [`fetch_json`] and [`check_url`] for discovery documents |
+//! | responses | adapter authors | the one tolerant parser: [`parse_response`], [`RawResponse`], [`MAX_EXPIRES_IN`]; [`ResponseShape`] and [`TimeFormat`] for a response described in config |
 //! | renewal | adapter authors | [`Renewal`], [`RenewalGrant`]: single-use codes and rotated refresh tokens |
 //! | re-exports | everyone | [`secrecy`], [`Url`], so adapters and applications name the same versions |
 //!
@@ -67,8 +67,10 @@ pub use cache::{CacheConfig, CacheStats, CachedProvider};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use config::{CommonConfig, RefreshTokenStoreConfig, parse_duration};
 pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind, error_line};
-pub use http::{ClientAuth, HttpSettings, TokenEndpoint, TokenRequest, check_url, fetch_json};
-pub use parse::{MAX_EXPIRES_IN, RawResponse, parse_response};
+pub use http::{
+    ClientAuth, HttpSettings, RequestMethod, TokenEndpoint, TokenRequest, check_url, fetch_json,
+};
+pub use parse::{MAX_EXPIRES_IN, RawResponse, ResponseShape, TimeFormat, parse_response};
 pub use provider::{SharedTokenProvider, TokenProvider};
 pub use refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, SharedRefreshTokenStore,

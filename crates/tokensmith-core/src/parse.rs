@@ -193,6 +193,44 @@ pub(crate) fn parse_sent(
     Err(redacted.seal(failure.error(provider, response, &redacted)))
 }
 
+/// [`parse_response`] for a vendor described in config: the token, its
+/// lifetime and the vendor's error are read where `shape` says.
+pub(crate) fn parse_shaped(
+    provider: &str,
+    response: &RawResponse<'_>,
+    received_at: impl Into<Timestamp>,
+    shape: &ResponseShape,
+    sent: &dyn Fn() -> Secrets,
+) -> Result<AccessToken, TokenError> {
+    let received_at = received_at.into();
+    let status = response.status;
+    let body = Body::decode(response.content_type, response.body);
+    let document = body.document();
+    let failure = match (status, document.as_deref()) {
+        (200..=299, None) => Failure::Invalid(body.why_not_token(response.content_type)),
+        (200..=299, Some(doc)) if shape.carried_error(doc).is_some() => Failure::Carried,
+        (200..=299, Some(doc)) => match shape.token_from(doc, received_at) {
+            Ok(token) => return Ok(token),
+            Err(reason) => Failure::Invalid(reason),
+        },
+        (400..=599, _) => Failure::Status,
+        _ => Failure::Invalid(format!("unexpected HTTP status {status}")),
+    };
+    // What the described token fields hold is scrubbed like a token value,
+    // and their names redacted like `access_token`.
+    let found: Vec<&str> = document
+        .as_deref()
+        .map(|doc| {
+            shape.secret_pointers().filter_map(|p| doc.pointer(p).and_then(Value::as_str)).collect()
+        })
+        .unwrap_or_default();
+    let keys = shape.secret_keys();
+    let sent = sent().with_values(found).with_keys(keys.iter().map(String::as_str));
+    let shape_of = Shape::Response { content_type: response.content_type, decoded: &body };
+    let redacted = redact(response.body, shape_of, &sent);
+    Err(redacted.seal(failure.error_shaped(provider, response, &redacted, Some(shape))))
+}
+
 /// What is wrong with a response, before its error is built from the
 /// redacted body.
 enum Failure {
@@ -206,6 +244,16 @@ enum Failure {
 
 impl Failure {
     fn error(self, provider: &str, response: &RawResponse<'_>, body: &Redacted<'_>) -> TokenError {
+        self.error_shaped(provider, response, body, None)
+    }
+
+    fn error_shaped(
+        self,
+        provider: &str,
+        response: &RawResponse<'_>,
+        body: &Redacted<'_>,
+        shape: Option<&ResponseShape>,
+    ) -> TokenError {
         let provider = provider.to_owned();
         let status = response.status;
         let retry_after = response.retry_after;
@@ -218,12 +266,17 @@ impl Failure {
             Self::Carried => TokenError::Rejected {
                 provider,
                 status,
-                detail: fields.and_then(carried_error).unwrap_or_default(),
+                detail: match shape {
+                    Some(shape) => fields.and_then(|f| shape.carried_error(&object(f))),
+                    None => fields.and_then(carried_error),
+                }
+                .unwrap_or_default(),
                 body: body.snippet(),
                 retry_after,
             },
             Self::Status => {
-                let detail = fields.and_then(error_detail);
+                let described = shape.zip(fields).and_then(|(s, f)| s.error_detail(&object(f)));
+                let detail = described.or_else(|| fields.and_then(error_detail));
                 if status >= 500 {
                     TokenError::Server {
                         provider,
@@ -335,6 +388,16 @@ impl Body {
                 }
                 Some(Cow::Owned(map))
             }
+            _ => None,
+        }
+    }
+
+    /// The body as one JSON document for JSON Pointers: a JSON value as
+    /// is, a form's fields as an object of strings.
+    fn document(&self) -> Option<Cow<'_, Value>> {
+        match self {
+            Self::Json(value) => Some(Cow::Borrowed(value)),
+            Self::Form(_) => self.fields().map(|f| Cow::Owned(object(&f))),
             _ => None,
         }
     }
@@ -647,6 +710,473 @@ fn jwt_expiry(token: &str) -> Option<Duration> {
     let bytes = URL_SAFE.decode(payload).or_else(|_| STANDARD.decode(payload)).ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
     seconds(claims.get("exp")?)
+}
+
+/// A JSON object of `map`'s members (for JSON Pointers into fields).
+fn object(map: &Map<String, Value>) -> Value {
+    Value::Object(map.clone())
+}
+
+/// How an absolute expiry time is written in a response
+/// ([`ResponseShape::expires_at`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
+pub enum TimeFormat {
+    /// A string is RFC 3339 (or a number in a string); a number is Unix
+    /// seconds, or Unix milliseconds when above 10¹¹ (the year 5138 in
+    /// seconds, 1973 in milliseconds).
+    #[default]
+    Auto,
+    /// RFC 3339 (`2026-12-01T10:00:00Z`, `2026-12-01T10:00:00.123+01:00`).
+    Rfc3339,
+    /// Seconds since the Unix epoch (a number, or a number in a string).
+    UnixSeconds,
+    /// Milliseconds since the Unix epoch (a number, or a number in a string).
+    UnixMillis,
+}
+
+/// Where the lifetime of a token sits in a described response.
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum Lifetime {
+    /// Relative seconds (a number or a numeric string) at this pointer.
+    ExpiresIn(String),
+    /// An absolute time at this pointer, in this format.
+    ExpiresAt(String, TimeFormat),
+}
+
+/// Where a token response that is not OAuth 2.0 keeps the token, its
+/// lifetime and the vendor's error: RFC 6901 JSON Pointers (`/data/token`,
+/// `""` for the whole document), used by `kind = "custom"`.
+///
+/// Read by [`TokenRequest::send_shaped`](crate::TokenRequest::send_shaped)
+/// under the standard parser's rules (statuses and error classes, JSON or
+/// form bodies repaired the same way, control characters refused, a token
+/// expired on arrival refused, redaction), with these differences:
+///
+/// - the token is the string at [`new`](Self::new)'s pointer; the refresh
+///   token, scope (a space-delimited string or a list) and token type at
+///   theirs, when given;
+/// - the lifetime is the relative seconds at [`expires_in`](Self::expires_in)
+///   (a number or numeric string; `0` reads as absent) or the absolute time
+///   at [`expires_at`](Self::expires_at); a described value that is present
+///   but unreadable (negative, not a number or time) makes the response
+///   invalid; when absent, a JWT token's `exp`, then
+///   [`default_lifetime`](Self::default_lifetime), then the cache's default;
+/// - the vendor's error code and message are read at
+///   [`error_code`](Self::error_code) and [`error_message`](Self::error_message)
+///   (a string or number), falling back to the standard error shapes; a 2xx
+///   whose body has a non-empty error code there is a rejection;
+/// - the values at the token and refresh-token pointers are scrubbed from
+///   every error, and their keys (`jwt` for `/data/jwt`) redacted like
+///   `access_token`.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use tokensmith_core::{ResponseShape, TimeFormat};
+///
+/// let shape = ResponseShape::new("/data/jwt")?
+///     .expires_at("/data/validUntil", TimeFormat::Rfc3339)?
+///     .error_code("/fault/code")?
+///     .error_message("/fault/text")?;
+/// assert_eq!(shape.token_pointer(), "/data/jwt");
+/// assert!(ResponseShape::new("data/jwt").is_err()); // a pointer starts with `/`
+/// assert!(shape.expires_in("/ttl").is_err()); // relative and absolute: which one?
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ResponseShape {
+    token: String,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    token_type: Option<String>,
+    lifetime: Option<Lifetime>,
+    default_lifetime: Option<Duration>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+}
+
+impl ResponseShape {
+    /// A shape whose token is the string at the JSON Pointer `token`, or the
+    /// reason `token` is no JSON Pointer.
+    pub fn new(token: &str) -> Result<Self, String> {
+        Ok(Self {
+            token: checked_pointer(token)?,
+            refresh_token: None,
+            scope: None,
+            token_type: None,
+            lifetime: None,
+            default_lifetime: None,
+            error_code: None,
+            error_message: None,
+        })
+    }
+
+    /// Whether `pointer` is an RFC 6901 JSON Pointer: empty, or `/` and
+    /// segments in which `~` is only followed by `0` or `1`. `Err` says why
+    /// not.
+    ///
+    /// ```
+    /// use tokensmith_core::ResponseShape;
+    /// assert!(ResponseShape::check_pointer("/a~1b/0").is_ok());
+    /// assert!(ResponseShape::check_pointer("/a~2").is_err());
+    /// ```
+    pub fn check_pointer(pointer: &str) -> Result<(), String> {
+        checked_pointer(pointer).map(drop)
+    }
+
+    /// The refresh token is the string at `pointer`.
+    pub fn refresh_token(mut self, pointer: &str) -> Result<Self, String> {
+        self.refresh_token = Some(checked_pointer(pointer)?);
+        Ok(self)
+    }
+
+    /// The granted scope is at `pointer`.
+    pub fn scope(mut self, pointer: &str) -> Result<Self, String> {
+        self.scope = Some(checked_pointer(pointer)?);
+        Ok(self)
+    }
+
+    /// The token type is at `pointer` (absent: `Bearer`).
+    pub fn token_type(mut self, pointer: &str) -> Result<Self, String> {
+        self.token_type = Some(checked_pointer(pointer)?);
+        Ok(self)
+    }
+
+    /// The lifetime is the relative seconds at `pointer`. An error if an
+    /// absolute expiry was already given.
+    pub fn expires_in(mut self, pointer: &str) -> Result<Self, String> {
+        if matches!(self.lifetime, Some(Lifetime::ExpiresAt(..))) {
+            return Err("the lifetime is given both as relative seconds and as an absolute time; \
+                        give one"
+                .to_owned());
+        }
+        self.lifetime = Some(Lifetime::ExpiresIn(checked_pointer(pointer)?));
+        Ok(self)
+    }
+
+    /// The token expires at the absolute time at `pointer`, written in
+    /// `format`. An error if relative seconds were already given.
+    pub fn expires_at(mut self, pointer: &str, format: TimeFormat) -> Result<Self, String> {
+        if matches!(self.lifetime, Some(Lifetime::ExpiresIn(_))) {
+            return Err("the lifetime is given both as relative seconds and as an absolute time; \
+                        give one"
+                .to_owned());
+        }
+        self.lifetime = Some(Lifetime::ExpiresAt(checked_pointer(pointer)?, format));
+        Ok(self)
+    }
+
+    /// The lifetime assumed when the response says nothing (nor does a JWT
+    /// token's `exp`). Zero or above [`MAX_EXPIRES_IN`] is clamped to
+    /// 1 s and [`MAX_EXPIRES_IN`].
+    #[must_use]
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_lifetime = Some(lifetime.clamp(MIN_LIFETIME, MAX_EXPIRES_IN));
+        self
+    }
+
+    /// The vendor's error code in an error body is at `pointer`.
+    pub fn error_code(mut self, pointer: &str) -> Result<Self, String> {
+        self.error_code = Some(checked_pointer(pointer)?);
+        Ok(self)
+    }
+
+    /// The vendor's error message in an error body is at `pointer`.
+    pub fn error_message(mut self, pointer: &str) -> Result<Self, String> {
+        self.error_message = Some(checked_pointer(pointer)?);
+        Ok(self)
+    }
+
+    /// The token's pointer.
+    pub fn token_pointer(&self) -> &str {
+        &self.token
+    }
+
+    /// The pointers whose values are secrets.
+    fn secret_pointers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.token.as_str()).chain(self.refresh_token.as_deref())
+    }
+
+    /// The keys of the secret pointers (their last segments, unescaped),
+    /// but neither empty nor array indexes.
+    fn secret_keys(&self) -> Vec<String> {
+        self.secret_pointers()
+            .filter_map(|p| p.rsplit('/').next())
+            .filter(|k| !k.is_empty() && !k.bytes().all(|b| b.is_ascii_digit()))
+            .map(|k| k.replace("~1", "/").replace("~0", "~"))
+            .collect()
+    }
+
+    /// The vendor's error at the described pointers, if they hold one.
+    fn error_detail(&self, doc: &Value) -> Option<ErrorDetail> {
+        let text = |pointer: &Option<String>| {
+            pointer.as_deref().and_then(|p| doc.pointer(p)).and_then(|v| match v {
+                Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        let code = text(&self.error_code);
+        let message = text(&self.error_message);
+        if code.is_none() && message.is_none() {
+            return None;
+        }
+        Some(ErrorDetail::new(code.as_deref(), message.as_deref()))
+    }
+
+    /// The error a 2xx body carries: a non-empty code at the described
+    /// pointer; without one described, the standard shapes.
+    fn carried_error(&self, doc: &Value) -> Option<ErrorDetail> {
+        if self.error_code.is_some() {
+            return self.error_detail(doc).filter(|d| d.code.is_some());
+        }
+        match doc {
+            Value::Object(map) => carried_error(map),
+            _ => None,
+        }
+    }
+
+    /// The token from a 2xx document, or why there is none.
+    fn token_from(&self, doc: &Value, received_at: Timestamp) -> Result<AccessToken, String> {
+        let at = |pointer: &str| doc.pointer(pointer).filter(|v| !v.is_null());
+        let string = |what: &str, pointer: &str| -> Result<Option<&str>, String> {
+            match at(pointer) {
+                None => Ok(None),
+                Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.as_str())),
+                Some(other) => {
+                    Err(format!("the {what} at {pointer:?} is {}, not a string", json_type(other)))
+                }
+            }
+        };
+        let token = string("token", &self.token)?.ok_or_else(|| match at(&self.token) {
+            Some(_) => format!("the token at {:?} is empty", self.token),
+            None => format!("no token at {:?} in the response", self.token),
+        })?;
+        let refresh_token = match &self.refresh_token {
+            Some(p) => string("refresh token", p)?,
+            None => None,
+        };
+        let token_type = match &self.token_type {
+            Some(p) => string("token type", p)?,
+            None => None,
+        };
+        for (name, value) in
+            [("token", Some(token)), ("refresh token", refresh_token), ("token type", token_type)]
+        {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                return Err(format!("the {name} contains control characters"));
+            }
+        }
+        let expires_at = match &self.lifetime {
+            Some(Lifetime::ExpiresIn(pointer)) => match at(pointer) {
+                None => None,
+                Some(value) => match seconds(value) {
+                    Some(lifetime) if lifetime.is_zero() => None,
+                    Some(lifetime) if lifetime < MIN_LIFETIME => {
+                        return Err(format!(
+                            "the lifetime at {pointer:?} is {lifetime:?}, under {MIN_LIFETIME:?}: \
+                             the token would expire on arrival"
+                        ));
+                    }
+                    Some(lifetime) => Some(Expiry::In(lifetime.min(MAX_EXPIRES_IN))),
+                    None => {
+                        return Err(format!(
+                            "the lifetime at {pointer:?} is not a number of seconds"
+                        ));
+                    }
+                },
+            },
+            Some(Lifetime::ExpiresAt(pointer, format)) => match at(pointer) {
+                None => None,
+                Some(value) => {
+                    let time = absolute_time(value, *format).ok_or_else(|| {
+                        format!("the expiry at {pointer:?} is not a time in the described format")
+                    })?;
+                    Some(Expiry::At(time))
+                }
+            },
+            None => None,
+        };
+        let builder = AccessToken::builder(token, received_at);
+        let builder = match expires_at {
+            Some(Expiry::In(lifetime)) => builder.expires_in(lifetime),
+            Some(Expiry::At(exp)) => {
+                builder.expires_at(absolute_expires_at(exp, received_at.wall(), "expiry")?)
+            }
+            None => match (jwt_expiry(token), self.default_lifetime) {
+                (Some(exp), _) => builder.expires_at(jwt_expires_at(exp, received_at.wall())?),
+                (None, Some(lifetime)) => builder.expires_in(lifetime),
+                (None, None) => builder,
+            },
+        };
+        let scope = self.scope.as_deref().and_then(at).and_then(|v| match v {
+            Value::String(s) if !s.trim().is_empty() => Some(Scope::parse(s)),
+            Value::Array(items) => {
+                let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                (!parts.is_empty()).then(|| Scope::parse(&parts.join(" ")))
+            }
+            _ => None,
+        });
+        Ok(builder
+            .token_type(TokenType::parse(token_type))
+            .scope(scope)
+            .refresh_token(refresh_token.map(|s| SecretString::from(s.to_owned())))
+            .build())
+    }
+}
+
+/// A described lifetime, read.
+enum Expiry {
+    In(Duration),
+    At(SystemTime),
+}
+
+/// `pointer` if it is an RFC 6901 JSON Pointer, else why not.
+fn checked_pointer(pointer: &str) -> Result<String, String> {
+    if !pointer.is_empty() && !pointer.starts_with('/') {
+        return Err(format!(
+            "{pointer:?} is not a JSON Pointer (RFC 6901): it must start with `/`, e.g. \"/{pointer}\""
+        ));
+    }
+    let mut chars = pointer.chars();
+    while let Some(c) = chars.next() {
+        if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
+            return Err(format!(
+                "{pointer:?} is not a JSON Pointer (RFC 6901): `~` must be followed by 0 or 1 \
+                 (`~0` is `~`, `~1` is `/`)"
+            ));
+        }
+    }
+    Ok(pointer.to_owned())
+}
+
+/// An absolute expiry, checked: at least [`MIN_LIFETIME`] after the
+/// receipt time, clamped to [`MAX_EXPIRES_IN`] after it.
+fn absolute_expires_at(
+    exp: SystemTime,
+    received_at: SystemTime,
+    what: &str,
+) -> Result<Option<SystemTime>, String> {
+    let latest = received_at.checked_add(MAX_EXPIRES_IN);
+    match exp.duration_since(received_at) {
+        Ok(left) if left >= MIN_LIFETIME => Ok(Some(latest.map_or(exp, |latest| exp.min(latest)))),
+        _ => Err(format!(
+            "the token's {what} ({}) is less than {MIN_LIFETIME:?} after the local clock ({}): \
+             it would expire on arrival (a clock is wrong, or the token is old)",
+            rfc3339(exp),
+            rfc3339(received_at),
+        )),
+    }
+}
+
+/// An absolute time from a JSON value in `format`.
+fn absolute_time(value: &Value, format: TimeFormat) -> Option<SystemTime> {
+    /// Above this a number read as [`TimeFormat::Auto`] is milliseconds.
+    const MILLIS_ABOVE: f64 = 1e11;
+    let number = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|f| f.is_finite() && *f >= 0.0);
+    let since_epoch = |secs: f64| {
+        Duration::try_from_secs_f64(secs).ok().and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+    };
+    match (format, value) {
+        (TimeFormat::Rfc3339 | TimeFormat::Auto, Value::String(s))
+            if format == TimeFormat::Rfc3339 || number.is_none() =>
+        {
+            parse_rfc3339(s.trim())
+        }
+        (TimeFormat::Rfc3339, _) => None,
+        (TimeFormat::UnixSeconds, _) => number.and_then(since_epoch),
+        (TimeFormat::UnixMillis, _) => number.and_then(|ms| since_epoch(ms / 1000.0)),
+        (TimeFormat::Auto, _) => {
+            number.and_then(|n| since_epoch(if n > MILLIS_ABOVE { n / 1000.0 } else { n }))
+        }
+    }
+}
+
+/// RFC 3339 (`2026-12-01T10:00:00Z`, a fraction of any length, `Z` or an
+/// offset `±HH:MM`; `t`, `z` and a space for `T` accepted), the years 1970
+/// to 9999.
+fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u64> {
+        let part = b.get(range)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let mut scale = 100_000_000u32;
+        for &d in &b[start..i.min(start + 9)] {
+            nanos += u32::from(d - b'0') * scale;
+            scale /= 10;
+        }
+    }
+    let offset_secs: i64 = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let two = |a: u8, b: u8| -> Option<i64> {
+                (a.is_ascii_digit() && b.is_ascii_digit())
+                    .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+            };
+            let (h, m) = (two(*h1, *h2)?, two(*m1, *m2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let total = h * 3600 + m * 60;
+            if *sign == b'-' { -total } else { total }
+        }
+        _ => return None,
+    };
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1970..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > month_days[usize::try_from(month - 1).ok()?]
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days since the epoch (Howard Hinnant's days_from_civil).
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = i64::try_from(era * 146_097 + doe).ok()? - 719_468;
+    let local = days * 86_400 + i64::try_from(hour * 3600 + minute * 60 + second.min(59)).ok()?
+        - offset_secs;
+    let secs = u64::try_from(local).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
 #[cfg(test)]
@@ -1706,5 +2236,151 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod shaped_tests {
+    use std::time::{Duration, SystemTime};
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn shaped(shape: &ResponseShape, status: u16, body: &str) -> Result<AccessToken, TokenError> {
+        let raw = RawResponse::new(status, Some("application/json"), body.as_bytes());
+        parse_shaped("p", &raw, now(), shape, &|| Secrets::NONE)
+    }
+
+    #[track_caller]
+    fn check_rfc3339(text: &str, expected: Option<(u64, u32)>) {
+        let want = expected.map(|(s, n)| SystemTime::UNIX_EPOCH + Duration::new(s, n));
+        assert_eq!(parse_rfc3339(text), want, "{text:?}");
+    }
+
+    #[test]
+    fn rfc3339_with_and_without_fraction_and_offsets() {
+        check_rfc3339("2023-11-14T22:13:20Z", Some((1_700_000_000, 0)));
+        check_rfc3339("2023-11-14t22:13:20z", Some((1_700_000_000, 0)));
+        check_rfc3339("2023-11-14 22:13:20Z", Some((1_700_000_000, 0)));
+        check_rfc3339("2023-11-14T22:13:20.25Z", Some((1_700_000_000, 250_000_000)));
+        check_rfc3339("2023-11-14T22:13:20.123456789123Z", Some((1_700_000_000, 123_456_789)));
+        check_rfc3339("2023-11-15T00:13:20+02:00", Some((1_700_000_000, 0)));
+        check_rfc3339("2023-11-14T21:13:20-01:00", Some((1_700_000_000, 0)));
+        check_rfc3339("1970-01-01T00:00:00Z", Some((0, 0)));
+        check_rfc3339("2024-02-29T00:00:00Z", Some((1_709_164_800, 0)));
+        check_rfc3339("2023-02-29T00:00:00Z", None);
+        check_rfc3339("2023-11-14T22:13:20", None);
+        check_rfc3339("2023-11-14T22:13:20.Z", None);
+        check_rfc3339("2023-11-14T25:13:20Z", None);
+        check_rfc3339("2023-13-14T22:13:20Z", None);
+        check_rfc3339("1969-12-31T23:59:59Z", None);
+        check_rfc3339("2023-11-14T22:13:20+2:00", None);
+        check_rfc3339("tomorrow", None);
+    }
+
+    #[test]
+    fn absolute_times_in_each_format() {
+        let check = |value: Value, format, secs: Option<u64>| {
+            let want = secs.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+            assert_eq!(absolute_time(&value, format), want, "{value} {format:?}");
+        };
+        check(json!(1_700_000_000), TimeFormat::Auto, Some(1_700_000_000));
+        check(json!(1_700_000_000_000_u64), TimeFormat::Auto, Some(1_700_000_000));
+        check(json!("1700000000"), TimeFormat::Auto, Some(1_700_000_000));
+        check(json!("2023-11-14T22:13:20Z"), TimeFormat::Auto, Some(1_700_000_000));
+        check(json!(1_700_000_000), TimeFormat::UnixSeconds, Some(1_700_000_000));
+        check(json!("1700000000000"), TimeFormat::UnixMillis, Some(1_700_000_000));
+        check(json!(1_700_000_000), TimeFormat::Rfc3339, None);
+        check(json!(-5), TimeFormat::Auto, None);
+        check(json!(true), TimeFormat::Auto, None);
+    }
+
+    use serde_json::json;
+
+    #[test]
+    fn a_described_token_lifetime_and_parts() {
+        let shape = ResponseShape::new("/data/jwt")
+            .unwrap()
+            .refresh_token("/data/renew")
+            .unwrap()
+            .scope("/data/scopes")
+            .unwrap()
+            .token_type("/data/kind")
+            .unwrap()
+            .expires_in("/data/ttl")
+            .unwrap();
+        let body =
+            r#"{"data":{"jwt":"abc","renew":"r1","scopes":["a","b"],"kind":"bearer","ttl":"60"}}"#;
+        let token = shaped(&shape, 200, body).unwrap();
+        assert_eq!(token.secret().expose_secret(), "abc");
+        assert_eq!(token.refresh_token().unwrap().expose_secret(), "r1");
+        assert_eq!(token.scope().unwrap().as_str(), "a b");
+        assert_eq!(token.expires_at(), Some(now() + Duration::from_mins(1)));
+        let err = shaped(&shape, 200, r#"{"data":{"jwt":"abc","ttl":"soon"}}"#).unwrap_err();
+        assert!(err.to_string().contains("not a number of seconds"), "{err}");
+        let err = shaped(&shape, 200, r#"{"data":{"jwt":"a\nb"}}"#).unwrap_err();
+        assert!(err.to_string().contains("control characters"), "{err}");
+        let err = shaped(&shape, 200, r#"{"data":{}}"#).unwrap_err();
+        assert!(err.to_string().contains("no token at \"/data/jwt\""), "{err}");
+    }
+
+    #[test]
+    fn a_described_token_never_shows_in_an_error() {
+        let shape = ResponseShape::new("/data/jwt").unwrap().expires_in("/data/ttl").unwrap();
+        // Expired on arrival: the error keeps a snippet of the body.
+        let body = r#"{"data":{"jwt":"SECRET-JWT-1","ttl":0.5},"echo":"was SECRET-JWT-1"}"#;
+        let err = shaped(&shape, 200, body).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("expire on arrival"), "{shown}");
+        assert!(!shown.contains("SECRET-JWT-1"), "{shown}");
+        // An error body echoing a token under the described key.
+        let err = shaped(&shape, 400, r#"{"message":"bad","jwt":"OTHER-JWT-2"}"#).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("OTHER-JWT-2"), "{shown}");
+    }
+
+    #[test]
+    fn described_errors_in_error_bodies_and_in_a_2xx() {
+        let shape = ResponseShape::new("/t")
+            .unwrap()
+            .error_code("/fault/code")
+            .unwrap()
+            .error_message("/fault/text")
+            .unwrap();
+        let err =
+            shaped(&shape, 403, r#"{"fault":{"code":"E_AUTH","text":"locked"}}"#).unwrap_err();
+        assert!(err.is_rejected(), "{err}");
+        assert_eq!(err.oauth_error_code(), Some("e_auth"));
+        assert_eq!(err.detail().unwrap().description.as_deref(), Some("locked"));
+        let err = shaped(&shape, 200, r#"{"fault":{"code":42,"text":"no"}}"#).unwrap_err();
+        assert!(err.is_rejected(), "{err}");
+        assert_eq!(err.oauth_error_code(), Some("42"));
+        let err = shaped(&shape, 503, r#"{"fault":{"text":"maintenance"}}"#).unwrap_err();
+        assert!(matches!(err, TokenError::Server { .. }), "{err}");
+        // The standard shapes still read when the described ones are absent.
+        let err = shaped(&shape, 400, r#"{"error":"invalid_client"}"#).unwrap_err();
+        assert_eq!(err.oauth_error_code(), Some("invalid_client"));
+        let err = shaped(&shape, 404, "Not Found").unwrap_err();
+        assert!(matches!(err, TokenError::Endpoint { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_absolute_expiry_expired_on_arrival_or_garbled_is_refused() {
+        let shape = ResponseShape::new("/t").unwrap().expires_at("/exp", TimeFormat::Auto).unwrap();
+        let err =
+            shaped(&shape, 200, r#"{"t":"tok-123","exp":"2023-11-14T22:13:20Z"}"#).unwrap_err();
+        assert!(err.to_string().contains("expire on arrival"), "{err}");
+        let err = shaped(&shape, 200, r#"{"t":"tok-123","exp":"later"}"#).unwrap_err();
+        assert!(err.to_string().contains("not a time"), "{err}");
+        let token = shaped(&shape, 200, r#"{"t":"tok-123","exp":1700003600000}"#).unwrap();
+        assert_eq!(token.expires_at(), Some(now() + Duration::from_hours(1)));
+        let shape = ResponseShape::new("/t").unwrap().default_lifetime(Duration::from_secs(90));
+        let token = shaped(&shape, 200, r#"{"t":"tok-123"}"#).unwrap();
+        assert_eq!(token.expires_at(), Some(now() + Duration::from_secs(90)));
     }
 }

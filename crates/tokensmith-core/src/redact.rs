@@ -78,11 +78,52 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
 /// (or a JSON error built from it) shows them in. Built only on the error
 /// path; deliberately neither `Debug` nor `Clone`.
 #[derive(Default)]
-pub(crate) struct Secrets(Vec<String>);
+pub(crate) struct Secrets {
+    /// Every spelling of every secret value.
+    spellings: Vec<String>,
+    /// Keys, lowercase, whose values are redacted like those of
+    /// [`SECRET_KEYS`]: the names a vendor described in config gives its
+    /// secret fields (`clientKey`, the key of a token at `/data/jwt`).
+    keys: Vec<String>,
+}
 
 impl Secrets {
     /// Nothing sent (a discovery document, a response parsed on its own).
-    pub(crate) const NONE: Self = Self(Vec::new());
+    pub(crate) const NONE: Self = Self { spellings: Vec::new(), keys: Vec::new() };
+
+    /// These secrets, and the values of `keys` (any case) redacted wherever
+    /// a body shows them, as those of [`SECRET_KEYS`] are.
+    pub(crate) fn with_keys<'a>(mut self, keys: impl IntoIterator<Item = &'a str>) -> Self {
+        for key in keys {
+            let key = key.to_ascii_lowercase();
+            if !key.is_empty() && !is_secret_key(&key) && !self.keys.contains(&key) {
+                self.keys.push(key);
+            }
+        }
+        self
+    }
+
+    /// These secrets and `values` (raw and JSON-escaped): values a response
+    /// holds at a described token field, scrubbed wherever else the body
+    /// repeats them.
+    pub(crate) fn with_values<'a>(mut self, values: impl IntoIterator<Item = &'a str>) -> Self {
+        for value in values.into_iter().filter(|v| !v.is_empty()) {
+            self.spellings.push(value.to_owned());
+            let quoted = Value::from(value).to_string();
+            if let Some(escaped) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                self.spellings.push(escaped.to_owned());
+            }
+        }
+        self.spellings.sort_unstable();
+        self.spellings.dedup();
+        self
+    }
+
+    /// Whether `key` (any case) holds a secret: one of [`SECRET_KEYS`] or
+    /// of these secrets' own keys.
+    fn is_secret_key(&self, key: &str) -> bool {
+        is_secret_key(key) || self.keys.iter().any(|k| k.eq_ignore_ascii_case(key))
+    }
 
     /// Each of `values` as sent (form-urlencoded), raw, and escaped as inside
     /// a JSON string; of the `authorization` header value, its credentials
@@ -106,12 +147,12 @@ impl Secrets {
         spellings.retain(|s| !s.is_empty());
         spellings.sort_unstable();
         spellings.dedup();
-        Self(spellings)
+        Self { spellings, keys: Vec::new() }
     }
 
     /// `text` with every spelling scrubbed.
     fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        scrub(text, &self.0)
+        scrub(text, &self.spellings)
     }
 }
 
@@ -156,7 +197,7 @@ impl Redacted<'_> {
     /// from every text it took from the response (the snippet, the vendor's
     /// error, the reason).
     pub(crate) fn seal(&self, error: TokenError) -> TokenError {
-        if self.sent.0.is_empty() {
+        if self.sent.spellings.is_empty() {
             return error;
         }
         error.map_response_text(|text| self.sent.scrub(text).into_owned())
@@ -194,21 +235,22 @@ pub(crate) fn redact<'s>(body: &[u8], shape: Shape<'_>, sent: &'s Secrets) -> Re
                 let snippet = BodySnippet(WITHHELD.to_owned());
                 return Redacted { sent, fields: None, snippet };
             }
-            secrets.extend(sent.0.iter().cloned());
+            secrets.extend(sent.spellings.iter().cloned());
             let fields = fields.map(|f| scrub_fields(&f, &secrets));
             let text = match decoded {
                 Body::Json(value) => Cow::Owned(
-                    serde_json::to_string(&redact_value(value, &secrets, true)).unwrap_or_default(),
+                    serde_json::to_string(&redact_value(value, &secrets, Some(sent)))
+                        .unwrap_or_default(),
                 ),
-                Body::Form(pairs) if pairs.iter().any(|(k, _)| is_secret_key(k)) => {
-                    Cow::Owned(redact_form(pairs, &secrets))
+                Body::Form(pairs) if pairs.iter().any(|(k, _)| sent.is_secret_key(k)) => {
+                    Cow::Owned(redact_form(pairs, &secrets, sent))
                 }
                 _ => scrubbed,
             };
             (fields, text)
         }
     };
-    let snippet = BodySnippet(one_line(&redact_keys(&text), BodySnippet::MAX_CHARS));
+    let snippet = BodySnippet(one_line(&redact_keys(&text, &sent.keys), BodySnippet::MAX_CHARS));
     Redacted { sent, fields, snippet }
 }
 
@@ -269,7 +311,7 @@ fn scrub<'t>(text: &'t str, secrets: &[String]) -> Cow<'t, str> {
 /// Drops a trailing part of a sent secret from `text` (a body cut at the
 /// limit may end inside one, already past the scrubbing of whole ones).
 fn drop_partial_secret(text: &mut String, sent: &Secrets) {
-    for secret in &sent.0 {
+    for secret in &sent.spellings {
         let partial = (1..secret.len())
             .rev()
             .filter(|&n| secret.is_char_boundary(n))
@@ -318,28 +360,28 @@ fn token_values(fields: &Map<String, Value>) -> Vec<String> {
 fn scrub_fields(fields: &Map<String, Value>, secrets: &[String]) -> Map<String, Value> {
     fields
         .iter()
-        .map(|(k, v)| (scrub(k, secrets).into_owned(), redact_value(v, secrets, false)))
+        .map(|(k, v)| (scrub(k, secrets).into_owned(), redact_value(v, secrets, None)))
         .collect()
 }
 
 /// A copy of `value` with `secrets` scrubbed from every string and, when
-/// `redact_keys`, the values of [`SECRET_KEYS`] replaced, at any depth.
-fn redact_value(value: &Value, secrets: &[String], redact_keys: bool) -> Value {
+/// `keys` are given, the values of their secret keys replaced, at any depth.
+fn redact_value(value: &Value, secrets: &[String], keys: Option<&Secrets>) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let v = if redact_keys && is_secret_key(k) {
+                    let v = if keys.is_some_and(|keys| keys.is_secret_key(k)) {
                         Value::String(REDACTED.to_owned())
                     } else {
-                        redact_value(v, secrets, redact_keys)
+                        redact_value(v, secrets, keys)
                     };
                     (scrub(k, secrets).into_owned(), v)
                 })
                 .collect(),
         ),
         Value::Array(items) => {
-            Value::Array(items.iter().map(|v| redact_value(v, secrets, redact_keys)).collect())
+            Value::Array(items.iter().map(|v| redact_value(v, secrets, keys)).collect())
         }
         Value::String(s) => Value::String(scrub(s, secrets).into_owned()),
         other => other.clone(),
@@ -348,14 +390,14 @@ fn redact_value(value: &Value, secrets: &[String], redact_keys: bool) -> Value {
 
 /// Form pairs re-encoded with the values of [`SECRET_KEYS`] replaced and
 /// `secrets` scrubbed from the rest.
-fn redact_form(pairs: &[(String, String)], secrets: &[String]) -> String {
+fn redact_form(pairs: &[(String, String)], secrets: &[String], keys: &Secrets) -> String {
     let encode = |s: &str| -> String {
         form_urlencoded::byte_serialize(scrub(s, secrets).as_bytes()).collect()
     };
     pairs
         .iter()
         .map(|(k, v)| {
-            if is_secret_key(k) {
+            if keys.is_secret_key(k) {
                 format!("{}={REDACTED}", encode(k))
             } else {
                 format!("{}={}", encode(k), encode(v))
@@ -366,21 +408,21 @@ fn redact_form(pairs: &[(String, String)], secrets: &[String]) -> String {
 }
 
 /// Replaces the values of [`SECRET_KEYS`] in JSON, form and `key: value`
-/// text.
-fn redact_keys(text: &str) -> Cow<'_, str> {
+/// text, and those of `extra` keys (lowercase).
+fn redact_keys<'t>(text: &'t str, extra: &[String]) -> Cow<'t, str> {
     // ASCII lowercasing keeps byte offsets, so positions found in `lower`
     // index `text` too.
     let lower = text.to_ascii_lowercase();
     // Byte ranges of values to replace.
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    for key in SECRET_KEYS {
+    for key in SECRET_KEYS.iter().copied().chain(extra.iter().map(String::as_str)) {
         let mut from = 0;
         while let Some(at) = find_key(&lower, key, from) {
             let key_end = at + key.len();
             let span = value_span(text.as_bytes(), key_end);
             // `Authorization: <scheme> <credentials>`: the credentials too.
             let span = match span {
-                Some((start, end)) if *key == "authorization" => {
+                Some((start, end)) if key == "authorization" => {
                     Some((start, credentials_end(text.as_bytes(), start, end)))
                 }
                 other => other,

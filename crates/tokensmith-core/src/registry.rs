@@ -32,6 +32,7 @@ pub const KNOWN_KINDS: &[(&str, &str, &str)] = &[
     ("configapi", "tokensmith-configapi", "configapi"),
     ("oauth2", "tokensmith-oauth2", "oauth2"),
     ("deyel", "tokensmith-deyel", "deyel"),
+    ("custom", "tokensmith-custom", "custom"),
 ];
 
 /// Builds providers of one `kind` from config. Each adapter crate exports one.

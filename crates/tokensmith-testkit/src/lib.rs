@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+mod custom;
 mod discovery;
 mod emulator;
 mod fault;
@@ -14,6 +15,7 @@ mod snippet;
 mod vendor;
 mod vendors;
 
+pub use custom::{CustomEmulator, TimeStyle};
 pub use discovery::Discovery;
 pub use emulator::{CodeRequest, Emulator, pkce_challenge_s256};
 pub use fault::Fault;

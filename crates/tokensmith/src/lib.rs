@@ -37,6 +37,7 @@
 //! | `configapi` | [`configapi`] (`tokensmith-configapi`) | `configapi` | configapi: client credentials in the form body, tenant `scope` |
 //! | `oauth2` | [`oauth2`] (`tokensmith-oauth2`) | `oauth2` | any RFC 6749 server: three grants, PKCE, three client-auth methods |
 //! | `deyel` | [`deyel`] (`tokensmith-deyel`) | `deyel` | Deyel: Basic client credentials |
+//! | `custom` | [`custom`] (`tokensmith-custom`) | `custom` | any vendor described in config: method, body, headers, JSON Pointers into the response |
 
 #![forbid(unsafe_code)]
 
@@ -48,14 +49,17 @@ pub use tokensmith_core::{
     DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, ErrorDetail, FileRefreshTokenStore, HttpSettings,
     KNOWN_KINDS, LoadReport, MAX_EXPIRES_IN, ManualClock, MemoryRefreshTokenStore, ProviderContext,
     ProviderInfo, Providers, ProvidersBuilder, RawResponse, RefreshTokenStore,
-    RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, Scope, SecretSource, SharedClock,
-    SharedRefreshTokenStore, SharedTokenProvider, StoreLock, SystemClock, Timestamp, TokenEndpoint,
-    TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url, async_trait,
-    check_url, error_line, fetch_json, parse_duration, parse_response, secrecy,
+    RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, RequestMethod, ResponseShape, Scope,
+    SecretSource, SharedClock, SharedRefreshTokenStore, SharedTokenProvider, StoreLock,
+    SystemClock, TimeFormat, Timestamp, TokenEndpoint, TokenError, TokenProvider, TokenRequest,
+    TokenType, TransportErrorKind, Url, async_trait, check_url, error_line, fetch_json,
+    parse_duration, parse_response, secrecy,
 };
 
 #[cfg(feature = "configapi")]
 pub use tokensmith_configapi as configapi;
+#[cfg(feature = "custom")]
+pub use tokensmith_custom as custom;
 #[cfg(feature = "deyel")]
 pub use tokensmith_deyel as deyel;
 #[cfg(feature = "oauth2")]
@@ -89,6 +93,8 @@ impl RegistryExt for Registry {
         let registry = registry.with(oauth2::OAuth2);
         #[cfg(feature = "deyel")]
         let registry = registry.with(deyel::Deyel);
+        #[cfg(feature = "custom")]
+        let registry = registry.with(custom::Custom);
         registry
     }
 }

@@ -187,3 +187,77 @@ fn mock_server_on_a_busy_port_fails_clearly() {
     let run = env.run_bare(&["mock-server", "--vendor", "deyel", "--port", &port]);
     assert!(run.fails(2).contains(&port), "{run:#?}");
 }
+
+/// `mock-server --vendor custom --describe FILE` serves the vendor the file
+/// describes; `tokensmith token` gets a token from it once `token_url`
+/// points there, and no secret of the description is printed.
+#[cfg(unix)]
+#[test]
+fn mock_server_serves_a_described_vendor() {
+    const DESCRIPTION: &str = r#"
+[providers.ledger]
+kind = "custom"
+token_url = "https://api.ledgerly.example/v2/auth/login"
+client_id = "reporting"
+client_secret = "described-secret-1"
+
+[providers.ledger.request]
+body = "json"
+auth = { type = "body", id_field = "clientId", secret_field = "clientSecret" }
+
+[providers.ledger.response]
+token = "/data/accessToken"
+expires_in = "/data/ttl"
+"#;
+    let env = TestEnv::new();
+    env.write_config(DESCRIPTION);
+    let describe = env.config_path();
+    let mut child = env
+        .command()
+        .args(["mock-server", "--vendor", "custom", "--describe"])
+        .arg(&describe)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    while !banner.contains("Press Ctrl-C") {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "mock-server ended early: {banner}");
+        banner.push_str(&line);
+    }
+    assert!(!banner.contains("described-secret-1"), "{banner}");
+    let url = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("token URL"))
+        .map_or_else(|| panic!("{banner}"), str::trim)
+        .to_owned();
+    assert!(url.ends_with("/v2/auth/login"), "{banner}");
+    env.write_config(&DESCRIPTION.replace("https://api.ledgerly.example/v2/auth/login", &url));
+    let json: serde_json::Value =
+        serde_json::from_str(env.run(&["token", "ledger", "--json"]).ok()).unwrap();
+    assert_eq!(json["kind"], "custom");
+    assert_eq!(json["access_token"], "token-1");
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "Ctrl-C ends it with 0");
+    assert!(rest.contains("stopped: 1 token request, 1 token issued"), "{rest}");
+}
+
+#[test]
+fn mock_server_custom_needs_a_description_that_loads() {
+    let env = TestEnv::new();
+    let run = env.run_bare(&["mock-server", "--vendor", "custom"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("--describe"), "{run:#?}");
+    env.write_config("[providers.x]\nkind = \"custom\"\nclient_id = \"a\"\n[providers.x.response]\ntoken = \"t\"\n");
+    let path = env.config_path();
+    let run =
+        env.run_bare(&["mock-server", "--vendor", "custom", "--describe", path.to_str().unwrap()]);
+    assert!(run.fails(2).contains("response.token"), "{run:#?}");
+}

@@ -1112,3 +1112,92 @@ async fn an_oversized_error_body_is_scrubbed_too() {
         }
     }
 }
+
+/// A shaped request (a vendor described in config): GET or POST with a JSON
+/// body, query parameters and headers, Basic credentials from two values.
+/// The bytes on the wire are the described ones, and a server echoing the
+/// whole request back never gets a secret into the error, whatever name it
+/// went under.
+#[tokio::test]
+async fn shaped_requests_send_exact_bytes_and_never_leak_what_they_sent() {
+    use tokensmith_core::{RequestMethod, ResponseShape};
+    const KEY: &str = "api-key/with+chars";
+    const PASSWORD: &str = "json-p@ss \"quoted\"";
+    const HEADER_SECRET: &str = "hdr-secret-value";
+    fn echo(r: &Request) -> Vec<u8> {
+        let text = format!("{} {}", r.head.replace("\r\n", " "), r.body_str());
+        let body = serde_json::json!({"fault": {"code": "E1", "text": text}, "apiKey": "x"});
+        response(
+            "400 Bad Request",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    }
+    let shape = ResponseShape::new("/t").unwrap().error_code("/fault/code").unwrap();
+    let server = Server::start("/token", echo).await;
+    let key = SecretString::from(KEY);
+    let err = bounded(
+        endpoint(&server.url)
+            .request()
+            .json_body(serde_json::json!({"user": {"name": "svc"}, "n": 1}))
+            .json_secret("/user/password", &SecretString::from(PASSWORD))
+            .query("tenant", "north")
+            .secret_query("apiKey", &key)
+            .header("X-Plain", "plain")
+            .secret_header("X-Secret", &SecretString::from(HEADER_SECRET))
+            .basic_auth(&SecretString::from("user-1"), &SecretString::from("basic-pass-1"))
+            .send_shaped(&shape),
+    )
+    .await
+    .unwrap_err();
+    let request = server.only_request();
+    assert!(
+        request.head.starts_with("POST /token?tenant=north&apiKey=api-key%2Fwith%2Bchars HTTP/1.1"),
+        "{}",
+        request.head
+    );
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(request.header("x-plain"), Some("plain"));
+    assert_eq!(request.header("x-secret"), Some(HEADER_SECRET));
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body, serde_json::json!({"user": {"name": "svc", "password": PASSWORD}, "n": 1}));
+    assert_eq!(err.oauth_error_code(), Some("e1"));
+    let shown = format!("{err} {err:?}");
+    let encoded: String = url::form_urlencoded::byte_serialize(KEY.as_bytes()).collect();
+    for secret in [
+        KEY,
+        encoded.as_str(),
+        "json-p@ss",
+        HEADER_SECRET,
+        "basic-pass-1",
+        "dXNlci0xOmJhc2ljLXBhc3MtMQ==",
+    ] {
+        assert!(!shown.contains(secret), "{secret:?} leaked in {shown}");
+    }
+    assert!(
+        shown.contains("\\\"apiKey\\\":\\\"[REDACTED]\\\"")
+            || shown.contains("apiKey\":\"[REDACTED]"),
+        "{shown}"
+    );
+
+    // A GET sends no body and no Content-Type; a body with a GET is refused.
+    let server = Server::start("/token", |_| token_response()).await;
+    let token = bounded(
+        endpoint(&server.url)
+            .request()
+            .method(RequestMethod::Get)
+            .query("a", "b")
+            .send_shaped(&ResponseShape::new("/access_token").unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(token.secret().expose_secret(), "tok-1");
+    let request = server.only_request();
+    assert!(request.head.starts_with("GET /token?a=b HTTP/1.1"), "{}", request.head);
+    assert_eq!(request.header("content-type"), None);
+    let err =
+        bounded(endpoint(&server.url).request().method(RequestMethod::Get).param("a", "b").send())
+            .await
+            .unwrap_err();
+    assert!(err.is_config(), "{err}");
+}
