@@ -39,7 +39,7 @@ use crate::commands::Context;
 use crate::output;
 
 /// How long a client may take to send a request's headers.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most headers a request may carry.
 pub(crate) const MAX_HEADERS: usize = 64;
 /// The largest request head (request line and headers), in bytes; hyper's

@@ -527,3 +527,45 @@ fn a_single_use_grant_without_a_file_store_is_refused() {
     assert_eq!(oauth2.requests(), 0);
     assert!(!env.dir().join("x.sock").exists());
 }
+
+#[test]
+fn slow_clients_time_out_and_oversized_heads_are_refused_while_others_are_served() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&deyel, "lowcode"));
+    let served = Served::start(&env, &[]);
+    let Target::Unix(socket) = served.target.clone() else { unreachable!() };
+    let rt = client_rt();
+    rt.block_on(async {
+        // Headers that never end: the agent hangs up (5 s header read timeout).
+        let mut slow = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        slow.write_all(b"GET /v1/providers HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n")
+            .await
+            .unwrap();
+        // Meanwhile others are served.
+        let mut client = Client::connect(&served.target).await.unwrap();
+        assert_eq!(client.get("/v1/header/lowcode").await.unwrap().status, 200);
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(PATIENCE, slow.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the slow client is still connected after {PATIENCE:?}");
+
+        // Too many headers, and too large a head: refused (431), the connection closed.
+        let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+        let large = format!("X-Big: {}\r\n", "a".repeat(16 * 1024));
+        for extra in [many, large] {
+            let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+            let request = format!(
+                "GET /v1/providers HTTP/1.1\r\nHost: a\r\nTokensmith-Request: 1\r\n{extra}\r\n"
+            );
+            let _ = stream.write_all(request.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer)).await.unwrap();
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+        }
+        // (An idle keep-alive connection is closed after the same 5 s.)
+        let mut client = Client::connect(&served.target).await.unwrap();
+        assert_eq!(client.get("/v1/providers").await.unwrap().status, 200);
+    });
+}
