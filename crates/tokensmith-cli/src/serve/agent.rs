@@ -66,12 +66,19 @@ impl Snapshot {
 pub(crate) struct Agent {
     config_path: PathBuf,
     current: ArcSwap<Snapshot>,
+    /// One reload at a time: each builds on the snapshot the previous one
+    /// stored.
+    reloading: std::sync::Mutex<()>,
 }
 
 impl Agent {
     /// An agent serving `snapshot`, loaded from `config_path`.
     pub(crate) fn new(config_path: PathBuf, snapshot: Snapshot) -> Self {
-        Self { config_path, current: ArcSwap::from_pointee(snapshot) }
+        Self {
+            config_path,
+            current: ArcSwap::from_pointee(snapshot),
+            reloading: std::sync::Mutex::new(()),
+        }
     }
 
     /// The providers served now (a request keeps the snapshot it started
@@ -83,7 +90,10 @@ impl Agent {
     /// SIGHUP: reads the config again. Providers whose table is unchanged
     /// keep their token, removed ones are dropped; a config that does not
     /// load is refused and the current one kept.
+    /// Blocking (it reads files): run it off the async workers.
     pub(crate) fn reload(&self) -> Result<(), TokenError> {
+        let _one_at_a_time =
+            self.reloading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = self.current.load_full();
         match Snapshot::load(&self.config_path, Some(&old)) {
             Ok(new) => {

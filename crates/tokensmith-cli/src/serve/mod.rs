@@ -135,12 +135,12 @@ async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
                             pause().await;
                         }
                     },
-                    _ = hangup.recv() => { let _ = router.agent().reload(); }
+                    _ = hangup.recv() => reload(&router),
                     _ = terminate.recv() => break,
                     _ = interrupt.recv() => break,
                 }
             }
-            _ = hangup.recv() => { let _ = router.agent().reload(); }
+            _ = hangup.recv() => reload(&router),
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -153,6 +153,15 @@ async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
     }
     output::stderr("tokensmith serve: stopped");
     Ok(())
+}
+
+/// SIGHUP: reloads the config off the async workers (it reads files),
+/// while requests go on being answered from the current one.
+fn reload(router: &Router) {
+    let agent = router.agent().clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = agent.reload();
+    });
 }
 
 /// Serves one connection on its own task, watched by `graceful`.

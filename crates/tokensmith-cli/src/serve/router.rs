@@ -73,7 +73,7 @@ impl Router {
     }
 
     /// The agent it answers for.
-    pub(crate) fn agent(&self) -> &Agent {
+    pub(crate) fn agent(&self) -> &Arc<Agent> {
         &self.agent
     }
 

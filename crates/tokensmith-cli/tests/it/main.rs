@@ -2,6 +2,7 @@
 //! binary against `tokensmith-testkit` emulators started in-process on
 //! 127.0.0.1, with its own temporary config file and cache directory.
 
+#[cfg(unix)]
 mod agent_client;
 mod cache_safety;
 mod commands;
@@ -10,6 +11,7 @@ mod demo;
 mod exit_codes;
 mod no_leak;
 mod output;
+#[cfg(unix)]
 mod serve;
 mod single_use;
 mod support;
