@@ -3,7 +3,8 @@
 //! and p50/p99 latency of `GET /v1/header/NAME` over a Unix socket, served
 //! by the built `tokensmith serve` from a warm token, next to a hyper
 //! server with the agent's HTTP/1.1 settings answering a constant string
-//! over a Unix socket too. Both are measured by the same client (keep-alive
+//! over a Unix socket too, in a process of its own as well (this binary,
+//! started again). Both are measured by the same client (keep-alive
 //! connections, each sending its requests one after another), in
 //! alternating rounds so machine drift hits both.
 //!
@@ -41,8 +42,19 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // The baseline server, in a process of its own like the agent: this
+    // binary started again with `--constant-server SOCKET`.
+    if let Some(i) = args.iter().position(|a| a == "--constant-server") {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::UnixListener::bind(&args[i + 1]).unwrap();
+            constant_server(listener).await;
+        });
+        return;
+    }
     // `cargo bench` passes `--bench`; a test run (`cargo test --benches`) does not.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !args.iter().any(|a| a == "--bench") {
         return;
     }
     let clients = env_or("SERVE_BENCH_CLIENTS", 32);
@@ -83,8 +95,9 @@ fn main() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let agent = Target::Unix(agent_socket.clone());
-    let constant = Target::Unix(constant_socket);
+    let constant = Target::Unix(constant_socket.clone());
     rt.block_on(wait_ready(&agent_socket));
+    rt.block_on(wait_ready(&constant_socket));
     let issued_before = emulator.tokens_issued();
 
     let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
@@ -121,7 +134,7 @@ fn main() {
     ));
 }
 
-/// Kills the agent when the bench ends.
+/// Kills a server process when the bench ends.
 struct Agent(Child);
 
 impl Drop for Agent {
