@@ -5,6 +5,7 @@
 
 #![allow(clippy::doc_markdown, reason = "doc comments here are plain --help text")]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -103,6 +104,25 @@ Examples:
         /// What to do with the cache.
         #[command(subcommand)]
         action: CacheAction,
+    },
+
+    /// Run the token agent: keep every provider's token warm and hand tokens
+    /// to local processes over a Unix socket (HTTP/1.1, see docs/agent.md)
+    #[command(after_help = "\
+Examples:
+  tokensmith serve                             # on $XDG_RUNTIME_DIR/tokensmith.sock
+  tokensmith serve --socket /run/tokensmith/agent.sock
+  tokensmith serve --listen 127.0.0.1:8787
+  curl -s --unix-socket $XDG_RUNTIME_DIR/tokensmith.sock -H 'Tokensmith-Request: 1' http://agent/v1/header/mdm
+
+SIGHUP reloads the config (unchanged providers keep their tokens); SIGTERM drains and exits 0.")]
+    Serve {
+        /// The Unix socket to create (mode 0600) [default: $XDG_RUNTIME_DIR/tokensmith.sock]
+        #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+        socket: Option<PathBuf>,
+        /// Listen on this loopback TCP address instead (127.0.0.1:PORT or [::1]:PORT)
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
     },
 
     /// Start built-in emulators of every vendor on 127.0.0.1 and get a token
@@ -216,5 +236,18 @@ mod tests {
         assert!(Cli::try_parse_from(["tokensmith", "mock-server", "--vendor", "custom"]).is_err());
         assert!(Cli::try_parse_from(["tokensmith", "mock-server", "--vendor", "nope"]).is_err());
         assert!(Cli::try_parse_from(["tokensmith", "cache", "clear"]).is_ok());
+        let cli = Cli::try_parse_from(["tokensmith", "serve", "--listen", "127.0.0.1:1"]).unwrap();
+        assert!(matches!(cli.command, Command::Serve { socket: None, listen: Some(_) }));
+        assert!(
+            Cli::try_parse_from([
+                "tokensmith",
+                "serve",
+                "--socket",
+                "s",
+                "--listen",
+                "127.0.0.1:1"
+            ])
+            .is_err()
+        );
     }
 }

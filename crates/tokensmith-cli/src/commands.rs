@@ -90,7 +90,10 @@ fn unsaved_refresh_token(name: &str, save_error: Option<TokenError>) -> anyhow::
 /// rotating refresh tokens) only memory would keep: each run is a new
 /// process, so the refresh token the server rotates in would die with it
 /// and the next run would re-send a spent one.
-fn refuse_single_use_in_memory(providers: &Providers, name: &str) -> Result<(), TokenError> {
+pub(crate) fn refuse_single_use_in_memory(
+    providers: &Providers,
+    name: &str,
+) -> Result<(), TokenError> {
     match providers.info(name) {
         Some(info) if info.keeps_single_use_credentials_in_memory() => Err(TokenError::config(
             Some(name),

@@ -11,13 +11,15 @@
 //!   cache clear                        empty the per-user token cache
 //!   demo                               every adapter against built-in emulators
 //!   mock-server --vendor KIND [--port N]
+//!   serve [--socket PATH | --listen 127.0.0.1:PORT]   the token agent
 //! ```
 //!
 //! Exit codes: 0 success, 2 usage or config error, 3 refused by the token
 //! endpoint, 4 transport or server failure. See `docs/cli.md`.
 //!
 //! Module map: `cli` (clap types), `config` (the config file), `commands`,
-//! `disk_cache` (the per-user token cache), `demo`, `mock_server`, `exit`
+//! `disk_cache` (the per-user token cache), `demo`, `mock_server`, `serve`
+//! (the token agent), `exit`
 //! (exit codes), `output` (the one module that prints).
 
 #![forbid(unsafe_code)]
@@ -30,6 +32,8 @@ mod disk_cache;
 mod exit;
 mod mock_server;
 mod output;
+#[cfg(unix)]
+mod serve;
 
 use std::process::ExitCode;
 
@@ -86,6 +90,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::MockServer { vendor, port, describe } => {
             mock_server::run(&runtime()?, vendor, port, describe.as_deref())
         }
+        #[cfg(unix)]
+        Command::Serve { socket, listen } => serve::run(&ctx, socket, listen),
+        #[cfg(not(unix))]
+        Command::Serve { .. } => Err(exit::Exit {
+            code: exit::USAGE,
+            message: "serve needs a Unix system (Unix sockets and signals)".to_owned(),
+        }
+        .into()),
     }
 }
 

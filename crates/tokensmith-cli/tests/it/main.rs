@@ -2,6 +2,8 @@
 //! binary against `tokensmith-testkit` emulators started in-process on
 //! 127.0.0.1, with its own temporary config file and cache directory.
 
+#[cfg(unix)]
+mod agent_client;
 mod cache_safety;
 mod commands;
 mod config_errors;
@@ -9,6 +11,8 @@ mod demo;
 mod exit_codes;
 mod no_leak;
 mod output;
+#[cfg(unix)]
+mod serve;
 mod single_use;
 mod support;
 mod token;

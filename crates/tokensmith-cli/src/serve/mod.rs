@@ -1,0 +1,199 @@
+//! `tokensmith serve`: the token agent (contract §10). It keeps the config's
+//! providers warm and hands their tokens to local processes over a Unix
+//! socket (or loopback TCP), on hyper's HTTP/1.1 server.
+//!
+//! - `listen`: where it listens (the socket file created 0600, stale ones
+//!   replaced, a live one refused);
+//! - `agent`: the providers of the current config (swapped whole on SIGHUP,
+//!   unchanged ones kept) and the warm-up loop;
+//! - `router`: one request answered: the header rule, the endpoints, the
+//!   JSON errors.
+//!
+//! SIGHUP reloads the config; SIGTERM or SIGINT stops accepting, drains the
+//! requests in flight (at most [`DRAIN_TIMEOUT`]) and exits 0.
+
+mod agent;
+mod listen;
+mod router;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::signal::unix::{SignalKind, signal};
+
+use self::agent::{Agent, Snapshot, WARM_INTERVAL};
+use self::listen::{Address, Connection, Listener};
+use self::router::Router;
+use crate::commands::Context;
+use crate::output;
+
+/// How long a client may take to send a request's headers.
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most headers a request may carry.
+pub(crate) const MAX_HEADERS: usize = 64;
+/// The largest request head (request line and headers), in bytes; hyper's
+/// smallest allowed read buffer.
+pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
+/// The most connections served at once; more wait in the listen queue.
+const MAX_CONNECTIONS: usize = 4096;
+/// How long SIGTERM waits for requests in flight.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `tokensmith serve [--socket PATH | --listen 127.0.0.1:PORT]`
+pub(crate) fn run(
+    ctx: &Context,
+    socket: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let address = Address::choose(socket, listen, std::env::var_os("XDG_RUNTIME_DIR"))?;
+    let snapshot = Snapshot::load(&ctx.config_path, None)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tokensmith-serve")
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        // Bound before anything else runs, so a second agent on the same
+        // socket is refused before it fetches a token.
+        let listener = Listener::bind(&address)?;
+        let metrics = PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| tracing::warn!(error = %e, "no /metrics: cannot install the recorder"))
+            .ok();
+        let providers = snapshot.providers.len();
+        metrics::gauge!("tokensmith_agent_providers").set(agent::count(providers));
+        let agent = Arc::new(Agent::new(ctx.config_path.clone(), snapshot));
+        output::stderr(&format!(
+            "tokensmith serve: listening on {} ({providers} provider{})",
+            listener.describe(),
+            if providers == 1 { "" } else { "s" }
+        ));
+        let warm = tokio::spawn(warm_loop(agent.clone(), metrics.clone()));
+        let result = serve(listener, Router::new(agent, metrics)).await;
+        warm.abort();
+        result
+    })
+}
+
+/// Calls every provider every [`WARM_INTERVAL`], starting now: the first
+/// round fetches each token, later ones are cache hits that start the
+/// cache's refresh-ahead in time.
+async fn warm_loop(agent: Arc<Agent>, metrics: Option<PrometheusHandle>) {
+    let mut ticks = tokio::time::interval(WARM_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ok = HashMap::new();
+    loop {
+        ticks.tick().await;
+        agent.warm(&mut last_ok).await;
+        if let Some(handle) = &metrics {
+            handle.run_upkeep();
+        }
+    }
+}
+
+/// The hyper HTTP/1.1 settings of the agent: bounded heads, a header read
+/// timeout.
+pub(crate) fn http() -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HEAD_BYTES);
+    http
+}
+
+/// Accepts connections until SIGTERM or SIGINT, reloading on SIGHUP; then
+/// drains.
+async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
+    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let http = http();
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        tokio::select! {
+            slot = slots.clone().acquire_owned() => {
+                let Ok(slot) = slot else { break };
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(Connection::Unix(stream)) => spawn(&http, &graceful, &router, stream, slot),
+                        Ok(Connection::Tcp(stream)) => spawn(&http, &graceful, &router, stream, slot),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            pause().await;
+                        }
+                    },
+                    _ = hangup.recv() => reload(&router),
+                    _ = terminate.recv() => break,
+                    _ = interrupt.recv() => break,
+                }
+            }
+            _ = hangup.recv() => reload(&router),
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    tracing::info!(in_flight = graceful.count(), "stopping: draining the requests in flight");
+    // No new connections; the socket file goes with the listener.
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; exiting anyway");
+    }
+    output::stderr("tokensmith serve: stopped");
+    Ok(())
+}
+
+/// SIGHUP: reloads the config off the async workers (it reads files),
+/// while requests go on being answered from the current one.
+fn reload(router: &Router) {
+    let agent = router.agent().clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = agent.reload();
+    });
+}
+
+/// Serves one connection on its own task, watched by `graceful`.
+fn spawn<S>(
+    http: &http1::Builder,
+    graceful: &GracefulShutdown,
+    router: &Router,
+    stream: S,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let router = router.clone();
+    let service = service_fn(move |req| {
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(router.handle(req).await) }
+    });
+    let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+        drop(slot);
+    });
+}
+
+/// A short pause after a failed `accept` (out of file descriptors), so the
+/// loop does not spin.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a real-time back-off of a long-running server's accept loop; no test waits on it"
+)]
+async fn pause() {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}

@@ -1,0 +1,461 @@
+//! One request to the agent, answered (contract §10): the header rule, the
+//! endpoints, and the JSON error object.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+use tokensmith_core::{AccessToken, Clock as _, SystemClock, TokenError};
+
+use super::agent::Agent;
+use crate::exit::{self, ErrorReport};
+use crate::output;
+
+/// The header every request but `/healthz` must carry, with the value `1`:
+/// a browser cannot add it to a cross-site request without a preflight the
+/// agent never answers, and an SSRF that only controls a URL cannot add it.
+pub(crate) const REQUEST_HEADER: &str = "tokensmith-request";
+
+/// The largest request body read (`POST /v1/invalidate/NAME` carries one
+/// token).
+pub(crate) const MAX_BODY: usize = 16 * 1024;
+
+/// How long a client may take to send the body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the router answers with.
+pub(crate) type Body = Full<Bytes>;
+
+/// The HTTP side of the agent: answers requests from the current providers.
+#[derive(Clone, Debug)]
+pub(crate) struct Router {
+    agent: Arc<Agent>,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// The endpoints, as the `endpoint` label of the request counter.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Token,
+    Header,
+    Invalidate,
+    Providers,
+    Healthz,
+    Metrics,
+    Other,
+}
+
+impl Endpoint {
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token",
+            Endpoint::Header => "header",
+            Endpoint::Invalidate => "invalidate",
+            Endpoint::Providers => "providers",
+            Endpoint::Healthz => "healthz",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Other => "other",
+        }
+    }
+}
+
+impl Router {
+    /// A router for `agent`; `metrics` renders `/metrics` (without it,
+    /// `/metrics` is empty).
+    pub(crate) fn new(agent: Arc<Agent>, metrics: Option<PrometheusHandle>) -> Self {
+        Self { agent, metrics }
+    }
+
+    /// The agent it answers for.
+    pub(crate) fn agent(&self) -> &Arc<Agent> {
+        &self.agent
+    }
+
+    /// Answers `req`.
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        let (endpoint, name) = route(&path);
+        let response = self.dispatch(endpoint, name.as_deref(), req).await;
+        let status = response.status().as_u16();
+        metrics::counter!(
+            "tokensmith_agent_requests_total",
+            "endpoint" => endpoint.label(),
+            "status" => status_label(status)
+        )
+        .increment(1);
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        endpoint: Endpoint,
+        name: Option<&str>,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
+        if let Some(refusal) = forbidden(&req, matches!(endpoint, Endpoint::Healthz)) {
+            return refusal;
+        }
+        let allowed = match endpoint {
+            Endpoint::Invalidate => Method::POST,
+            _ => Method::GET,
+        };
+        if !matches!(endpoint, Endpoint::Other)
+            && req.method() != allowed
+            && !(allowed == Method::GET && req.method() == Method::HEAD)
+        {
+            let allow = if allowed == Method::POST { "POST" } else { "GET, HEAD" };
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                None,
+                &format!("this endpoint answers {allow} only"),
+            );
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            return response;
+        }
+        match (endpoint, name) {
+            (Endpoint::Healthz, _) => text(StatusCode::OK, "ok"),
+            (Endpoint::Metrics, _) => {
+                let body = self.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            (Endpoint::Providers, _) => self.providers(),
+            (Endpoint::Token, Some(name)) => self.token(name).await,
+            (Endpoint::Header, Some(name)) => self.header(name).await,
+            (Endpoint::Invalidate, Some(name)) => self.invalidate(name, req).await,
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                None,
+                "no such endpoint; see GET /v1/providers",
+            ),
+        }
+    }
+
+    fn providers(&self) -> Response<Body> {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            kind: &'a str,
+        }
+        let snapshot = self.agent.snapshot();
+        let rows: Vec<Row<'_>> =
+            snapshot.providers.iter().map(|(name, entry)| Row { name, kind: entry.kind }).collect();
+        json(StatusCode::OK, serde_json::to_string(&rows).unwrap_or_default())
+    }
+
+    async fn token(&self, name: &str) -> Response<Body> {
+        match self.obtain(name).await {
+            Ok((token, kind)) => no_store(json(
+                StatusCode::OK,
+                output::token_json(name, kind, &token, SystemClock.now()),
+            )),
+            Err(response) => response,
+        }
+    }
+
+    async fn header(&self, name: &str) -> Response<Body> {
+        match self.obtain(name).await {
+            Ok((token, _)) => match present(&token) {
+                Ok(value) => no_store(text(StatusCode::OK, value)),
+                Err(()) => token_error(TokenError::invalid_response(
+                    name,
+                    200,
+                    "the access token holds bytes an HTTP header cannot carry",
+                    b"",
+                )),
+            },
+            Err(response) => response,
+        }
+    }
+
+    /// `POST /v1/invalidate/NAME`: the body is the token a resource server
+    /// refused. The provider drops its current token only when that is the
+    /// one, so a client holding a token already replaced changes nothing.
+    async fn invalidate(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
+        let snapshot = self.agent.snapshot();
+        let Some(entry) = snapshot.providers.get(name) else {
+            return unknown_provider(name, &snapshot);
+        };
+        let body = match tokio::time::timeout(
+            BODY_TIMEOUT,
+            Limited::new(req.into_body(), MAX_BODY).collect(),
+        )
+        .await
+        {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(_)) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    Some(name),
+                    "the body is the refused token: at most 16 KiB",
+                );
+            }
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    Some(name),
+                    "the body did not arrive in time",
+                );
+            }
+        };
+        let refused = body.trim_ascii();
+        if refused.is_empty() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                Some(name),
+                "the body must be the refused token",
+            );
+        }
+        // The current token; when the provider cannot give one, there is
+        // nothing to drop.
+        if let Ok(current) = entry.provider.token().await
+            && equal(current.secret().expose_secret().as_bytes(), refused)
+        {
+            entry.provider.invalidate(&current);
+            tracing::info!(provider = name, "token invalidated at a client's request");
+        } else {
+            tracing::debug!(provider = name, "invalidate: not the current token; nothing to do");
+        }
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        response
+    }
+
+    /// The token of provider `name` and its kind, or the error response.
+    async fn obtain(&self, name: &str) -> Result<(AccessToken, &'static str), Response<Body>> {
+        let snapshot = self.agent.snapshot();
+        let Some(entry) = snapshot.providers.get(name) else {
+            return Err(unknown_provider(name, &snapshot));
+        };
+        match entry.provider.token().await {
+            Ok(token) => Ok((token, entry.kind)),
+            Err(err) => {
+                tracing::debug!(provider = name, error = %err, "token request failed");
+                Err(token_error(err))
+            }
+        }
+    }
+}
+
+/// The header value that presents `token` to a resource server
+/// (`Bearer …`): the one place the agent turns a token into a header.
+pub(crate) fn present(token: &AccessToken) -> Result<Bytes, ()> {
+    token
+        .authorization_header()
+        .map(|value| Bytes::copy_from_slice(value.as_bytes()))
+        .map_err(|_| ())
+}
+
+/// Which endpoint `path` names, and the provider name in it.
+fn route(path: &str) -> (Endpoint, Option<String>) {
+    let named = |prefix: &str| path.strip_prefix(prefix).and_then(decode_name);
+    if path == "/healthz" {
+        (Endpoint::Healthz, None)
+    } else if path == "/metrics" {
+        (Endpoint::Metrics, None)
+    } else if path == "/v1/providers" {
+        (Endpoint::Providers, None)
+    } else if path.starts_with("/v1/token/") {
+        (Endpoint::Token, named("/v1/token/"))
+    } else if path.starts_with("/v1/header/") {
+        (Endpoint::Header, named("/v1/header/"))
+    } else if path.starts_with("/v1/invalidate/") {
+        (Endpoint::Invalidate, named("/v1/invalidate/"))
+    } else {
+        (Endpoint::Other, None)
+    }
+}
+
+/// A provider name from its path segment: percent-decoded, one segment,
+/// UTF-8; `None` otherwise (answered 404).
+fn decode_name(segment: &str) -> Option<String> {
+    if segment.is_empty() || segment.contains('/') {
+        return None;
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The 403 for a request that may come from a browser or be forwarded by
+/// another server: an `Origin` or `X-Forwarded-For` header, or (unless
+/// `exempt`) no `Tokensmith-Request: 1`.
+fn forbidden<B>(req: &Request<B>, exempt: bool) -> Option<Response<Body>> {
+    let headers = req.headers();
+    let why = if headers.contains_key(header::ORIGIN) {
+        "requests with an Origin header are refused (no browser use)"
+    } else if headers.contains_key("x-forwarded-for") {
+        "forwarded requests (X-Forwarded-For) are refused"
+    } else if !exempt && headers.get(REQUEST_HEADER).is_none_or(|v| v.as_bytes() != b"1") {
+        "every request must carry the header `Tokensmith-Request: 1`"
+    } else {
+        return None;
+    };
+    Some(error(StatusCode::FORBIDDEN, "forbidden", None, why))
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths
+/// only (a token is compared with what a client sent).
+fn equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The 404 for a name no provider has.
+fn unknown_provider(name: &str, snapshot: &super::agent::Snapshot) -> Response<Body> {
+    let names: Vec<&str> = snapshot.providers.keys().map(String::as_str).collect();
+    let err = anyhow::Error::new(TokenError::config(
+        Some(name),
+        None,
+        format!(
+            "no such provider; configured: {}",
+            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+        ),
+    ))
+    .context(exit::UnknownProvider);
+    report(&exit::describe(&err))
+}
+
+/// The response for a token error: its status follows the CLI's exit code
+/// (3 → 502 `rejected`, 4 → 503 `unavailable`).
+fn token_error(err: TokenError) -> Response<Body> {
+    report(&exit::describe(&anyhow::Error::new(err)))
+}
+
+/// The error object of `report` with the status its `error` stands for.
+fn report(report: &ErrorReport) -> Response<Body> {
+    let status = match report.error {
+        "unknown_provider" => StatusCode::NOT_FOUND,
+        "rejected" => StatusCode::BAD_GATEWAY,
+        "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    json(status, output::error_json(report))
+}
+
+/// An error object of the agent's own (no token error behind it).
+fn error(
+    status: StatusCode,
+    code: &'static str,
+    provider: Option<&str>,
+    message: &str,
+) -> Response<Body> {
+    let report = ErrorReport {
+        error: code,
+        provider: provider.map(str::to_owned),
+        status: None,
+        vendor_error: None,
+        message: message.to_owned(),
+    };
+    json(status, output::error_json(&report))
+}
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    with_type(status, Bytes::from(body), "application/json")
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    with_type(status, body.into(), "text/plain; charset=utf-8")
+}
+
+fn with_type(status: StatusCode, body: Bytes, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Marks a response that carries a token: no cache may keep it.
+fn no_store(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The `status` label: one static string per status the agent sends.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        204 => "204",
+        400 => "400",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_an_endpoint_and_a_provider() {
+        assert!(matches!(route("/v1/token/mdm"), (Endpoint::Token, Some(n)) if n == "mdm"));
+        assert!(matches!(route("/v1/header/a%20b"), (Endpoint::Header, Some(n)) if n == "a b"));
+        assert!(matches!(route("/v1/invalidate/x"), (Endpoint::Invalidate, Some(n)) if n == "x"));
+        assert!(matches!(route("/v1/token/"), (Endpoint::Token, None)));
+        assert!(matches!(route("/v1/token/a/b"), (Endpoint::Token, None)));
+        assert!(matches!(route("/v1/token/%zz"), (Endpoint::Token, None)));
+        assert!(matches!(route("/v1/token/%ff"), (Endpoint::Token, None)));
+        assert!(matches!(route("/"), (Endpoint::Other, None)));
+    }
+
+    #[test]
+    fn equality_needs_the_same_bytes_and_length() {
+        assert!(equal(b"abc", b"abc"));
+        assert!(!equal(b"abc", b"abd"));
+        assert!(!equal(b"abc", b"abcd"));
+        assert!(equal(b"", b""));
+    }
+
+    #[test]
+    fn the_header_rule() {
+        let req = |headers: &[(&str, &str)]| {
+            let mut b = Request::builder().uri("/v1/providers");
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        assert!(forbidden(&req(&[("tokensmith-request", "1")]), false).is_none());
+        assert!(forbidden(&req(&[("Tokensmith-Request", "1")]), false).is_none());
+        assert!(forbidden(&req(&[]), false).is_some());
+        assert!(forbidden(&req(&[]), true).is_none());
+        assert!(forbidden(&req(&[("tokensmith-request", "true")]), false).is_some());
+        let origin = [("tokensmith-request", "1"), ("origin", "https://evil.example")];
+        assert!(forbidden(&req(&origin), false).is_some());
+        assert!(forbidden(&req(&origin[1..]), true).is_some());
+        let xff = [("tokensmith-request", "1"), ("x-forwarded-for", "10.0.0.1")];
+        assert!(forbidden(&req(&xff), false).is_some());
+    }
+}

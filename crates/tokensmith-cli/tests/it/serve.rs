@@ -1,0 +1,576 @@
+//! `tokensmith serve`, the token agent (contract §10): the built binary
+//! serving emulators' tokens over a real Unix socket and real loopback TCP.
+
+use std::io::BufRead as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::Method;
+use tokensmith_testkit::{Fault, Vendor};
+
+use crate::agent_client::{Answer, Client, Target};
+use crate::support::{TestEnv, WRONG_SECRET, provider, with_wrong_secret};
+
+/// A running `tokensmith serve`, killed when dropped.
+struct Served {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    target: Target,
+}
+
+/// How long a test waits for the agent to do something it was asked to.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+impl Served {
+    /// Starts `tokensmith -v --config … serve ARGS…` and waits for its
+    /// "listening on" line.
+    fn start(env: &TestEnv, args: &[&str]) -> Served {
+        let mut cmd = env.command();
+        cmd.arg("--verbose").arg("--config").arg(env.config_path()).arg("serve").args(args);
+        cmd.env("XDG_RUNTIME_DIR", env.dir()).stdin(Stdio::null()).stdout(Stdio::null());
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let mut served = Served { child, stderr, target: Target::Tcp(([0, 0, 0, 0], 0).into()) };
+        let line = served.wait_for_line("listening on ");
+        let at = line.split("listening on ").nth(1).unwrap().split(' ').next().unwrap();
+        served.target = if let Some(path) = at.strip_prefix("unix:") {
+            Target::Unix(path.into())
+        } else {
+            Target::Tcp(at.strip_prefix("tcp:").unwrap().parse().unwrap())
+        };
+        served
+    }
+
+    /// Everything it wrote on stderr so far.
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until a stderr line contains `needle`; returns the line.
+    #[track_caller]
+    fn wait_for_line(&mut self, needle: &str) -> String {
+        let found =
+            wait_until(|| self.stderr().lines().find(|l| l.contains(needle)).map(str::to_owned));
+        found.unwrap_or_else(|| {
+            let status = self.child.try_wait();
+            panic!("no line with {needle:?} (exit: {status:?}): {}", self.stderr())
+        })
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    /// Waits for it to exit; its exit code.
+    fn wait_exit(&mut self) -> Option<i32> {
+        wait_until(|| self.child.try_wait().unwrap()).and_then(|s| s.code())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` (every 10 ms, for at most [`PATIENCE`]).
+fn wait_until<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..PATIENCE.as_millis() / 10 {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+fn client_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// One request on a new connection.
+fn call(
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    rt.block_on(async {
+        let mut client = Client::connect(target).await.unwrap();
+        client.send(method, path, headers, body).await.unwrap()
+    })
+}
+
+fn get(rt: &tokio::runtime::Runtime, target: &Target, path: &str) -> Answer {
+    call(rt, target, Method::GET, path, &[("Tokensmith-Request", "1")], "")
+}
+
+#[track_caller]
+fn assert_error(answer: &Answer, status: u16, error: &str) -> serde_json::Value {
+    assert_eq!(answer.status, status, "{answer:#?}");
+    assert_eq!(answer.content_type, "application/json", "{answer:#?}");
+    let json = answer.json();
+    let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["error", "message", "provider", "status", "vendor_error"], "{answer:#?}");
+    assert_eq!(json["error"], error, "{answer:#?}");
+    json
+}
+
+#[test]
+fn every_endpoint_answers_over_the_unix_socket() {
+    let env = TestEnv::new();
+    let soti = env.emulator(Vendor::SotiConnect);
+    let oauth2 = env.emulator(Vendor::OAuth2);
+    env.write_config(&format!("{}\n{}", provider(&soti, "mdm"), provider(&oauth2, "saas")));
+    let served = Served::start(&env, &[]);
+    let Target::Unix(socket) = &served.target else { panic!("{:?}", served.target) };
+    assert_eq!(socket, &env.dir().join("tokensmith.sock"), "the default socket");
+    let mode = std::fs::metadata(socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let rt = client_rt();
+    let t = &served.target;
+
+    let health = call(&rt, t, Method::GET, "/healthz", &[], "");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok"), "no header needed");
+
+    let providers = get(&rt, t, "/v1/providers");
+    assert_eq!(providers.status, 200);
+    assert_eq!(providers.content_type, "application/json");
+    assert_eq!(
+        providers.json(),
+        serde_json::json!([{ "name": "mdm", "kind": "soti-connect" }, { "name": "saas", "kind": "oauth2" }])
+    );
+
+    let token = get(&rt, t, "/v1/token/saas");
+    assert_eq!(token.status, 200, "{token:#?}");
+    assert_eq!(token.headers["cache-control"], "no-store");
+    let json = token.json();
+    assert_eq!(json["provider"], "saas");
+    assert_eq!(json["kind"], "oauth2");
+    assert_eq!(json["token_type"], "Bearer");
+    assert_eq!(json["scope"], "read write");
+    assert!((3500..=3600).contains(&json["expires_in"].as_u64().unwrap()), "{json}");
+    let access = json["access_token"].as_str().unwrap().to_owned();
+    let cli: serde_json::Value =
+        serde_json::from_str(env.run(&["token", "saas", "--json"]).ok()).unwrap();
+    let mut cli_keys: Vec<_> = cli.as_object().unwrap().keys().collect();
+    let mut agent_keys: Vec<_> = json.as_object().unwrap().keys().collect();
+    cli_keys.sort();
+    agent_keys.sort();
+    assert_eq!(agent_keys, cli_keys, "the object of `token NAME --json`");
+
+    let header = get(&rt, t, "/v1/header/saas");
+    assert_eq!(header.status, 200);
+    assert_eq!(header.content_type, "text/plain; charset=utf-8");
+    assert_eq!(header.body, format!("Bearer {access}"));
+    let header = get(&rt, t, "/v1/header/mdm"); // SOTI answers `"token_type":"bearer"`
+    assert!(header.body.starts_with("Bearer "), "{header:#?}");
+    assert_eq!(oauth2.tokens_issued(), 1 + 1, "the agent's one fetch, and the CLI run's own");
+
+    // Invalidate: a token that is not the current one changes nothing…
+    let post = |body: &str| {
+        call(&rt, t, Method::POST, "/v1/invalidate/saas", &[("Tokensmith-Request", "1")], body)
+    };
+    assert_eq!(post("not-the-token").status, 204);
+    assert_eq!(get(&rt, t, "/v1/token/saas").json()["access_token"], access.as_str());
+    // …the current one is dropped, and the next request fetches a new one.
+    assert_eq!(post(&format!("{access}\n")).status, 204);
+    let fresh = get(&rt, t, "/v1/token/saas").json()["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, access);
+    assert_eq!(oauth2.tokens_issued(), 3);
+    assert_eq!(post("").status, 400);
+    let too_big = post(&"x".repeat(17 * 1024));
+    assert_error(&too_big, 413, "body_too_large");
+    let wrong_method = get(&rt, t, "/v1/invalidate/saas");
+    assert_error(&wrong_method, 405, "method_not_allowed");
+    assert_eq!(wrong_method.headers["allow"], "POST");
+
+    let unknown = get(&rt, t, "/v1/token/nope");
+    let json = assert_error(&unknown, 404, "unknown_provider");
+    assert_eq!(json["provider"], "nope");
+    assert!(json["message"].as_str().unwrap().contains("configured: mdm, saas"), "{json}");
+    assert_error(
+        &call(&rt, t, Method::POST, "/v1/invalidate/nope", &[("Tokensmith-Request", "1")], "x"),
+        404,
+        "unknown_provider",
+    );
+    assert_error(&get(&rt, t, "/v2/whatever"), 404, "not_found");
+
+    let metrics = get(&rt, t, "/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.content_type.starts_with("text/plain"), "{metrics:#?}");
+    for line in [
+        r#"tokensmith_agent_requests_total{endpoint="token",status="200"} 3"#,
+        r#"tokensmith_agent_requests_total{endpoint="header",status="200"} 2"#,
+        r#"tokensmith_agent_requests_total{endpoint="invalidate",status="204"} 2"#,
+        r#"tokensmith_agent_requests_total{endpoint="token",status="404"} 1"#,
+        "tokensmith_agent_providers 2",
+    ] {
+        assert!(metrics.body.lines().any(|l| l == line), "{line} in {}", metrics.body);
+    }
+    for secret in [access.as_str(), fresh.as_str(), oauth2.credentials().client_secret().unwrap()] {
+        assert!(!metrics.body.contains(secret), "/metrics shows a secret");
+        assert!(!served.stderr().contains(secret), "the log shows a secret: {}", served.stderr());
+    }
+}
+
+#[test]
+fn the_header_rule_refuses_browsers_and_forwarded_requests() {
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&deyel, "lowcode"));
+    let served = Served::start(&env, &["--socket", env.dir().join("a.sock").to_str().unwrap()]);
+    let rt = client_rt();
+    let t = &served.target;
+    let ok = [("Tokensmith-Request", "1")];
+    for (what, headers) in [
+        ("no header", &[][..]),
+        ("another value", &[("Tokensmith-Request", "true")][..]),
+        ("an Origin", &[ok[0], ("Origin", "https://evil.example")][..]),
+        ("X-Forwarded-For", &[ok[0], ("X-Forwarded-For", "10.1.2.3")][..]),
+    ] {
+        for path in [
+            "/v1/token/lowcode",
+            "/v1/header/lowcode",
+            "/v1/providers",
+            "/metrics",
+            "/v1/token/nope",
+        ] {
+            let answer = call(&rt, t, Method::GET, path, headers, "");
+            let json = assert_error(&answer, 403, "forbidden");
+            assert!(!answer.body.contains("Bearer"), "{what}: {answer:#?}");
+            assert!(json["provider"].is_null());
+        }
+        let post = call(&rt, t, Method::POST, "/v1/invalidate/lowcode", headers, "x");
+        assert_error(&post, 403, "forbidden");
+    }
+    let browser = call(&rt, t, Method::GET, "/healthz", &[("Origin", "https://evil.example")], "");
+    assert_eq!(browser.status, 403, "healthz needs no header, but a browser is still refused");
+    assert_eq!(get(&rt, t, "/v1/token/lowcode").status, 200);
+}
+
+#[test]
+fn over_tcp_refusals_are_502_failures_503_and_a_valid_token_outlives_its_endpoint() {
+    let env = TestEnv::new();
+    let good = env.emulator(Vendor::ConfigApi);
+    let refusing = env.emulator(Vendor::ConfigApi); // 401 `invalid_client`
+    // A port nothing listens on.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let gone =
+        provider(&good, "gone").replace(&good.token_url(), &format!("http://{down}/oauth/token"));
+    env.write_config(&format!(
+        "{}\n{}\n{gone}",
+        provider(&good, "tenant"),
+        with_wrong_secret(&refusing, "saas"),
+    ));
+    let served = Served::start(&env, &["--listen", "127.0.0.1:0"]);
+    let rt = client_rt();
+    let t = &served.target;
+    assert!(matches!(t, Target::Tcp(addr) if addr.ip().is_loopback()));
+
+    let refused = get(&rt, t, "/v1/token/saas");
+    let json = assert_error(&refused, 502, "rejected");
+    assert_eq!(json["provider"], "saas");
+    assert_eq!(json["vendor_error"], "invalid_client", "{json}");
+    assert_eq!(json["status"], 401, "{json}");
+    // The CLI's `--json` error for the same refusal is the same object.
+    let cli = env.run(&["token", "saas", "--json", "--no-cache"]);
+    let cli_json: serde_json::Value = serde_json::from_str(cli.fails(3)).unwrap();
+    assert_eq!(cli_json, json);
+    assert_error(&get(&rt, t, "/v1/header/saas"), 502, "rejected");
+
+    let unavailable = get(&rt, t, "/v1/token/gone");
+    let json = assert_error(&unavailable, 503, "unavailable");
+    assert!(json["status"].is_null() && json["vendor_error"].is_null(), "{json}");
+
+    let first = get(&rt, t, "/v1/token/tenant");
+    assert_eq!(first.status, 200);
+    good.set_fault(Fault::Status(503));
+    let cached = get(&rt, t, "/v1/token/tenant");
+    assert_eq!(cached.status, 200, "the cached token is still valid: {cached:#?}");
+    assert_eq!(cached.json()["access_token"], first.json()["access_token"]);
+    // Invalidating it leaves nothing valid: the endpoint's 503 shows.
+    let token = first.json()["access_token"].as_str().unwrap().to_owned();
+    let post =
+        call(&rt, t, Method::POST, "/v1/invalidate/tenant", &[("Tokensmith-Request", "1")], &token);
+    assert_eq!(post.status, 204);
+    let failed = get(&rt, t, "/v1/token/tenant");
+    let json = assert_error(&failed, 503, "unavailable");
+    assert_eq!(json["status"], 503);
+
+    let log = served.stderr();
+    for secret in [WRONG_SECRET, token.as_str(), good.credentials().client_secret().unwrap()] {
+        assert!(!log.contains(secret), "the log shows a secret: {log}");
+        for answer in [&refused, &unavailable, &failed] {
+            assert!(!answer.body.contains(secret), "{answer:#?}");
+        }
+    }
+    assert!(log.contains("keeping the token warm failed"), "{log}");
+}
+
+#[test]
+fn listening_elsewhere_than_loopback_is_refused() {
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&deyel, "lowcode"));
+    let run = env.run(&["serve", "--listen", "0.0.0.0:0"]);
+    assert!(run.fails(2).contains("loopback"), "{run:#?}");
+    assert_eq!(deyel.requests(), 0);
+}
+
+#[test]
+fn a_second_agent_on_the_same_socket_refuses_to_start_and_a_stale_one_is_replaced() {
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&deyel, "lowcode"));
+    let socket = env.dir().join("agent.sock");
+    // A stale socket: bound once, nobody listening.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let mut served = Served::start(&env, &["--socket", socket.to_str().unwrap()]);
+    let second = env.run(&["serve", "--socket", socket.to_str().unwrap()]);
+    let line = second.fails(2);
+    assert_eq!(
+        line,
+        format!("tokensmith: another tokensmith serve is running on {}", socket.display())
+    );
+    let rt = client_rt();
+    assert_eq!(
+        get(&rt, &served.target, "/v1/header/lowcode").status,
+        200,
+        "the first still serves"
+    );
+
+    served.signal(rustix::process::Signal::TERM);
+    assert_eq!(served.wait_exit(), Some(0));
+    assert!(!socket.exists(), "the socket is removed on exit");
+
+    // Never a file that is not a socket.
+    std::fs::write(&socket, "precious").unwrap();
+    let refused = env.run(&["serve", "--socket", socket.to_str().unwrap()]);
+    assert!(refused.fails(2).contains("not a socket"), "{refused:#?}");
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "precious");
+}
+
+#[test]
+fn sighup_keeps_unchanged_providers_drops_removed_ones_and_refuses_a_broken_config() {
+    let env = TestEnv::new();
+    let kept = env.emulator(Vendor::Deyel);
+    let removed = env.emulator(Vendor::ConfigApi);
+    let added = env.emulator(Vendor::SotiConnect);
+    env.write_config(&format!("{}\n{}", provider(&kept, "kept"), provider(&removed, "removed")));
+    let mut served = Served::start(&env, &[]);
+    let rt = client_rt();
+    let t = served.target.clone();
+    let before = get(&rt, &t, "/v1/token/kept").json()["access_token"].clone();
+    assert_eq!(get(&rt, &t, "/v1/token/removed").status, 200);
+
+    env.write_config(&format!("{}\n{}", provider(&kept, "kept"), provider(&added, "added")));
+    served.signal(rustix::process::Signal::HUP);
+    served.wait_for_line("config reloaded");
+    let names = get(&rt, &t, "/v1/providers").json();
+    assert_eq!(
+        names,
+        serde_json::json!([{ "name": "added", "kind": "soti-connect" }, { "name": "kept", "kind": "deyel" }])
+    );
+    assert_eq!(get(&rt, &t, "/v1/token/kept").json()["access_token"], before, "kept its token");
+    assert_eq!(kept.tokens_issued(), 1);
+    assert_error(&get(&rt, &t, "/v1/token/removed"), 404, "unknown_provider");
+    assert_eq!(get(&rt, &t, "/v1/token/added").status, 200);
+
+    env.write_config("[providers.broken\nkind = ");
+    served.signal(rustix::process::Signal::HUP);
+    served.wait_for_line("config reload refused");
+    assert_eq!(
+        get(&rt, &t, "/v1/providers").json().as_array().unwrap().len(),
+        2,
+        "the old config stays"
+    );
+    assert_eq!(get(&rt, &t, "/v1/token/kept").json()["access_token"], before);
+}
+
+#[test]
+fn two_hundred_clients_get_one_upstream_fetch_and_a_sighup_fails_no_request() {
+    const CLIENTS: usize = 200;
+    const REQUESTS: usize = 50;
+    let env = TestEnv::new();
+    let oauth2 = env.emulator(Vendor::OAuth2);
+    let other = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&oauth2, "saas"));
+    let mut served = Served::start(&env, &[]);
+    let rt = client_rt();
+    let target = served.target.clone();
+    let statuses = rt.spawn(async move {
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let mut client = Client::connect(&target).await.unwrap();
+                    let mut failures = Vec::new();
+                    for j in 0..REQUESTS {
+                        let path =
+                            if (i + j) % 2 == 0 { "/v1/header/saas" } else { "/v1/token/saas" };
+                        match client.get(path).await {
+                            Ok(answer) if answer.status == 200 => {}
+                            other => failures.push(format!("{path}: {other:?}")),
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        let mut failures = Vec::new();
+        for task in tasks {
+            failures.extend(task.await.unwrap());
+        }
+        failures
+    });
+    // Reloads during the load: one that adds a provider, one that changes nothing.
+    env.write_config(&format!("{}\n{}", provider(&oauth2, "saas"), provider(&other, "other")));
+    served.signal(rustix::process::Signal::HUP);
+    served.wait_for_line("config reloaded");
+    served.signal(rustix::process::Signal::HUP);
+    let failures = rt.block_on(statuses).unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    assert_eq!(oauth2.tokens_issued(), 1, "one upstream fetch for {} requests", CLIENTS * REQUESTS);
+    let metrics = get(&rt, &served.target, "/metrics").body;
+    let served_ok: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("tokensmith_agent_requests_total")
+                && l.contains(r#"status="200""#)
+                && !l.contains("metrics")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(served_ok, (CLIENTS * REQUESTS) as u64, "{metrics}");
+}
+
+#[test]
+fn sigterm_drains_the_request_in_flight_and_exits_0() {
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&deyel, "lowcode"));
+    let mut served = Served::start(&env, &[]);
+    let socket = match &served.target {
+        Target::Unix(path) => path.clone(),
+        Target::Tcp(_) => unreachable!(),
+    };
+    let rt = client_rt();
+    let t = served.target.clone();
+    // Warm-up done: one token fetched. Drop it and slow the endpoint, so the
+    // next request is in flight for a while.
+    let token =
+        get(&rt, &t, "/v1/token/lowcode").json()["access_token"].as_str().unwrap().to_owned();
+    let post = call(
+        &rt,
+        &t,
+        Method::POST,
+        "/v1/invalidate/lowcode",
+        &[("Tokensmith-Request", "1")],
+        &token,
+    );
+    assert_eq!(post.status, 204);
+    deyel.set_fault(Fault::Delay(Duration::from_millis(700)));
+    let slow = rt.spawn(async move {
+        let mut client = Client::connect(&t).await.unwrap();
+        client.get("/v1/token/lowcode").await
+    });
+    // The agent is asking the endpoint: the request is in flight.
+    wait_until(|| (deyel.requests() >= 2).then_some(())).unwrap();
+    served.signal(rustix::process::Signal::TERM);
+    let answer = rt.block_on(slow).unwrap().unwrap();
+    assert_eq!(answer.status, 200, "{answer:#?}");
+    assert_ne!(answer.json()["access_token"], token.as_str());
+    assert_eq!(served.wait_exit(), Some(0), "{}", served.stderr());
+    assert!(!socket.exists(), "the socket is removed on exit");
+    assert!(served.stderr().contains("tokensmith serve: stopped"), "{}", served.stderr());
+}
+
+#[test]
+fn a_single_use_grant_without_a_file_store_is_refused() {
+    let env = TestEnv::new();
+    let oauth2 = env.emulator(Vendor::OAuth2);
+    let refresh = oauth2.issue_refresh_token();
+    let table = provider(&oauth2, "app").replace(
+        "grant = \"client_credentials\"\n",
+        &format!(
+            "grant = \"refresh_token\"\nrefresh_token = {}\n",
+            crate::support::toml_str(&refresh)
+        ),
+    );
+    env.write_config(&table);
+    let run = env.run(&["serve", "--socket", env.dir().join("x.sock").to_str().unwrap()]);
+    assert!(run.fails(2).contains("refresh_token_store"), "{run:#?}");
+    assert_eq!(oauth2.requests(), 0);
+    assert!(!env.dir().join("x.sock").exists());
+}
+
+#[test]
+fn slow_clients_time_out_and_oversized_heads_are_refused_while_others_are_served() {
+    use std::fmt::Write as _;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&deyel, "lowcode"));
+    let served = Served::start(&env, &[]);
+    let Target::Unix(socket) = served.target.clone() else { unreachable!() };
+    let rt = client_rt();
+    rt.block_on(async {
+        // Headers that never end: the agent hangs up (5 s header read timeout).
+        let mut slow = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        slow.write_all(b"GET /v1/providers HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n")
+            .await
+            .unwrap();
+        // Meanwhile others are served.
+        let mut client = Client::connect(&served.target).await.unwrap();
+        assert_eq!(client.get("/v1/header/lowcode").await.unwrap().status, 200);
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(PATIENCE, slow.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the slow client is still connected after {PATIENCE:?}");
+
+        // Too many headers, and too large a head: refused (431), the connection closed.
+        let many = (0..100).fold(String::new(), |mut all, i| {
+            write!(all, "X-H{i}: v\r\n").unwrap();
+            all
+        });
+        let large = format!("X-Big: {}\r\n", "a".repeat(16 * 1024));
+        for extra in [many, large] {
+            let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+            let request = format!(
+                "GET /v1/providers HTTP/1.1\r\nHost: a\r\nTokensmith-Request: 1\r\n{extra}\r\n"
+            );
+            let _ = stream.write_all(request.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer)).await.unwrap();
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+        }
+        // (An idle keep-alive connection is closed after the same 5 s.)
+        let mut client = Client::connect(&served.target).await.unwrap();
+        assert_eq!(client.get("/v1/providers").await.unwrap().status, 200);
+    });
+}
