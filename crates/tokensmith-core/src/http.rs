@@ -40,6 +40,8 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use url::form_urlencoded;
@@ -248,35 +250,57 @@ fn client_for(
     if direct {
         builder = builder.no_proxy();
     }
-    if let Some(path) = &settings.ca_file {
-        // A regular file of at most 1 MiB (a system bundle is about 200 KiB).
-        let (pem, _) = crate::secret::read_small_file(path, MAX_CA_FILE_BYTES)
-            .map_err(|e| config_error("ca_file", format!("cannot read {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            config_error("ca_file", format!("invalid PEM in {}: {}", path.display(), one_line(&e)))
-        })?;
-        if certs.is_empty() {
-            return Err(config_error(
-                "ca_file",
-                format!("no PEM certificate found in {}", path.display()),
-            ));
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().map_err(|e| match &settings.ca_file {
-        // With rustls the certificates are only parsed here.
-        Some(path) => config_error(
-            "ca_file",
-            format!("cannot use the certificates in {}: {}", path.display(), one_line(&e)),
-        ),
-        None => TokenError::config(
+    let tls = tls_config(provider, settings.ca_file.as_deref())?;
+    builder.tls_backend_preconfigured(tls).build().map_err(|e| {
+        TokenError::config(
             Some(provider),
             None,
             format!("cannot build HTTP client: {}", one_line(&e)),
-        ),
+        )
     })
+}
+
+/// The rustls configuration of every client: the ring provider passed
+/// explicitly (no process-wide default is read or installed), Mozilla's roots
+/// (`webpki-roots`) plus the certificates of `ca_file`, HTTP/1.1 only.
+fn tls_config(
+    provider: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, TokenError> {
+    let config_error =
+        |field: Option<&str>, message: String| TokenError::config(Some(provider), field, message);
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(path) = ca_file {
+        let ca_error = |message: String| config_error(Some("ca_file"), message);
+        // A regular file of at most 1 MiB (a system bundle is about 200 KiB).
+        let (pem, _) = crate::secret::read_small_file(path, MAX_CA_FILE_BYTES)
+            .map_err(|e| ca_error(format!("cannot read {}: {e}", path.display())))?;
+        let certs =
+            CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| {
+                ca_error(format!("invalid PEM in {}: {}", path.display(), one_line(&e)))
+            })?;
+        if certs.is_empty() {
+            return Err(ca_error(format!("no PEM certificate found in {}", path.display())));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                ca_error(format!(
+                    "cannot use the certificates in {}: {}",
+                    path.display(),
+                    one_line(&e)
+                ))
+            })?;
+        }
+    }
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(ring)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config_error(None, format!("cannot build TLS config: {}", one_line(&e))))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // reqwest leaves a preconfigured config's ALPN alone; we speak HTTP/1.1.
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
 }
 
 impl TokenEndpoint {

@@ -238,6 +238,20 @@ async fn ca_file_trusts_a_private_ca_over_real_tls() {
     }
 }
 
+/// The client's rustls config carries the ring provider itself: a library
+/// must neither need nor install a process-wide default (an application may
+/// install its own, and would then be refused).
+#[tokio::test]
+async fn a_tls_request_installs_no_process_wide_crypto_provider() {
+    let ca = new_ca("tokensmith provider test CA");
+    let server = TlsServer::start(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = write_pem(dir.path(), "private-ca.pem", &ca.pem);
+    let token = request_token(server.url("localhost"), &settings(Some(&ca_file))).await.unwrap();
+    assert_eq!(token.secret().expose_secret(), "tls-tok-1");
+    assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+}
+
 #[tokio::test]
 async fn without_ca_file_a_private_ca_is_not_trusted() {
     let ca = new_ca("tokensmith private test CA");
