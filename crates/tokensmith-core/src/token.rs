@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue, InvalidHeaderValue};
@@ -329,6 +329,11 @@ struct Inner {
     refresh_token: Option<SecretString>,
     id_token: Option<SecretString>,
     presentation: Presentation,
+    /// The header value, made on first use: a token sent on every request
+    /// (the `tokensmith-reqwest` middleware) is formatted once, and each
+    /// request gets a reference-counted clone instead of a new copy of the
+    /// secret. `None` when the value cannot be a header.
+    header: OnceLock<Option<HeaderValue>>,
 }
 
 impl AccessToken {
@@ -359,6 +364,7 @@ impl AccessToken {
                 refresh_token: None,
                 id_token: None,
                 presentation: Presentation::default(),
+                header: OnceLock::new(),
             },
         }
     }
@@ -460,7 +466,14 @@ impl AccessToken {
     /// Fails only when the token contains bytes a header cannot carry (the
     /// parser already refuses control characters).
     pub fn header_value(&self) -> Result<HeaderValue, InvalidHeaderValue> {
-        sensitive(self.0.presentation.render(self.0.secret.expose_secret(), &self.0.token_type))
+        let render =
+            || self.0.presentation.render(self.0.secret.expose_secret(), &self.0.token_type);
+        match self.0.header.get_or_init(|| sensitive(render()).ok()) {
+            Some(value) => Ok(value.clone()),
+            // Rare (the parser refuses control characters): made again for
+            // its error.
+            None => sensitive(render()),
+        }
     }
 
     /// The header to send the token in: its name (lowercase, as HTTP/2
@@ -491,6 +504,7 @@ impl AccessToken {
     pub fn with_presentation(mut self, presentation: Presentation) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             inner.presentation = presentation;
+            inner.header = OnceLock::new();
             return self;
         }
         let shared = &self.0;
@@ -505,6 +519,7 @@ impl AccessToken {
             refresh_token: shared.refresh_token.clone(),
             id_token: shared.id_token.clone(),
             presentation,
+            header: OnceLock::new(),
         }))
     }
 
@@ -580,6 +595,7 @@ impl AccessTokenBuilder {
     /// `Authorization: {token_type} {token}`).
     pub fn presentation(mut self, presentation: Presentation) -> Self {
         self.inner.presentation = presentation;
+        self.inner.header = OnceLock::new();
         self
     }
 
@@ -652,6 +668,18 @@ mod tests {
         let both = Presentation::new("X-Token", "{token_type}:{token};v=1").unwrap();
         let t = token("abc", Some("pop")).with_presentation(both);
         assert_eq!(t.header_value().unwrap(), "pop:abc;v=1");
+    }
+
+    #[test]
+    fn the_header_value_is_made_once_and_follows_a_new_presentation() {
+        let t = token("abc", None);
+        let first = t.header_value().unwrap();
+        assert_eq!(t.header_value().unwrap(), first);
+        assert!(t.header_value().unwrap().is_sensitive());
+        // Unique handle: changed in place, the cached value made again.
+        let t = t.with_presentation(Presentation::new("X-Auth-Token", "T {token}").unwrap());
+        assert_eq!(t.header_value().unwrap(), "T abc");
+        assert_eq!(t.header().unwrap().0.as_str(), "x-auth-token");
     }
 
     #[test]

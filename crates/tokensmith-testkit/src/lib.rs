@@ -1,4 +1,4 @@
-//! Emulators of the SOTI Connect, configapi, scoped OAuth 2.0 and Deyel token endpoints, for tests and demos.
+//! Emulators of the SOTI Connect, configapi, scoped OAuth 2.0 and Deyel token endpoints, and a resource server, for tests and demos.
 //!
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
