@@ -8,9 +8,11 @@
 //! 4. `cargo test --workspace --exclude tokensmith-tests` (unit, integration and doc tests);
 //! 5. `cargo test -p tokensmith-tests` in its own invocation, so the facade is built with
 //!    only the features that package asks for (the single-adapter test depends on it);
-//! 6. `cargo xtask public-api --check`: the checked-in public-API listings are current;
-//! 7. `cargo doc --workspace --no-deps` with rustdoc warnings denied;
-//! 8. `cargo deny check` (offline, against `../shared/advisory-db` when that copy exists).
+//! 6. every example (`crates/*/examples/*.rs`) run with `cargo run -p CRATE --example NAME`:
+//!    they run offline against the testkit, and fail when what they show stops working;
+//! 7. `cargo xtask public-api --check`: the checked-in public-API listings are current;
+//! 8. `cargo doc --workspace --no-deps` with rustdoc warnings denied;
+//! 9. `cargo deny check` (offline, against `../shared/advisory-db` when that copy exists).
 
 use std::path::Path;
 use std::process::Command;
@@ -48,6 +50,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     if tally.passed == 0 {
         bail!("the test steps ran no test");
     }
+    for (package, example) in examples(root)? {
+        let name = format!("example {package}/{example}");
+        step(root, &name, cargo(&["run", "-p", &package, "--example", &example, "--locked"]))?;
+    }
     say("==> public-api: cargo xtask public-api --check");
     crate::public_api::run(root, &["--check".to_owned()])?;
     say("<== public-api: ok");
@@ -59,6 +65,27 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     // The plain closing line CI runners read: every test of both test steps.
     say(&format!("{} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.ignored));
     Ok(())
+}
+
+/// Every `crates/CRATE/examples/NAME.rs`, as (package, example) pairs, sorted
+/// (a crate's directory is named after its package).
+fn examples(root: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates")).context("reading crates/")? {
+        let dir = entry?.path();
+        let Ok(files) = std::fs::read_dir(dir.join("examples")) else { continue };
+        let package = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        for file in files {
+            let path = file?.path();
+            if path.extension().is_some_and(|e| e == "rs")
+                && let Some(stem) = path.file_stem()
+            {
+                found.push((package.clone(), stem.to_string_lossy().into_owned()));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// Test counts summed over every `test result:` line cargo test printed.

@@ -70,14 +70,20 @@ Examples:
         cache: CacheFlags,
     },
 
-    /// Print the Authorization header value of a provider (`Bearer …`)
+    /// Print the header value a provider's API takes (`Bearer …`), or with
+    /// --line the whole header (`Authorization: Bearer …`)
     #[command(after_help = "\
 Examples:
   tokensmith header mdm
+  curl -H \"$(tokensmith header mdm --line)\" https://mdm.example.com/MobiControl/api/devices
   curl -H \"Authorization: $(tokensmith header mdm)\" https://mdm.example.com/MobiControl/api/devices")]
     Header {
         /// The provider's name (its [providers.NAME] table)
         name: String,
+        /// Print `Name: value`, the header's name too (most vendors:
+        /// `Authorization`; some want `X-Auth-Token` or another)
+        #[arg(long)]
+        line: bool,
         #[command(flatten)]
         cache: CacheFlags,
     },

@@ -49,15 +49,18 @@ pub(crate) fn token(
     unsaved_refresh_token(name, unsaved)
 }
 
-/// `tokensmith header NAME`
+/// `tokensmith header NAME [--line]`: the value of the header the token
+/// goes in (its presentation, contract §7), or with `--line` the whole
+/// `Name: value` line.
 pub(crate) fn header(
     ctx: &Context,
     rt: &Runtime,
     name: &str,
+    line: bool,
     cache: CacheUse,
 ) -> anyhow::Result<()> {
     let (token, _, unsaved) = obtain(ctx, rt, name, cache)?;
-    let value = token.authorization_header().map_err(|_| {
+    let value = token.header_value().map_err(|_| {
         TokenError::invalid_response(
             name,
             200,
@@ -65,8 +68,13 @@ pub(crate) fn header(
             b"",
         )
     })?;
-    // Built from two `str`s, so UTF-8; `to_str` would refuse non-ASCII.
-    output::stdout(&String::from_utf8_lossy(value.as_bytes()))?;
+    // Built from `str`s, so UTF-8; `to_str` would refuse non-ASCII.
+    let value = String::from_utf8_lossy(value.as_bytes());
+    if line {
+        output::stdout(&format!("{}: {value}", token.header_name()))?;
+    } else {
+        output::stdout(&value)?;
+    }
     unsaved_refresh_token(name, unsaved)
 }
 

@@ -51,7 +51,8 @@ use ring::{digest, hmac};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use tokensmith_core::{
-    AccessToken, CacheConfig, ConfigSecret, DEFAULT_LIFETIME, MAX_EXPIRES_IN, Scope, TokenType,
+    AccessToken, CacheConfig, ConfigSecret, DEFAULT_LIFETIME, MAX_EXPIRES_IN, Presentation, Scope,
+    TokenType,
 };
 
 /// The version of the entry format; entries of another version are misses.
@@ -667,6 +668,12 @@ struct Entry {
     /// Seconds since the Unix epoch.
     expires_at: Option<u64>,
     scope: Option<String>,
+    /// How the token is presented (contract §7): absent in entries written
+    /// before presentations, which were all the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    header_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    header_template: Option<String>,
 }
 
 impl Entry {
@@ -680,6 +687,8 @@ impl Entry {
             received_at: unix_secs(token.received_at()),
             expires_at: token.expires_at().map(unix_secs),
             scope: token.scope().map(|s| s.as_str().to_owned()),
+            header_name: Some(token.header_name().to_owned()),
+            header_template: Some(token.presentation().template().to_owned()),
         }
     }
 
@@ -709,11 +718,18 @@ impl Entry {
         };
         // `effective_expires_at` adds the default lifetime.
         received_at.checked_add(DEFAULT_LIFETIME)?;
+        // A name or template a header cannot carry makes the entry invalid.
+        let presentation = match (self.header_name, self.header_template) {
+            (None, None) => Presentation::default(),
+            (Some(name), Some(template)) => Presentation::new(&name, &template).ok()?,
+            _ => return None,
+        };
         Some(
             AccessToken::builder(self.access_token, received_at)
                 .token_type(TokenType::parse(Some(&self.token_type)))
                 .expires_at(expires_at)
                 .scope(self.scope.as_deref().map(Scope::parse))
+                .presentation(presentation)
                 .build(),
         )
     }
@@ -941,6 +957,33 @@ mod tests {
         assert_eq!(DiskCache::at(dir.path().join("none")).clear().unwrap(), 0);
     }
 
+    #[test]
+    fn the_presentation_round_trips_and_old_entries_read_as_the_default() {
+        let (_dir, cache, key, now) = scratch();
+        let defaults = CacheConfig::default();
+        let cws = Presentation::new("Authorization", "CwsAuth Bearer={token}").unwrap();
+        cache
+            .store(&key, "d", "deyel", &token(Some(3600), now).with_presentation(cws.clone()))
+            .unwrap();
+        let hit = cache.load(&key, now, &defaults).unwrap();
+        assert_eq!(hit.presentation(), &cws);
+        assert_eq!(hit.header_value().unwrap(), "CwsAuth Bearer=tok-123");
+
+        // An entry written before presentations: no header fields.
+        cache.store(&key, "d", "deyel", &token(Some(3600), now)).unwrap();
+        let path = cache.entry_path(&key);
+        let mut entry: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(entry["header_name"], "Authorization");
+        let object = entry.as_object_mut().unwrap();
+        object.remove("header_name");
+        object.remove("header_template");
+        fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+        let hit = cache.load(&key, now, &defaults).unwrap();
+        assert!(hit.presentation().is_default());
+        assert_eq!(hit.header_value().unwrap(), "Bearer tok-123");
+    }
+
     /// A cache under a fresh temporary directory, its key for [`BASE`], and
     /// an instant to read it at.
     fn scratch() -> (tempfile::TempDir, DiskCache, CacheKey, SystemTime) {
@@ -958,7 +1001,7 @@ mod tests {
         let path = cache.entry_path(&key);
         let good: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         let max = u64::MAX;
-        let edits: [(&str, serde_json::Value); 7] = [
+        let edits: [(&str, serde_json::Value); 10] = [
             ("received_at", max.into()),
             ("expires_at", max.into()),
             // Far beyond any lifetime the library accepts from a server.
@@ -967,6 +1010,10 @@ mod tests {
             ("access_token", "tok\nsecond line".into()),
             ("token_type", "Bearer\r\nX-Injected: 1".into()),
             ("version", 2.into()),
+            ("header_name", "X-Auth\r\nX-Injected".into()),
+            ("header_template", "{token}\r\nX-Injected: 1".into()),
+            // One without the other.
+            ("header_template", serde_json::Value::Null),
         ];
         for (field, value) in edits {
             let mut entry = good.clone();

@@ -5,7 +5,7 @@
 //! tokensmith [--config FILE] [--verbose] <command>
 //!
 //!   token NAME [--json] [--no-cache]   the access token alone, or a JSON object
-//!   header NAME [--no-cache]           the Authorization header value, `Bearer …`
+//!   header NAME [--line] [--no-cache]  the header value, `Bearer …` (`--line`: `Name: value`)
 //!   check                              validate the config (no network)
 //!   list                               name and kind of every provider
 //!   cache clear                        empty the per-user token cache
@@ -80,8 +80,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { name, json, cache } => {
             commands::token(&ctx, &runtime()?, &name, json, cache_use(cache))
         }
-        Command::Header { name, cache } => {
-            commands::header(&ctx, &runtime()?, &name, cache_use(cache))
+        Command::Header { name, line, cache } => {
+            commands::header(&ctx, &runtime()?, &name, line, cache_use(cache))
         }
         Command::Check => commands::check(&ctx),
         Command::List => commands::list(&ctx),

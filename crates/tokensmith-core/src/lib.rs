@@ -11,7 +11,7 @@
 //! | area | for | items |
 //! |---|---|---|
 //! | the trait | everyone | [`TokenProvider`], [`SharedTokenProvider`], [`async_trait`](macro@async_trait) |
-//! | tokens | everyone | [`AccessToken`], [`AccessTokenBuilder`], [`TokenType`], [`Scope`], [`DEFAULT_LIFETIME`] |
+//! | tokens | everyone | [`AccessToken`], [`AccessTokenBuilder`], [`TokenType`], [`Scope`], [`DEFAULT_LIFETIME`]; how a token is sent: [`Presentation`], [`InvalidPresentation`] |
 //! | errors | everyone | [`TokenError`], [`ErrorDetail`], [`BodySnippet`], [`TransportErrorKind`], [`BoxError`], [`error_line`] |
 //! | time | everyone | injected: [`Clock`], [`SharedClock`], [`SystemClock`], [`ManualClock`], [`Timestamp`] |
 //! | registry | applications | [`Registry`], [`Providers`], [`ProviderInfo`] |
@@ -82,7 +82,10 @@ pub use registry::{
 };
 pub use renewal::{DEFAULT_STORE_LOCK_TIMEOUT, Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};
-pub use token::{AccessToken, AccessTokenBuilder, DEFAULT_LIFETIME, Scope, TokenType};
+pub use token::{
+    AccessToken, AccessTokenBuilder, DEFAULT_LIFETIME, InvalidPresentation, Presentation, Scope,
+    TokenType,
+};
 
 // Re-exported so adapters and applications name the same versions.
 pub use async_trait::async_trait;

@@ -1,11 +1,12 @@
-//! [`AccessToken`] and its parts: [`TokenType`] and [`Scope`].
+//! [`AccessToken`] and its parts: [`TokenType`], [`Scope`], and how it is
+//! presented to an API ([`Presentation`]).
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::HeaderValue;
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue, InvalidHeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::Timestamp;
@@ -95,6 +96,197 @@ impl fmt::Display for Scope {
     }
 }
 
+/// How a token is presented to an API: the header it goes in and the
+/// value's template (contract §7).
+///
+/// Most APIs take `Authorization: Bearer <token>`, the
+/// [default](Presentation::default): the header `Authorization`, the template
+/// `{token_type} {token}`. A vendor that wants another header or scheme
+/// (`X-Auth-Token: <token>`, `Authorization: CwsAuth Bearer=<token>`) gets a
+/// presentation of its own from its adapter
+/// ([`AccessTokenBuilder::presentation`], [`AccessToken::with_presentation`]);
+/// every token the adapter hands out then carries it, and the CLI's
+/// `tokensmith header`, the `tokensmith-reqwest` middleware and the agent
+/// all send what [`AccessToken::header`] returns.
+///
+/// A template holds `{token}` exactly once, and `{token_type}` (the
+/// normalised [`TokenType`], `Bearer` for bearer tokens) at most once; the
+/// rest is literal text: printable, no control characters, no leading or
+/// trailing whitespace, no other `{…}`.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use tokensmith_core::{AccessToken, Presentation};
+///
+/// let cws = Presentation::new("Authorization", "CwsAuth Bearer={token}").unwrap();
+/// let token = AccessToken::builder("abc", SystemTime::UNIX_EPOCH).presentation(cws).build();
+/// assert_eq!(token.header_name(), "Authorization");
+/// assert_eq!(token.header_value().unwrap(), "CwsAuth Bearer=abc");
+///
+/// let plain = Presentation::header("X-Auth-Token").unwrap();
+/// assert_eq!(plain.template(), "{token}");
+/// assert!(Presentation::new("X-Auth-Token", "no placeholder").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Presentation(Arc<PresentationInner>);
+
+#[derive(PartialEq, Eq)]
+struct PresentationInner {
+    /// The header name as written (`X-Auth-Token`), for display.
+    name: Box<str>,
+    /// The same, as sent (lowercase).
+    header: HeaderName,
+    /// The template as written.
+    template: Box<str>,
+    parts: Box<[Part]>,
+}
+
+#[derive(PartialEq, Eq)]
+enum Part {
+    Literal(Box<str>),
+    Token,
+    TokenType,
+}
+
+/// Why a [`Presentation`] cannot be made: the header name or the template is
+/// not one a header can carry. Its message names the problem, never a token.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidPresentation(String);
+
+impl Presentation {
+    /// The placeholder for the token value in a template.
+    pub const TOKEN: &str = "{token}";
+    /// The placeholder for the normalised token type (`Bearer`).
+    pub const TOKEN_TYPE: &str = "{token_type}";
+
+    /// A presentation in header `name` with the value made from `template`
+    /// (see the type's docs for what a template may hold).
+    pub fn new(name: &str, template: &str) -> Result<Self, InvalidPresentation> {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            InvalidPresentation(format!(
+                "{name:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+            ))
+        })?;
+        let parts = parse_template(template).map_err(InvalidPresentation)?;
+        Ok(Self(Arc::new(PresentationInner {
+            name: name.into(),
+            header,
+            template: template.into(),
+            parts,
+        })))
+    }
+
+    /// The bare token in header `name` (`X-Auth-Token: <token>`): the
+    /// template `{token}`.
+    pub fn header(name: &str) -> Result<Self, InvalidPresentation> {
+        Self::new(name, Self::TOKEN)
+    }
+
+    /// The header name as given (`Authorization`, `X-Auth-Token`).
+    pub fn header_name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The value's template as given (`{token_type} {token}`).
+    pub fn template(&self) -> &str {
+        &self.0.template
+    }
+
+    /// Whether this is the default, `Authorization: {token_type} {token}`.
+    pub fn is_default(&self) -> bool {
+        self.0.header == AUTHORIZATION && *self.0.template == *DEFAULT_TEMPLATE
+    }
+
+    /// The value for `token` of `token_type`, unchecked (a `String`: the
+    /// caller wraps it at once).
+    fn render(&self, token: &str, token_type: &TokenType) -> String {
+        let mut out = String::with_capacity(self.0.template.len() + token.len());
+        for part in &self.0.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Token => out.push_str(token),
+                Part::TokenType => out.push_str(token_type.as_str()),
+            }
+        }
+        out
+    }
+}
+
+/// The default template.
+const DEFAULT_TEMPLATE: &str = "{token_type} {token}";
+
+impl Default for Presentation {
+    /// `Authorization: {token_type} {token}` (`Authorization: Bearer <token>`
+    /// for bearer tokens). One shared instance: cloning it is a
+    /// reference-count increment.
+    fn default() -> Self {
+        static DEFAULT: std::sync::LazyLock<Presentation> = std::sync::LazyLock::new(|| {
+            Presentation::new("Authorization", DEFAULT_TEMPLATE)
+                .expect("the default presentation is valid")
+        });
+        DEFAULT.clone()
+    }
+}
+
+impl fmt::Debug for Presentation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presentation")
+            .field("header", &self.0.name)
+            .field("template", &self.0.template)
+            .finish()
+    }
+}
+
+/// Splits a template into literal text and placeholders, or says what is
+/// wrong with it.
+fn parse_template(template: &str) -> Result<Box<[Part]>, String> {
+    if template.trim() != template {
+        return Err(format!("the template {template:?} starts or ends with whitespace"));
+    }
+    if template.chars().any(char::is_control) {
+        return Err("the template holds control characters".to_owned());
+    }
+    let mut parts = Vec::new();
+    let (mut tokens, mut types) = (0, 0);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        if rest[..open].contains('}') {
+            return Err(format!("the template {template:?} has a '}}' without its '{{'"));
+        }
+        if open > 0 {
+            parts.push(Part::Literal(rest[..open].into()));
+        }
+        rest = &rest[open..];
+        if let Some(after) = rest.strip_prefix(Presentation::TOKEN) {
+            parts.push(Part::Token);
+            tokens += 1;
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix(Presentation::TOKEN_TYPE) {
+            parts.push(Part::TokenType);
+            types += 1;
+            rest = after;
+        } else {
+            let shown: String = rest.chars().take(20).collect();
+            return Err(format!(
+                "the template has {shown:?}: only {{token}} and {{token_type}} may stand in braces"
+            ));
+        }
+    }
+    if rest.contains('}') {
+        return Err(format!("the template {template:?} has a '}}' without its '{{'"));
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Literal(rest.into()));
+    }
+    match (tokens, types) {
+        (1, 0 | 1) => Ok(parts.into_boxed_slice()),
+        (0, _) => Err(format!("the template {template:?} has no {{token}}")),
+        (_, 0 | 1) => Err(format!("the template {template:?} has {{token}} more than once")),
+        _ => Err(format!("the template {template:?} has {{token_type}} more than once")),
+    }
+}
+
 /// An access token with its metadata.
 ///
 /// Cheap to clone: the data sits behind one [`Arc`], so a cached token is
@@ -136,6 +328,12 @@ struct Inner {
     scope: Option<Scope>,
     refresh_token: Option<SecretString>,
     id_token: Option<SecretString>,
+    presentation: Presentation,
+    /// The header value, made on first use: a token sent on every request
+    /// (the `tokensmith-reqwest` middleware) is formatted once, and each
+    /// request gets a reference-counted clone instead of a new copy of the
+    /// secret. `None` when the value cannot be a header.
+    header: OnceLock<Option<HeaderValue>>,
 }
 
 impl AccessToken {
@@ -165,6 +363,8 @@ impl AccessToken {
                 scope: None,
                 refresh_token: None,
                 id_token: None,
+                presentation: Presentation::default(),
+                header: OnceLock::new(),
             },
         }
     }
@@ -235,18 +435,92 @@ impl AccessToken {
         self.0.id_token.as_ref()
     }
 
-    /// The `Authorization` header value (`Bearer <token>`), marked sensitive
-    /// so HTTP clients and loggers do not print it.
+    /// The `Authorization` header value (`Bearer <token>`, or the token
+    /// type's scheme), marked sensitive so HTTP clients and loggers do not
+    /// print it.
+    ///
+    /// This is the default presentation whatever the token's
+    /// [`presentation`](Self::presentation); [`header`](Self::header) sends
+    /// what the vendor asked for.
     ///
     /// Fails only when the token contains bytes a header cannot carry.
-    pub fn authorization_header(&self) -> Result<HeaderValue, reqwest::header::InvalidHeaderValue> {
-        let mut value = HeaderValue::try_from(format!(
-            "{} {}",
-            self.0.token_type.as_str(),
-            self.0.secret.expose_secret()
-        ))?;
-        value.set_sensitive(true);
-        Ok(value)
+    pub fn authorization_header(&self) -> Result<HeaderValue, InvalidHeaderValue> {
+        sensitive(Presentation::default().render(self.0.secret.expose_secret(), &self.0.token_type))
+    }
+
+    /// How this token is presented: its header name and value template
+    /// ([`Presentation::default`] unless the adapter set another).
+    pub fn presentation(&self) -> &Presentation {
+        &self.0.presentation
+    }
+
+    /// The name of the header this token goes in, as the adapter wrote it
+    /// (`Authorization`, `X-Auth-Token`).
+    pub fn header_name(&self) -> &str {
+        self.0.presentation.header_name()
+    }
+
+    /// The header value (`Bearer <token>`, `CwsAuth Bearer=<token>`, …),
+    /// marked sensitive so HTTP clients and loggers do not print it.
+    ///
+    /// Fails only when the token contains bytes a header cannot carry (the
+    /// parser already refuses control characters).
+    pub fn header_value(&self) -> Result<HeaderValue, InvalidHeaderValue> {
+        let render =
+            || self.0.presentation.render(self.0.secret.expose_secret(), &self.0.token_type);
+        match self.0.header.get_or_init(|| sensitive(render()).ok()) {
+            Some(value) => Ok(value.clone()),
+            // Rare (the parser refuses control characters): made again for
+            // its error.
+            None => sensitive(render()),
+        }
+    }
+
+    /// The header to send the token in: its name (lowercase, as HTTP/2
+    /// requires) and [its value](Self::header_value), marked sensitive.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use tokensmith_core::{AccessToken, Presentation};
+    ///
+    /// let token = AccessToken::builder("abc", SystemTime::UNIX_EPOCH).build();
+    /// let (name, value) = token.header().unwrap();
+    /// assert_eq!((name.as_str(), value.to_str().unwrap()), ("authorization", "Bearer abc"));
+    /// assert!(value.is_sensitive());
+    ///
+    /// let token = token.with_presentation(Presentation::header("X-Auth-Token").unwrap());
+    /// let (name, value) = token.header().unwrap();
+    /// assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-auth-token", "abc"));
+    /// ```
+    pub fn header(&self) -> Result<(HeaderName, HeaderValue), InvalidHeaderValue> {
+        Ok((self.0.presentation.0.header.clone(), self.header_value()?))
+    }
+
+    /// This token with another presentation: for an adapter that got the
+    /// token from [`parse_response`](crate::parse_response) and presents
+    /// it its own way. Call it before handing the token out: the result is
+    /// not [the same token](Self::same_token) as another clone of `self`.
+    #[must_use]
+    pub fn with_presentation(mut self, presentation: Presentation) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.presentation = presentation;
+            inner.header = OnceLock::new();
+            return self;
+        }
+        let shared = &self.0;
+        Self(Arc::new(Inner {
+            secret: shared.secret.clone(),
+            token_type: shared.token_type.clone(),
+            received_at: shared.received_at,
+            received_monotonic: shared.received_monotonic,
+            expires_at: shared.expires_at,
+            lifetime: shared.lifetime,
+            scope: shared.scope.clone(),
+            refresh_token: shared.refresh_token.clone(),
+            id_token: shared.id_token.clone(),
+            presentation,
+            header: OnceLock::new(),
+        }))
     }
 
     /// Whether `self` and `other` are clones of one fetched token (identity,
@@ -266,6 +540,7 @@ impl fmt::Debug for AccessToken {
             .field("scope", &self.0.scope.as_ref().map(Scope::as_str))
             .field("refresh_token", &self.0.refresh_token.as_ref().map(|_| "[REDACTED]"))
             .field("id_token", &self.0.id_token.as_ref().map(|_| "[REDACTED]"))
+            .field("presentation", &self.0.presentation)
             .finish()
     }
 }
@@ -316,14 +591,142 @@ impl AccessTokenBuilder {
         self
     }
 
+    /// Sets how the token is presented (default: [`Presentation::default`],
+    /// `Authorization: {token_type} {token}`).
+    pub fn presentation(mut self, presentation: Presentation) -> Self {
+        self.inner.presentation = presentation;
+        self.inner.header = OnceLock::new();
+        self
+    }
+
     /// Finishes the token.
     pub fn build(self) -> AccessToken {
         AccessToken(Arc::new(self.inner))
     }
 }
 
+/// A header value marked sensitive.
+fn sensitive(value: String) -> Result<HeaderValue, InvalidHeaderValue> {
+    let mut value = HeaderValue::try_from(value)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 impl fmt::Debug for AccessTokenBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessTokenBuilder").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn token(secret: &str, token_type: Option<&str>) -> AccessToken {
+        AccessToken::builder(secret, SystemTime::UNIX_EPOCH)
+            .token_type(TokenType::parse(token_type))
+            .build()
+    }
+
+    #[test]
+    fn the_default_is_authorization_with_the_token_type() {
+        let bearer = token("abc", Some("bearer"));
+        assert!(bearer.presentation().is_default());
+        assert_eq!(bearer.header_name(), "Authorization");
+        let (name, value) = bearer.header().unwrap();
+        assert_eq!(name, AUTHORIZATION);
+        assert_eq!(value, "Bearer abc");
+        assert!(value.is_sensitive());
+        assert_eq!(bearer.authorization_header().unwrap(), value);
+
+        let mac = token("abc", Some("MAC"));
+        assert_eq!(mac.header_value().unwrap(), "MAC abc");
+        assert_eq!(mac.authorization_header().unwrap(), "MAC abc");
+    }
+
+    #[test]
+    fn an_adapter_sets_another_header_or_scheme() {
+        let x_auth =
+            token("abc", None).with_presentation(Presentation::header("X-Auth-Token").unwrap());
+        assert_eq!(x_auth.header_name(), "X-Auth-Token");
+        let (name, value) = x_auth.header().unwrap();
+        assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-auth-token", "abc"));
+        assert!(value.is_sensitive());
+        assert!(!x_auth.presentation().is_default());
+        // `authorization_header` keeps meaning the default.
+        assert_eq!(x_auth.authorization_header().unwrap(), "Bearer abc");
+
+        let cws = Presentation::new("Authorization", "CwsAuth Bearer={token}").unwrap();
+        let built =
+            AccessToken::builder("abc", SystemTime::UNIX_EPOCH).presentation(cws.clone()).build();
+        assert_eq!(built.header_value().unwrap(), "CwsAuth Bearer=abc");
+        assert_eq!(built.presentation(), &cws);
+        assert_eq!(cws.template(), "CwsAuth Bearer={token}");
+
+        let both = Presentation::new("X-Token", "{token_type}:{token};v=1").unwrap();
+        let t = token("abc", Some("pop")).with_presentation(both);
+        assert_eq!(t.header_value().unwrap(), "pop:abc;v=1");
+    }
+
+    #[test]
+    fn the_header_value_is_made_once_and_follows_a_new_presentation() {
+        let t = token("abc", None);
+        let first = t.header_value().unwrap();
+        assert_eq!(t.header_value().unwrap(), first);
+        assert!(t.header_value().unwrap().is_sensitive());
+        // Unique handle: changed in place, the cached value made again.
+        let t = t.with_presentation(Presentation::new("X-Auth-Token", "T {token}").unwrap());
+        assert_eq!(t.header_value().unwrap(), "T abc");
+        assert_eq!(t.header().unwrap().0.as_str(), "x-auth-token");
+    }
+
+    #[test]
+    fn with_presentation_on_a_shared_token_leaves_the_other_clone_alone() {
+        let original = token("abc", None);
+        let clone = original.clone();
+        let changed = original.with_presentation(Presentation::header("X-Auth-Token").unwrap());
+        assert_eq!(clone.header_name(), "Authorization");
+        assert_eq!(changed.header_name(), "X-Auth-Token");
+        assert!(!changed.same_token(&clone));
+        assert_eq!(changed.secret().expose_secret(), "abc");
+    }
+
+    #[test]
+    fn invalid_names_and_templates_are_refused_with_a_reason() {
+        for (name, template, reason) in [
+            ("X Auth", "{token}", "not an HTTP header name"),
+            ("", "{token}", "not an HTTP header name"),
+            ("X-Auth:", "{token}", "not an HTTP header name"),
+            ("X-Auth", "Bearer", "has no {token}"),
+            ("X-Auth", "{token}{token}", "{token} more than once"),
+            ("X-Auth", "{token_type}{token_type}{token}", "{token_type} more than once"),
+            ("X-Auth", "{tok} {token}", "only {token} and {token_type}"),
+            ("X-Auth", "a}b{token}", "without its"),
+            ("X-Auth", "{token}}", "without its"),
+            ("X-Auth", " {token}", "whitespace"),
+            ("X-Auth", "{token}\r\nX-Evil: 1", "control characters"),
+            ("X-Auth", "a\tb {token}", "control characters"),
+        ] {
+            let err = Presentation::new(name, template).unwrap_err().to_string();
+            assert!(err.contains(reason), "{name:?} {template:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_token_a_header_cannot_carry_is_an_error_not_a_panic() {
+        let t = token("a\nb", None);
+        assert!(t.header().is_err());
+        assert!(t.header_value().is_err());
+    }
+
+    #[test]
+    fn debug_shows_the_presentation_and_no_secret() {
+        let t =
+            token("s3cr3t", None).with_presentation(Presentation::header("X-Auth-Token").unwrap());
+        let debug = format!("{t:?}");
+        assert!(debug.contains("X-Auth-Token") && debug.contains("{token}"), "{debug}");
+        assert!(!debug.contains("s3cr3t"));
     }
 }

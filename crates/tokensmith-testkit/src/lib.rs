@@ -1,4 +1,4 @@
-//! Emulators of the SOTI Connect, configapi, scoped OAuth 2.0 and Deyel token endpoints, for tests and demos.
+//! Emulators of the SOTI Connect, configapi, scoped OAuth 2.0 and Deyel token endpoints, and a resource server, for tests and demos.
 //!
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
@@ -10,6 +10,7 @@ mod emulator;
 mod fault;
 pub mod fixtures;
 mod recorded;
+mod resource;
 mod server;
 mod snippet;
 mod vendor;
@@ -20,5 +21,6 @@ pub use discovery::Discovery;
 pub use emulator::{CodeRequest, Emulator, pkce_challenge_s256};
 pub use fault::Fault;
 pub use recorded::RecordedRequest;
+pub use resource::{INVALID_TOKEN_CHALLENGE, ResourceRequest, ResourceServer};
 pub use server::BasicEncoding;
 pub use vendor::{Credentials, UnknownVendor, Vendor};

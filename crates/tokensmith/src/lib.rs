@@ -47,13 +47,13 @@ pub use tokensmith_core::{
     AccessToken, AccessTokenBuilder, AdapterConfig, AdapterFactory, BodySnippet, BoxError,
     CacheConfig, CacheStats, CachedProvider, ClientAuth, Clock, CommonConfig, ConfigSecret,
     DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, ErrorDetail, FileRefreshTokenStore, HttpSettings,
-    KNOWN_KINDS, LoadReport, MAX_EXPIRES_IN, ManualClock, MemoryRefreshTokenStore, ProviderContext,
-    ProviderInfo, Providers, ProvidersBuilder, RawResponse, RefreshTokenStore,
-    RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, RequestMethod, ResponseShape, Scope,
-    SecretSource, SharedClock, SharedRefreshTokenStore, SharedTokenProvider, StoreLock,
-    SystemClock, TimeFormat, Timestamp, TokenEndpoint, TokenError, TokenProvider, TokenRequest,
-    TokenType, TransportErrorKind, Url, async_trait, check_url, error_line, fetch_json,
-    parse_duration, parse_response, secrecy,
+    InvalidPresentation, KNOWN_KINDS, LoadReport, MAX_EXPIRES_IN, ManualClock,
+    MemoryRefreshTokenStore, Presentation, ProviderContext, ProviderInfo, Providers,
+    ProvidersBuilder, RawResponse, RefreshTokenStore, RefreshTokenStoreConfig, Registry, Renewal,
+    RenewalGrant, RequestMethod, ResponseShape, Scope, SecretSource, SharedClock,
+    SharedRefreshTokenStore, SharedTokenProvider, StoreLock, SystemClock, TimeFormat, Timestamp,
+    TokenEndpoint, TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url,
+    async_trait, check_url, error_line, fetch_json, parse_duration, parse_response, secrecy,
 };
 
 #[cfg(feature = "configapi")]

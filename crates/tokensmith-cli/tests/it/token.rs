@@ -36,6 +36,20 @@ fn header_prints_a_bearer_header_even_for_a_lowercase_token_type() {
 }
 
 #[test]
+fn header_line_prints_name_and_value_ready_for_curl() {
+    let env = TestEnv::new();
+    let soti = env.emulator(Vendor::SotiConnect);
+    env.write_config(&provider(&soti, "mdm"));
+    let token = env.run(&["token", "mdm"]).ok().trim().to_owned();
+    assert_eq!(
+        env.run(&["header", "mdm", "--line"]).ok(),
+        format!("Authorization: Bearer {token}\n")
+    );
+    assert_eq!(env.run(&["header", "--line", "mdm", "--no-cache"]).ok().lines().count(), 1);
+    assert_eq!(soti.requests(), 2, "the first --line came from the cache, --no-cache fetched");
+}
+
+#[test]
 fn json_has_the_contract_fields_and_an_integer_expires_in() {
     let env = TestEnv::new();
     let configapi = env.emulator(Vendor::ConfigApi); // `"expires_in":"3599",`
