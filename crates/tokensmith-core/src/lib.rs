@@ -57,6 +57,7 @@ mod refresh_store;
 mod registry;
 mod renewal;
 mod secret;
+mod store;
 #[cfg(test)]
 mod test_log;
 mod token;
@@ -64,7 +65,7 @@ mod token;
 // The whole public API, by area (see the table above). Anything not listed
 // here is private to this crate.
 pub use cache::{CacheConfig, CacheStats, CachedProvider};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, SharedClock, Sleep, SystemClock, Timestamp};
 pub use config::{CommonConfig, RefreshTokenStoreConfig, parse_duration};
 pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind};
 pub use http::{ClientAuth, HttpSettings, TokenEndpoint, TokenRequest, check_url, fetch_json};
@@ -80,6 +81,11 @@ pub use registry::{
 };
 pub use renewal::{DEFAULT_STORE_LOCK_TIMEOUT, Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};
+pub use store::{
+    DEFAULT_TOKEN_STORE_LOCK_TIMEOUT, MAX_ENCODED_TOKEN_LEN, NamingKey, ProviderIdentity,
+    ProviderKey, STORE_CALL_TIMEOUT, SharedTokenStore, StoreError, StoreErrorKind, StoreLease,
+    TokenDecodeError, TokenStore, decode_token, encode_token,
+};
 pub use token::{AccessToken, AccessTokenBuilder, DEFAULT_LIFETIME, Scope, TokenType};
 
 // Re-exported so adapters and applications name the same versions.
