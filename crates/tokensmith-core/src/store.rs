@@ -42,6 +42,10 @@ use ring::hmac;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod file;
+
+pub use file::FileTokenStore;
+
 use crate::{AccessToken, BoxError, DEFAULT_LIFETIME, MAX_EXPIRES_IN, Scope, TokenType};
 
 /// A shared token store.
