@@ -294,8 +294,8 @@ struct StoreTier {
     invalidated: Mutex<Option<AccessToken>>,
 }
 
-/// A fetch lease held while the upstream request runs: after the outcome is
-/// published, the token is stored and the lease released.
+/// A fetch lease held while the upstream request runs: then the token is
+/// stored and the lease released.
 struct Held {
     tier: Arc<StoreTier>,
     key: ProviderKey,
@@ -392,15 +392,10 @@ struct FlightRun {
 impl FlightRun {
     async fn run(self) -> Result<AccessToken, TokenError> {
         let span = self.span.clone();
-        let (result, held) =
-            self.shared.fetch(&self.flight, self.background).instrument(span.clone()).await;
+        let result = self.shared.fetch(&self.flight, self.background).instrument(span).await;
         // Set once: only this run sets it.
         let _ = self.flight.outcome.set(result.clone());
         self.flight.done.notify_waiters();
-        // The waiters have their token: now share it, and free the lease.
-        if let Some(held) = held {
-            held.finish(&self.shared, result.as_ref().ok()).instrument(span).await;
-        }
         result
     }
 }
@@ -733,18 +728,26 @@ impl Shared {
     }
 
     /// A token from the store, or one upstream request, and publishing its
-    /// outcome; with the fetch lease when this caller took it.
+    /// outcome. A token fetched under the store's lease is stored (and the
+    /// lease released) before it is published, so a short-lived process
+    /// that exits once it has its token has shared it.
     async fn fetch(
         &self,
         flight: &Arc<Flight>,
         background: bool,
-    ) -> (Result<AccessToken, TokenError>, Option<Held>) {
+    ) -> Result<AccessToken, TokenError> {
         let started = self.clock.monotonic();
-        let (result, held) = match self.store.load_full() {
-            None => (self.upstream().await, None),
-            Some(tier) => self.through_store(tier, background).await,
+        let result = match self.store.load_full() {
+            None => self.upstream().await,
+            Some(tier) => match self.through_store(tier, background).await {
+                (result, None) => result,
+                (result, Some(held)) => {
+                    held.finish(self, result.as_ref().ok()).await;
+                    result
+                }
+            },
         };
-        (self.publish(flight, result, started, background), held)
+        self.publish(flight, result, started, background)
     }
 
     /// One upstream request.
@@ -1085,7 +1088,8 @@ impl StoreTier {
 }
 
 impl Held {
-    /// Stores `token` (when the fetch gave one) and releases the lease.
+    /// Stores `token` (when the fetch gave one that is not yet stale) and
+    /// releases the lease.
     async fn finish(self, shared: &Shared, token: Option<&AccessToken>) {
         let Self { tier, key, lease } = self;
         if let Some(token) = token {

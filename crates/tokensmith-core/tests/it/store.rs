@@ -248,15 +248,30 @@ async fn two_caches_sharing_a_file_store_make_one_upstream_request() {
     })
     .await;
     upstream.open.send_replace(true);
-    // The waiter polls the store on the clock: move it until both are done.
-    let (ra, rb) = guarded("both callers", async {
-        while !(ta.is_finished() && tb.is_finished()) {
-            clock.advance(Duration::from_millis(20));
+    // The lease holder has its token (stored before it returns) without any
+    // clock movement; the other polls the store on the clock: move it a poll
+    // at a time (far less in all than the store's 2 s call timeout).
+    let tasks = [ta, tb];
+    guarded("the lease holder", async {
+        while !tasks.iter().any(tokio::task::JoinHandle::is_finished) {
             tokio::task::yield_now().await;
         }
-        (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap())
     })
     .await;
+    for _ in 0..50 {
+        clock.advance(Duration::from_millis(20));
+        let all = async {
+            while !tasks.iter().all(tokio::task::JoinHandle::is_finished) {
+                tokio::task::yield_now().await;
+            }
+        };
+        if timeout(Duration::from_millis(100), all).await.is_ok() {
+            break;
+        }
+    }
+    let [ta, tb] = tasks;
+    assert!(tb.is_finished() && ta.is_finished(), "the waiter found the stored token");
+    let (ra, rb) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
     assert_eq!(upstream.calls(), 1, "one upstream request for both caches");
     assert_eq!(value(&ra), value(&rb));
     assert_eq!(a.stats().fetches + b.stats().fetches, 1);
@@ -277,16 +292,17 @@ async fn a_lease_held_past_lock_timeout_is_waited_for_then_fetched_past() {
         let cache = cache.clone();
         async move { cache.token().await }
     });
+    // Time moves a poll at a time, each given time to look at the store.
     let mut advanced = Duration::ZERO;
-    let token = guarded("the caller", async {
-        while !task.is_finished() {
-            clock.advance(Duration::from_millis(100));
-            advanced += Duration::from_millis(100);
-            tokio::task::yield_now().await;
+    let mut task = task;
+    let token = loop {
+        if let Ok(done) = timeout(Duration::from_millis(20), &mut task).await {
+            break done.unwrap().unwrap();
         }
-        task.await.unwrap().unwrap()
-    })
-    .await;
+        assert!(advanced < GUARD, "still waiting after {advanced:?} of clock time");
+        clock.advance(Duration::from_millis(100));
+        advanced += Duration::from_millis(100);
+    };
     assert_eq!(value(&token), "token-1");
     assert!(advanced >= LOCK_TIMEOUT, "waited out the lease: {advanced:?}");
     assert_eq!(upstream.calls(), 1);
