@@ -133,6 +133,10 @@ const LEASE_POLL_FIRST: Duration = Duration::from_millis(20);
 /// holds the fetch lease: 200 ms.
 const LEASE_POLL_MAX: Duration = Duration::from_millis(200);
 
+/// How far in the future a stored token's receipt time may be (another
+/// host's clock ahead of ours): 5 minutes.
+const MAX_STORE_SKEW: Duration = Duration::from_mins(5);
+
 /// The `tracing` target of the token store's events, so a program can
 /// show them (the CLI prints its warnings) or silence them on their own.
 pub(crate) const STORE_TARGET: &str = "tokensmith::store";
@@ -827,7 +831,11 @@ impl Shared {
         let expires = token.effective_expires_at();
         let lifetime = expires.duration_since(token.received_at()).unwrap_or_default();
         let before = |ahead: Duration| expires.checked_sub(ahead).is_some_and(|at| wall < at);
-        let usable = before(self.config.margin_for(lifetime))
+        // Received in the future (beyond clock skew): implausible, and it
+        // would live as long as it claims.
+        let plausible = token.received_at() <= wall + MAX_STORE_SKEW;
+        let usable = plausible
+            && before(self.config.margin_for(lifetime))
             && !tier.lock_invalidated().as_ref().is_some_and(same)
             && current.is_none_or(|entry| {
                 !same(&entry.token) && before(self.config.refresh_ahead_for(lifetime))

@@ -1686,4 +1686,113 @@ mod tests {
         assert_eq!((providers.len(), errors.len()), (1, 3));
         assert_eq!(registry.load_file(&path).unwrap_err().provider(), Some("flat"));
     }
+
+    /// The key of the provider `p` of `text` under a fixed naming key, and
+    /// its identity's `Debug`.
+    fn key_of(text: &str) -> (String, String) {
+        let mut doc: toml::Table = text.parse().unwrap();
+        let providers = doc.remove("providers").unwrap();
+        let table = providers.as_table().unwrap()["p"].as_table().unwrap().clone();
+        let loaded = Registry::new().with(Fixed).with(Scoped).load_str(text).unwrap();
+        let info = loaded.info("p").unwrap();
+        let identity = identity_of(&table, &info.secret_fields, None);
+        let naming = crate::NamingKey::new(&[7; 32]);
+        (identity.key(&naming).as_str().to_owned(), format!("{identity:?}"))
+    }
+
+    fn scoped(extra: &str) -> String {
+        format!(
+            "[providers.p]\nkind = \"scoped\"\ntoken_url = \"https://as.example/token\"\nclient_id = \"id\"\nclient_secret = \"S3CRET\"\nscope = \"a b\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn the_provider_key_follows_every_identity_field_and_secret_and_holds_none() {
+        let (base, debug) = key_of(&scoped(""));
+        assert_eq!(base.len(), 64);
+        assert!(base.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!debug.contains("S3CRET"), "{debug}");
+        assert_eq!(base, key_of(&scoped("")).0, "deterministic");
+        // Timing and sharing do not change which token comes back.
+        assert_eq!(
+            base,
+            key_of(&scoped(
+                "timeout = \"5s\"\nexpiry_margin = \"1m\"\nrefresh_ahead = \"2m\"\nshared = true"
+            ))
+            .0
+        );
+        assert_eq!(base, key_of(&scoped("").replace("\"scoped\"", "\"SCOPED\"")).0, "kind's case");
+        for (what, changed) in [
+            ("token_url", scoped("").replace("/token", "/token2")),
+            ("client_id", scoped("").replace("\"id\"", "\"id2\"")),
+            ("scope", scoped("").replace("a b", "a")),
+            ("secret", scoped("").replace("S3CRET", "OTHER")),
+            ("ca_file", scoped("ca_file = \"/x.pem\"")),
+        ] {
+            assert_ne!(base, key_of(&changed).0, "{what}");
+        }
+        // A secret from a file: its value, not the reference.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "S3CRET\n").unwrap();
+        let by_file = scoped("")
+            .replace("\"S3CRET\"", &format!("{{ file = {:?} }}", path.display().to_string()));
+        let (from_file, debug) = key_of(&by_file);
+        assert_eq!(from_file, base, "the resolved value, as the literal");
+        assert!(!debug.contains("S3CRET"));
+        std::fs::write(&path, "ROTATED\n").unwrap();
+        assert_ne!(key_of(&by_file).0, base, "a changed secret is another key");
+    }
+
+    #[test]
+    fn the_store_table_is_validated_and_errors_name_the_field() {
+        let registry = Registry::new().with(Fixed);
+        let with_store = |store: &str| format!("[store]\n{store}\n{}", provider(""));
+        let err = registry.load_str(&with_store("kind = \"redis\"")).unwrap_err();
+        let TokenError::Config { field, message, .. } = &err else { panic!("{err}") };
+        assert_eq!(field.as_deref(), Some("store.kind"));
+        assert!(
+            message.contains("tokensmith-redis") && message.contains("with_store_factory"),
+            "{err}"
+        );
+        let err = registry.load_str(&with_store("kind = \"fiel\"")).unwrap_err();
+        assert!(err.to_string().contains("did you mean \"file\""), "{err}");
+        let field = |err: &TokenError| match err {
+            TokenError::Config { field, .. } => field.clone(),
+            _ => None,
+        };
+        let err =
+            registry.load_str(&with_store("kind = \"file\"\nurl = \"redis://x\"")).unwrap_err();
+        assert_eq!(field(&err).as_deref(), Some("store.url"), "{err}");
+        let err = registry.load_str(&with_store("kind = \"memory\"\npath = \"/x\"")).unwrap_err();
+        assert_eq!(field(&err).as_deref(), Some("store.path"), "{err}");
+        let err =
+            registry.load_str(&with_store("kind = \"file\"\nlock_timout = \"1s\"")).unwrap_err();
+        assert!(field(&err).is_some_and(|f| f.starts_with("store")), "{err}");
+        assert!(err.to_string().contains("lock_timout"), "{err}");
+        let err =
+            registry.load_str(&with_store("kind = \"file\"\nlock_timeout = \"soon\"")).unwrap_err();
+        assert_eq!(field(&err).as_deref(), Some("store.lock_timeout"), "{err}");
+        // Memory: no store. File: the store under every shared provider.
+        let dir = tempfile::tempdir().unwrap();
+        let file = format!("kind = \"file\"\npath = {:?}", dir.path().display().to_string());
+        let loaded = registry.load_str(&with_store("kind = \"memory\"")).unwrap();
+        assert_eq!(loaded.cached("p").unwrap().store_kind(), None);
+        let loaded = registry.load_str(&with_store(&file)).unwrap();
+        assert_eq!(loaded.cached("p").unwrap().store_kind(), Some("file"));
+        let loaded = registry.load_str(&format!("{}shared = false\n", with_store(&file))).unwrap();
+        assert_eq!(loaded.cached("p").unwrap().store_kind(), None, "shared = false");
+        // The library's default is no store; `without_store` overrides a config's.
+        assert_eq!(
+            registry.load_str(&provider("")).unwrap().cached("p").unwrap().store_kind(),
+            None
+        );
+        let off = registry.clone().without_store().load_str(&with_store(&file)).unwrap();
+        assert_eq!(off.cached("p").unwrap().store_kind(), None);
+        let default = registry.with_default_store(StoreConfig::file(dir.path()));
+        assert_eq!(
+            default.load_str(&provider("")).unwrap().cached("p").unwrap().store_kind(),
+            Some("file")
+        );
+    }
 }

@@ -458,6 +458,9 @@ pub fn decode_token(bytes: &[u8]) -> Result<AccessToken, TokenDecodeError> {
         .checked_add(DEFAULT_LIFETIME)
         .ok_or(TokenDecodeError::OutOfRange("received_at_ms"))?;
     let expires_at = match encoded.expires_at_ms {
+        Some(ms) if ms < encoded.received_at_ms => {
+            return Err(TokenDecodeError::OutOfRange("received_at_ms"));
+        }
         Some(ms) => {
             let lifetime = Duration::from_millis(ms.saturating_sub(encoded.received_at_ms));
             // Milliseconds: a lifetime may read a little longer.
@@ -508,4 +511,101 @@ pub enum TokenDecodeError {
 
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> serde_json::Value {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let token = AccessToken::builder("tok-123", now)
+            .token_type(TokenType::parse(Some("bearer")))
+            .scope(Some(Scope::parse("a b")))
+            .refresh_token(Some("rt-SECRET".into()))
+            .id_token(Some("id-SECRET".into()))
+            .expires_in(Duration::from_secs(3600))
+            .build();
+        let text = encode_token(&token);
+        assert!(!text.expose_secret().contains("SECRET"), "no refresh or id token");
+        serde_json::from_str(text.expose_secret()).unwrap()
+    }
+
+    #[test]
+    fn a_token_round_trips_without_its_refresh_and_id_tokens() {
+        let bytes = serde_json::to_vec(&good()).unwrap();
+        let token = decode_token(&bytes).unwrap();
+        assert_eq!(token.secret().expose_secret(), "tok-123");
+        assert_eq!(token.token_type(), &TokenType::Bearer);
+        assert_eq!(token.scope().unwrap().as_str(), "a b");
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            (token.received_at(), token.expires_at()),
+            (at, Some(at + Duration::from_secs(3600)))
+        );
+        assert!(token.refresh_token().is_none() && token.id_token().is_none());
+    }
+
+    #[test]
+    fn hostile_input_is_a_typed_error_that_never_quotes_it() {
+        let max = u64::MAX;
+        let cases: [(&str, serde_json::Value, TokenDecodeError); 8] = [
+            ("received_at_ms", max.into(), TokenDecodeError::OutOfRange("received_at_ms")),
+            ("expires_at_ms", max.into(), TokenDecodeError::OutOfRange("expires_at_ms")),
+            (
+                "expires_at_ms",
+                (1_700_000_000_000_u64 + 100 * 365 * 86_400_000).into(),
+                TokenDecodeError::OutOfRange("expires_at_ms"),
+            ),
+            ("access_token", "".into(), TokenDecodeError::Empty),
+            (
+                "access_token",
+                "tok\nsecond line".into(),
+                TokenDecodeError::ControlCharacter("access_token"),
+            ),
+            (
+                "token_type",
+                "Bearer\r\nX-Injected: 1".into(),
+                TokenDecodeError::ControlCharacter("token_type"),
+            ),
+            ("scope", "a\u{7f}".into(), TokenDecodeError::ControlCharacter("scope")),
+            ("v", 2.into(), TokenDecodeError::Version(2)),
+        ];
+        for (field, value, expected) in cases {
+            let mut entry = good();
+            entry[field] = value.clone();
+            let err = decode_token(&serde_json::to_vec(&entry).unwrap()).unwrap_err();
+            assert_eq!(err, expected, "{field} = {value}");
+            assert!(
+                !err.to_string().contains("tok-") && !err.to_string().contains("Injected"),
+                "{err}"
+            );
+        }
+        let mut extra = good();
+        extra["refresh_token"] = "rt".into();
+        assert!(matches!(
+            decode_token(&serde_json::to_vec(&extra).unwrap()),
+            Err(TokenDecodeError::Malformed { .. })
+        ));
+        for garbage in [&b""[..], b"{", b"null", b"[1]", "\"tok-123\"".as_bytes()] {
+            let err = decode_token(garbage).unwrap_err();
+            assert!(!err.to_string().contains("tok-123"), "{err}");
+        }
+        assert!(matches!(
+            decode_token(&vec![b' '; MAX_ENCODED_TOKEN_LEN + 1]),
+            Err(TokenDecodeError::TooLarge)
+        ));
+    }
+
+    #[test]
+    fn naming_keys_never_show_and_derived_keys_differ_by_purpose() {
+        let key = NamingKey::new(&[1; 32]);
+        assert_eq!(format!("{key:?}"), "NamingKey([REDACTED])");
+        let identity = ProviderIdentity::new("x").secret("client_secret", "hunter2");
+        assert!(!format!("{identity:?}").contains("hunter2"));
+        let a = identity.key(&NamingKey::derive(&[1; 32], b"a"));
+        let b = identity.key(&NamingKey::derive(&[1; 32], b"b"));
+        assert_ne!(a, b);
+        assert_ne!(a, identity.key(&key));
+    }
 }
