@@ -774,7 +774,7 @@ impl Shared {
         // A refresh wants a newer token than the one in service.
         let current = if background { self.current.load_full() } else { None };
         let current = current.as_deref();
-        if let Some(token) = self.from_store(&tier, &key, current).await {
+        if let Some(token) = self.stored_token(&tier, &key, current).await {
             return (Ok(token), None);
         }
         let deadline = self.clock.monotonic().saturating_add(tier.lock_timeout);
@@ -784,7 +784,7 @@ impl Shared {
                 None => return (self.upstream().await, None),
                 Some(Some(lease)) => {
                     // Whoever held it may have just stored a token.
-                    if let Some(token) = self.from_store(&tier, &key, current).await {
+                    if let Some(token) = self.stored_token(&tier, &key, current).await {
                         tier.call(self, "release", lease.release()).await;
                         return (Ok(token), None);
                     }
@@ -803,9 +803,9 @@ impl Shared {
                         );
                         return (self.upstream().await, None);
                     }
-                    self.clock.sleep(pause.min(deadline - now)).await;
+                    self.clock.sleep(pause.min(deadline.saturating_sub(now))).await;
                     pause = (pause * 2).min(LEASE_POLL_MAX);
-                    if let Some(token) = self.from_store(&tier, &key, current).await {
+                    if let Some(token) = self.stored_token(&tier, &key, current).await {
                         return (Ok(token), None);
                     }
                 }
@@ -817,7 +817,7 @@ impl Shared {
     /// the cache's own rule (`expires_at - margin`, on the wall clock: the
     /// token came from elsewhere), not the token just invalidated, and, for
     /// a refresh of `current`, another token not itself due for refresh.
-    async fn from_store(
+    async fn stored_token(
         &self,
         tier: &StoreTier,
         key: &ProviderKey,

@@ -690,21 +690,19 @@ impl Registry {
     fn unknown_store_kind(&self, kind: &str) -> TokenError {
         let available: Vec<&str> =
             ["memory", "file"].into_iter().chain(self.stores.keys().copied()).collect();
-        let message = match KNOWN_STORE_KINDS.iter().find(|(k, _)| *k == kind) {
-            Some((_, krate)) => format!(
+        let message = if let Some((_, krate)) = KNOWN_STORE_KINDS.iter().find(|(k, _)| *k == kind) {
+            format!(
                 "store kind {kind:?} is not linked into this program: add the `{krate}` crate and register its factory (`Registry::with_store_factory`); available kinds: {}",
                 available.join(", ")
-            ),
-            None => {
-                let known =
-                    available.iter().copied().chain(KNOWN_STORE_KINDS.iter().map(|(k, _)| *k));
-                let hint = closest(kind, known).map(|k| format!(" (did you mean {k:?}?)"));
-                format!(
-                    "unknown store kind {kind:?}{}; available kinds: {}",
-                    hint.unwrap_or_default(),
-                    available.join(", ")
-                )
-            }
+            )
+        } else {
+            let known = available.iter().copied().chain(KNOWN_STORE_KINDS.iter().map(|(k, _)| *k));
+            let hint = closest(kind, known).map(|k| format!(" (did you mean {k:?}?)"));
+            format!(
+                "unknown store kind {kind:?}{}; available kinds: {}",
+                hint.unwrap_or_default(),
+                available.join(", ")
+            )
         };
         StoreConfig::error("kind", message)
     }
@@ -717,10 +715,9 @@ impl Registry {
             None => None,
         };
         match (&self.store, config) {
-            (StoreChoice::Off, _) => Ok(None),
             (StoreChoice::FromConfig(_), Some(_)) => Ok(built),
             (StoreChoice::FromConfig(Some(default)), None) => self.build_store(default),
-            (StoreChoice::FromConfig(None), None) => Ok(None),
+            (StoreChoice::Off | StoreChoice::FromConfig(None), _) => Ok(None),
         }
     }
 
@@ -959,16 +956,14 @@ impl Registry {
         info.single_use_credentials = single_use || renewal.is_some();
         let mut cache = CachedProvider::new(&name, inner, cache_config, self.clock.clone());
         if let Some(store) = store.filter(|_| shared) {
-            match &table {
-                Some(table) => {
-                    let identity = identity_of(table, &info.secret_fields, client_secret.as_ref());
-                    cache =
-                        cache.with_store(Arc::clone(&store.store), identity, store.lock_timeout);
-                }
-                None => tracing::debug!(
+            if let Some(table) = &table {
+                let identity = identity_of(table, &info.secret_fields, client_secret.as_ref());
+                cache = cache.with_store(Arc::clone(&store.store), identity, store.lock_timeout);
+            } else {
+                tracing::debug!(
                     provider = %name,
                     "built in code: its kind's fields are not known to core, so it stays out of the token store"
-                ),
+                );
             }
         }
         let cache = Arc::new(cache);
@@ -1042,14 +1037,12 @@ impl Canonical<'_> {
         use std::fmt::Write as _;
         if !verbatim && self.secret_fields.iter().any(|f| f == path) {
             // A `ConfigSecret`: its resolved value, never the reference.
-            let resolved = match (path, self.client_secret) {
-                ("client_secret", Some(known)) => Some(known.as_secret().clone()),
-                _ => {
-                    let (parsed, _loose) = crate::secret::collect_loose_files(|| {
-                        value.clone().try_into::<ConfigSecret>()
-                    });
-                    parsed.ok().map(|s| s.as_secret().clone())
-                }
+            let resolved = if let ("client_secret", Some(known)) = (path, self.client_secret) {
+                Some(known.as_secret().clone())
+            } else {
+                let (parsed, _loose) =
+                    crate::secret::collect_loose_files(|| value.clone().try_into::<ConfigSecret>());
+                parsed.ok().map(|s| s.as_secret().clone())
             };
             match resolved {
                 Some(secret) => {
@@ -1070,7 +1063,7 @@ impl Canonical<'_> {
         }
         match value {
             toml::Value::String(s) => {
-                out.push_str(&serde_json::Value::from(s.as_str()).to_string())
+                out.push_str(&serde_json::Value::from(s.as_str()).to_string());
             }
             toml::Value::Integer(i) => {
                 let _ = write!(out, "{i}");

@@ -398,7 +398,7 @@ struct Encoded {
 /// use tokensmith_core::{AccessToken, decode_token, encode_token};
 ///
 /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-/// let token = AccessToken::builder("abc", now).expires_in(Duration::from_secs(3600)).build();
+/// let token = AccessToken::builder("abc", now).expires_in(Duration::from_hours(1)).build();
 /// let bytes = encode_token(&token);
 /// let back = decode_token(bytes.expose_secret().as_bytes()).unwrap();
 /// assert_eq!(back.secret().expose_secret(), "abc");
@@ -524,7 +524,7 @@ mod tests {
             .scope(Some(Scope::parse("a b")))
             .refresh_token(Some("rt-SECRET".into()))
             .id_token(Some("id-SECRET".into()))
-            .expires_in(Duration::from_secs(3600))
+            .expires_in(Duration::from_hours(1))
             .build();
         let text = encode_token(&token);
         assert!(!text.expose_secret().contains("SECRET"), "no refresh or id token");
@@ -541,7 +541,7 @@ mod tests {
         let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(
             (token.received_at(), token.expires_at()),
-            (at, Some(at + Duration::from_secs(3600)))
+            (at, Some(at + Duration::from_hours(1)))
         );
         assert!(token.refresh_token().is_none() && token.id_token().is_none());
     }

@@ -218,7 +218,7 @@ async fn a_stored_token_within_its_margin_is_not_used() {
     let (up1, up2) = (Upstream::new(&clock), Upstream::new(&clock));
     cached(&up1, Arc::new(FileTokenStore::new(dir.path()))).token().await.unwrap();
     // 30 s before expiry: inside the default 60 s margin.
-    clock.advance(HOUR - Duration::from_secs(30));
+    clock.advance(HOUR.saturating_sub(Duration::from_secs(30)));
     let second = cached(&up2, Arc::new(FileTokenStore::new(dir.path())));
     assert_eq!(value(&second.token().await.unwrap()), "token-1");
     assert_eq!(up2.calls(), 1, "a stale stored token is refetched");
@@ -337,7 +337,7 @@ async fn a_broken_store_never_fails_a_caller() {
     for garbage in [
         &b"{not json"[..],
         b"",
-        &[0xff; 100_000][..],
+        &vec![0xff; 100_000][..],
         br#"{"v":1,"access_token":"a\nb","token_type":"Bearer","received_at_ms":0}"#,
     ] {
         std::fs::write(&entry, garbage).unwrap();
