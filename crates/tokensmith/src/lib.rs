@@ -45,13 +45,17 @@
 pub use tokensmith_core::{
     AccessToken, AccessTokenBuilder, AdapterConfig, AdapterFactory, BodySnippet, BoxError,
     CacheConfig, CacheStats, CachedProvider, ClientAuth, Clock, CommonConfig, ConfigSecret,
-    DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, ErrorDetail, FileRefreshTokenStore, HttpSettings,
-    KNOWN_KINDS, LoadReport, MAX_EXPIRES_IN, ManualClock, MemoryRefreshTokenStore, ProviderContext,
-    ProviderInfo, Providers, ProvidersBuilder, RawResponse, RefreshTokenStore,
-    RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, Scope, SecretSource, SharedClock,
-    SharedRefreshTokenStore, SharedTokenProvider, StoreLock, SystemClock, Timestamp, TokenEndpoint,
-    TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url, async_trait,
-    check_url, fetch_json, parse_duration, parse_response, secrecy,
+    DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, DEFAULT_TOKEN_STORE_LOCK_TIMEOUT, ErrorDetail,
+    FileRefreshTokenStore, FileTokenStore, HttpSettings, KNOWN_KINDS, KNOWN_STORE_KINDS,
+    LoadReport, MAX_ENCODED_TOKEN_LEN, MAX_EXPIRES_IN, ManualClock, MemoryRefreshTokenStore,
+    NamingKey, ProviderContext, ProviderIdentity, ProviderInfo, ProviderKey, Providers,
+    ProvidersBuilder, RawResponse, RefreshTokenStore, RefreshTokenStoreConfig, Registry, Renewal,
+    RenewalGrant, STORE_CALL_TIMEOUT, Scope, SecretSource, SharedClock, SharedRefreshTokenStore,
+    SharedTokenProvider, SharedTokenStore, Sleep, StoreConfig, StoreError, StoreErrorKind,
+    StoreFactory, StoreLease, StoreLock, SystemClock, Timestamp, TokenDecodeError, TokenEndpoint,
+    TokenError, TokenProvider, TokenRequest, TokenStore, TokenType, TransportErrorKind, Url,
+    async_trait, check_url, decode_token, encode_token, fetch_json, parse_duration, parse_response,
+    secrecy,
 };
 
 #[cfg(feature = "configapi")]
