@@ -269,12 +269,10 @@ fn the_store_table_moves_the_cache_and_shared_false_keeps_a_provider_out() {
     assert_eq!(deyel.requests(), 1);
     assert!(env.cache_files().is_empty(), "not in the default cache");
     let json = |dir: &std::path::Path| {
-        std::fs::read_dir(dir)
-            .map(|d| {
-                d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
-            .unwrap_or(0)
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
     };
     assert_eq!(json(&elsewhere), 1);
     let out = env.run(&["cache", "clear"]).ok().to_owned();
