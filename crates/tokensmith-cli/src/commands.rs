@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
 use tokensmith_core::{
-    AccessToken, CacheConfig, Clock, Providers, SharedTokenProvider, SystemClock, TokenError,
+    AccessToken, Clock, FileTokenStore, Providers, SharedTokenProvider, SystemClock, TokenError,
     error_line,
 };
 use tokio::runtime::Runtime;
 
 use crate::config;
-use crate::disk_cache::{self, DiskCache};
 use crate::exit::{self, Exit};
 use crate::output;
 
@@ -23,12 +22,12 @@ pub(crate) struct Context {
     pub(crate) config_path: PathBuf,
 }
 
-/// How `token` and `header` use the on-disk cache.
+/// How `token` and `header` use the token store.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum CacheUse {
-    /// Reuse a fresh cached token; store a fetched one.
+    /// Reuse a fresh stored token; store a fetched one.
     ReadWrite,
-    /// `--no-cache`: always ask the token endpoint; leave the cache alone.
+    /// `--no-cache`: always ask the token endpoint; leave every store alone.
     Bypass,
 }
 
@@ -151,108 +150,80 @@ pub(crate) fn list(ctx: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `tokensmith cache clear`
-pub(crate) fn cache_clear() -> anyhow::Result<()> {
-    let cache = DiskCache::from_env()
-        .context("no cache directory: neither XDG_CACHE_HOME nor HOME is set")?;
-    let removed = cache
+/// `tokensmith cache clear`: empties the config's token store of its
+/// providers' tokens. The file store (the default, and `[store] kind =
+/// "file"`) is this user's private cache: every entry, lock and key file in
+/// it goes (nothing else in the directory). Without a config file, the
+/// default per-user cache is cleared.
+pub(crate) fn cache_clear(ctx: &Context, rt: &Runtime) -> anyhow::Result<()> {
+    let text = match config::read(&ctx.config_path) {
+        Ok(text) => Some(text),
+        Err(_) if !ctx.config_path.exists() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let store = text.as_deref().map(config::store_config).transpose()?.flatten();
+    let dir = match &store {
+        None => config::default_cache_dir()
+            .context("no cache directory: neither XDG_CACHE_HOME nor HOME is set")?,
+        Some(store) if store.kind == "file" => match &store.path {
+            Some(path) => path.clone(),
+            None => config::default_cache_dir()
+                .context("no cache directory: neither XDG_CACHE_HOME nor HOME is set")?,
+        },
+        Some(store) => {
+            // Another store: this config's providers' entries, one by one.
+            let text = text.as_deref().unwrap_or_default();
+            let providers =
+                config::load_lenient_for_tokens(&ctx.config_path, text, CacheUse::ReadWrite)?;
+            let mut removed = 0;
+            for name in providers.names() {
+                if let Some(cache) = providers.cached(name) {
+                    let gone = rt
+                        .block_on(cache.remove_stored())
+                        .with_context(|| format!("cannot clear the {} token store", store.kind))?;
+                    removed += usize::from(gone);
+                }
+            }
+            let plural = if removed == 1 { "" } else { "s" };
+            return output::stdout(&format!(
+                "removed {removed} cached token{plural} from the {} store",
+                store.kind
+            ));
+        }
+    };
+    let store = FileTokenStore::new(dir);
+    let removed = store
         .clear()
-        .with_context(|| format!("cannot clear the token cache {}", cache.dir().display()))?;
+        .with_context(|| format!("cannot clear the token cache {}", store.dir().display()))?;
     let plural = if removed == 1 { "" } else { "s" };
     output::stdout(&format!(
         "removed {removed} cached token{plural} from {}",
-        cache.dir().display()
+        store.dir().display()
     ))
 }
 
-/// The token of provider `name` (from the on-disk cache when it holds a
-/// fresh one), the provider's kind, and why the refresh token the server
-/// rotated in could not be saved, if it could not.
+/// The token of provider `name` (from the token store, the per-user cache
+/// by default, when it holds a fresh one), the provider's kind, and why the
+/// refresh token the server rotated in could not be saved, if it could not.
 fn obtain(
     ctx: &Context,
     rt: &Runtime,
     name: &str,
     cache_use: CacheUse,
 ) -> anyhow::Result<(AccessToken, &'static str, Option<TokenError>)> {
-    let (token, kind, providers) = obtain_from(ctx, rt, name, cache_use)?;
-    Ok((token, kind, providers.refresh_token_save_error(name)))
-}
-
-fn obtain_from(
-    ctx: &Context,
-    rt: &Runtime,
-    name: &str,
-    cache_use: CacheUse,
-) -> anyhow::Result<(AccessToken, &'static str, Providers)> {
-    // Read once: the cache key must describe the very config that was
-    // loaded, and a pipe (`--config <(…)`) cannot be read twice.
     let text = config::read(&ctx.config_path)?;
     // Only this provider must load: the others may need secrets this host
     // does not hold.
-    let providers = config::load_for(&ctx.config_path, &text, name)?;
+    let providers = config::load_for_tokens(&ctx.config_path, &text, name, cache_use)?;
     let provider =
         providers.get(name).map_err(|e| anyhow::Error::new(e).context(exit::UnknownProvider))?;
     refuse_single_use_in_memory(&providers, name)?;
     let kind = providers.info(name).map_or("", |info| info.kind);
     if cache_use == CacheUse::Bypass {
         tracing::debug!(provider = name, "--no-cache: asking the token endpoint");
-        return Ok((fetch(rt, name, &provider)?, kind, providers));
     }
-    let Some(cache) = DiskCache::from_env() else {
-        output::stderr(
-            "tokensmith: warning: no cache directory (set XDG_CACHE_HOME or HOME); token not cached",
-        );
-        return Ok((fetch(rt, name, &provider)?, kind, providers));
-    };
-    let cache = match disk_cache::lock_timeout_env() {
-        Ok(Some(timeout)) => cache.with_lock_timeout(timeout),
-        Ok(None) => cache,
-        Err(message) => return Err(TokenError::config(None, None, message).into()),
-    };
-    let table = config::provider_table(&text, name)?;
-    let secret_fields = providers.info(name).map_or(&[][..], |info| &info.secret_fields);
-    let key = match cache.key_for(&table, secret_fields) {
-        Ok(key) => key,
-        Err(e) => {
-            warn_cache(&cache, &e);
-            return Ok((fetch(rt, name, &provider)?, kind, providers));
-        }
-    };
-    let timing = cache_config(name, &table)?;
-    if let Some(token) = cache.load(&key, SystemClock.now(), &timing) {
-        tracing::debug!(provider = name, dir = %cache.dir().display(), "token cache hit");
-        return Ok((token, kind, providers));
-    }
-    // Serialise concurrent invocations for this provider, then look again:
-    // whoever held the lock may have just stored a fresh token.
-    let lock = match cache.lock(&key) {
-        Ok(lock) => Some(lock),
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-            output::stderr(&format!(
-                "tokensmith: warning: token cache: {e}; going on without the cache"
-            ));
-            None
-        }
-        Err(e) => {
-            warn_cache(&cache, &e);
-            None
-        }
-    };
-    if lock.is_some()
-        && let Some(token) = cache.load(&key, SystemClock.now(), &timing)
-    {
-        tracing::debug!(provider = name, "token cache hit after waiting for another invocation");
-        return Ok((token, kind, providers));
-    }
-    tracing::debug!(provider = name, "token cache miss");
     let token = fetch(rt, name, &provider)?;
-    if lock.is_some()
-        && let Err(e) = cache.store(&key, name, kind, &token)
-    {
-        warn_cache(&cache, &e);
-    }
-    drop(lock);
-    Ok((token, kind, providers))
+    Ok((token, kind, providers.refresh_token_save_error(name)))
 }
 
 fn fetch(
@@ -272,23 +243,4 @@ fn fetch(
         Err(e) => tracing::debug!(provider = name, error = %error_line(e), "token request failed"),
     }
     result
-}
-
-fn warn_cache(cache: &DiskCache, err: &std::io::Error) {
-    output::stderr(&format!(
-        "tokensmith: warning: token cache {} unusable ({err}); token not cached",
-        cache.dir().display()
-    ));
-}
-
-/// The on-disk cache's staleness rule for this provider: its
-/// `expiry_margin`, else core's default ([`CacheConfig::margin_for`] scales it
-/// for short-lived tokens), exactly as the library's cache.
-fn cache_config(name: &str, table: &toml::Table) -> Result<CacheConfig, TokenError> {
-    match table.get("expiry_margin").and_then(toml::Value::as_str) {
-        Some(text) => tokensmith_core::parse_duration(text)
-            .map(|margin| CacheConfig::default().with_expiry_margin(margin))
-            .map_err(|e| TokenError::config(Some(name), Some("expiry_margin"), e)),
-        None => Ok(CacheConfig::default()),
-    }
 }

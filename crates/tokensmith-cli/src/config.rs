@@ -4,7 +4,12 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use tokensmith_core::{LoadReport, Providers, Registry, TokenError};
+use std::time::Duration;
+
+use tokensmith_core::{FileTokenStore, LoadReport, Providers, Registry, StoreConfig, TokenError};
+
+use crate::commands::CacheUse;
+use crate::output;
 
 /// The environment variable naming the config file.
 pub(crate) const CONFIG_ENV: &str = "TOKENSMITH_CONFIG";
@@ -30,6 +35,56 @@ pub(crate) fn registry() -> Registry {
         .with(tokensmith_oauth2::OAuth2)
         .with(tokensmith_deyel::Deyel)
         .with(tokensmith_custom::Custom)
+}
+
+/// The environment variable that sets the lock wait of the per-user cache
+/// (a duration such as `"500ms"` or `"0s"`).
+pub(crate) const LOCK_TIMEOUT_ENV: &str = "TOKENSMITH_CACHE_LOCK_TIMEOUT";
+
+/// The per-user token cache directory of this environment.
+pub(crate) fn default_cache_dir() -> Option<PathBuf> {
+    FileTokenStore::default_dir()
+}
+
+/// The registry `token` and `header` load with: a config's `[store]`, else
+/// the per-user file cache; no store at all with `--no-cache`.
+fn token_registry(cache_use: CacheUse) -> Result<Registry, TokenError> {
+    if cache_use == CacheUse::Bypass {
+        return Ok(registry().without_store());
+    }
+    let Some(dir) = default_cache_dir() else {
+        output::stderr(
+            "tokensmith: warning: no cache directory (set XDG_CACHE_HOME or HOME); token not cached",
+        );
+        return Ok(registry());
+    };
+    let mut store = StoreConfig::file(dir);
+    if let Some(timeout) = lock_timeout_from(std::env::var_os(LOCK_TIMEOUT_ENV))
+        .map_err(|message| TokenError::config(None, None, message))?
+    {
+        store = store.with_lock_timeout(timeout);
+    }
+    Ok(registry().with_default_store(store))
+}
+
+/// The lock wait from the value of [`LOCK_TIMEOUT_ENV`] (`None` when unset
+/// or empty).
+pub(crate) fn lock_timeout_from(value: Option<OsString>) -> Result<Option<Duration>, String> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else { return Ok(None) };
+    let text = value.to_str().ok_or_else(|| format!("{LOCK_TIMEOUT_ENV} is not UTF-8"))?;
+    tokensmith_core::parse_duration(text).map(Some).map_err(|e| format!("{LOCK_TIMEOUT_ENV}: {e}"))
+}
+
+/// The config's `[store]` table, if it has one (validated by the registry
+/// when the providers load).
+pub(crate) fn store_config(text: &str) -> Result<Option<StoreConfig>, TokenError> {
+    let mut doc: toml::Table =
+        text.parse().map_err(|_| TokenError::config(None, None, "invalid TOML"))?;
+    let Some(store) = doc.remove("store") else { return Ok(None) };
+    store
+        .try_into::<StoreConfig>()
+        .map(Some)
+        .map_err(|e| TokenError::config(None, Some("store"), e.message().to_owned()))
 }
 
 /// Loads and validates the config file (no network).
@@ -78,8 +133,13 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Providers, TokenError
 /// The providers of `text` for a command that uses only the provider
 /// `name`: the others may be invalid on this host (a secret it does not
 /// hold); they are still parsed, and `name`'s own error is returned.
-pub(crate) fn load_for(path: &Path, text: &str, name: &str) -> Result<Providers, TokenError> {
-    let (providers, errors) = load_lenient(path, text)?.into_parts();
+pub(crate) fn load_for_tokens(
+    path: &Path,
+    text: &str,
+    name: &str,
+    cache_use: CacheUse,
+) -> Result<Providers, TokenError> {
+    let (providers, errors) = lenient(&token_registry(cache_use)?, path, text)?.into_parts();
     for (other, err) in errors {
         if other == name {
             return Err(err);
@@ -90,18 +150,26 @@ pub(crate) fn load_for(path: &Path, text: &str, name: &str) -> Result<Providers,
     Ok(providers)
 }
 
-fn load_lenient(path: &Path, text: &str) -> Result<LoadReport, TokenError> {
-    registry().load_str_lenient(text).map_err(|e| match e {
-        // As `Registry::load_file`: a file-wide problem names the file.
-        TokenError::Config { provider: None, field, message, .. } => {
-            TokenError::config(None, field.as_deref(), format!("{}: {message}", path.display()))
-        }
-        other => other,
-    })
+/// The providers of `text` that load, with the token store `token` uses.
+pub(crate) fn load_lenient_for_tokens(
+    path: &Path,
+    text: &str,
+    cache_use: CacheUse,
+) -> Result<Providers, TokenError> {
+    Ok(lenient(&token_registry(cache_use)?, path, text)?.into_providers())
+}
+
+/// Every provider of `text`, strictly (as `check`), with the token store the
+/// `token` command uses: the agent's providers (`tokensmith serve`).
+pub(crate) fn load_with_store(path: &Path, text: &str) -> Result<Providers, TokenError> {
+    let providers = lenient(&token_registry(CacheUse::ReadWrite)?, path, text)?.into_strict()?;
+    tracing::debug!(path = %path.display(), providers = providers.len(), "config loaded");
+    Ok(providers)
 }
 
 /// The raw `[providers.NAME]` table of the config `text`, as written (secret
-/// references not resolved). Used to key the on-disk token cache.
+/// references not resolved): the agent keeps a provider whose table is
+/// unchanged across a reload.
 pub(crate) fn provider_table(text: &str, name: &str) -> Result<toml::Table, TokenError> {
     let mut doc: toml::Table =
         text.parse().map_err(|_| TokenError::config(None, None, "invalid TOML"))?;
@@ -112,6 +180,20 @@ pub(crate) fn provider_table(text: &str, name: &str) -> Result<toml::Table, Toke
         },
         _ => Err(TokenError::config(Some(name), None, "no such provider")),
     }
+}
+
+fn load_lenient(path: &Path, text: &str) -> Result<LoadReport, TokenError> {
+    lenient(&registry(), path, text)
+}
+
+fn lenient(registry: &Registry, path: &Path, text: &str) -> Result<LoadReport, TokenError> {
+    registry.load_str_lenient(text).map_err(|e| match e {
+        // As `Registry::load_file`: a file-wide problem names the file.
+        TokenError::Config { provider: None, field, message, .. } => {
+            TokenError::config(None, field.as_deref(), format!("{}: {message}", path.display()))
+        }
+        other => other,
+    })
 }
 
 fn not_found(path: &Path) -> TokenError {
@@ -136,6 +218,14 @@ mod tests {
             tokensmith_core::KNOWN_KINDS.iter().map(|(kind, _, _)| *kind).collect();
         known.sort_unstable();
         assert_eq!(registry().kinds().collect::<Vec<_>>(), known);
+    }
+
+    #[test]
+    fn the_lock_timeout_comes_from_the_environment() {
+        assert_eq!(lock_timeout_from(None), Ok(None));
+        assert_eq!(lock_timeout_from(Some("".into())), Ok(None));
+        assert_eq!(lock_timeout_from(Some("250ms".into())), Ok(Some(Duration::from_millis(250))));
+        assert!(lock_timeout_from(Some("soon".into())).unwrap_err().contains(LOCK_TIMEOUT_ENV));
     }
 
     #[test]

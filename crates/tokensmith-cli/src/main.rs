@@ -18,8 +18,7 @@
 //! endpoint, 4 transport or server failure. See `docs/cli.md`.
 //!
 //! Module map: `cli` (clap types), `config` (the config file), `commands`,
-//! `disk_cache` (the per-user token cache), `demo`, `mock_server`, `serve`
-//! (the token agent), `exit`
+//! `demo`, `mock_server`, `serve` (the token agent), `exit`
 //! (exit codes), `output` (the one module that prints).
 
 #![forbid(unsafe_code)]
@@ -28,7 +27,6 @@ mod cli;
 mod commands;
 mod config;
 mod demo;
-mod disk_cache;
 mod exit;
 mod mock_server;
 mod output;
@@ -54,6 +52,8 @@ fn main() -> ExitCode {
     };
     if cli.verbose {
         init_tracing();
+    } else {
+        init_store_warnings();
     }
     let json = matches!(cli.command, Command::Token { json: true, .. });
     match run(cli) {
@@ -85,7 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check => commands::check(&ctx),
         Command::List => commands::list(&ctx),
-        Command::Cache { action: CacheAction::Clear } => commands::cache_clear(),
+        Command::Cache { action: CacheAction::Clear } => commands::cache_clear(&ctx, &runtime()?),
         Command::Demo => demo::run(&runtime()?),
         Command::MockServer { vendor, port, describe } => {
             mock_server::run(&runtime()?, vendor, port, describe.as_deref())
@@ -109,6 +109,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// Without `--verbose`: the token store's warnings (a cache directory not
+/// used, a lock held too long), one `tokensmith: warning:` line each, so a
+/// script sees why its tokens are not cached. Nothing else is logged.
+fn init_store_warnings() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let targets = Targets::new().with_target("tokensmith::store", LevelFilter::WARN);
+    let subscriber = tracing_subscriber::registry().with(output::StoreWarnings).with(targets);
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// `--verbose`: tokensmith's debug events on stderr (every `tokensmith*`

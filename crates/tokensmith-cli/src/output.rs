@@ -135,6 +135,39 @@ pub(crate) fn table<S: AsRef<str>>(header: Option<&[&str]>, rows: &[Vec<S>]) -> 
     lines
 }
 
+/// Prints each token-store warning (`tracing` target `tokensmith::store`)
+/// as one `tokensmith: warning:` line on stderr: the message, then the
+/// provider and the error. Nothing the store logs holds a secret.
+pub(crate) struct StoreWarnings;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StoreWarnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        #[derive(Default)]
+        struct Fields {
+            message: String,
+            provider: Option<String>,
+            error: Option<String>,
+        }
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                let text = format!("{value:?}");
+                match field.name() {
+                    "message" => self.message = text,
+                    "provider" => self.provider = Some(text),
+                    "error" => self.error = Some(text),
+                    _ => {}
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let provider = fields.provider.map(|p| format!("provider {p:?}: ")).unwrap_or_default();
+        let error = fields.error.map(|e| format!(" ({e})")).unwrap_or_default();
+        let line = format!("tokensmith: warning: {provider}{}{error}", fields.message);
+        stderr(&line.replace(char::is_control, " "));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

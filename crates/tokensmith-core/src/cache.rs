@@ -85,6 +85,10 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use crate::config::CommonConfig;
+use crate::store::{
+    ProviderIdentity, ProviderKey, STORE_CALL_TIMEOUT, SharedTokenStore, StoreError,
+    StoreErrorKind, StoreLease,
+};
 use crate::{
     AccessToken, SharedClock, SharedTokenProvider, TokenError, TokenProvider, TransportErrorKind,
 };
@@ -120,6 +124,22 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_mins(5);
 /// clock and sets the next horizon, so time the coarse clock did not count
 /// (a suspend) is noticed within it.
 pub(crate) const HIT_PATH_RECHECK: Duration = Duration::from_millis(100);
+
+/// The first pause between looks at the store while another process holds
+/// the fetch lease: 20 ms, doubling up to [`LEASE_POLL_MAX`].
+const LEASE_POLL_FIRST: Duration = Duration::from_millis(20);
+
+/// The longest pause between looks at the store while another process
+/// holds the fetch lease: 200 ms.
+const LEASE_POLL_MAX: Duration = Duration::from_millis(200);
+
+/// How far in the future a stored token's receipt time may be (another
+/// host's clock ahead of ours): 5 minutes.
+const MAX_STORE_SKEW: Duration = Duration::from_mins(5);
+
+/// The `tracing` target of the token store's events, so a program can
+/// show them (the CLI prints its warnings) or silence them on their own.
+pub(crate) const STORE_TARGET: &str = "tokensmith::store";
 
 /// The cache's timing settings for one provider.
 ///
@@ -215,6 +235,9 @@ pub struct CacheStats {
     pub refresh_failures: u64,
     /// Tokens dropped by [`invalidate`](TokenProvider::invalidate).
     pub invalidations: u64,
+    /// Tokens taken from the [token store](CachedProvider::with_store)
+    /// instead of an upstream request.
+    pub store_hits: u64,
 }
 
 /// Wraps a provider with caching: single-flight, refresh-ahead, backoff.
@@ -256,6 +279,31 @@ struct Shared {
     refreshes: AtomicU64,
     refresh_failures: AtomicU64,
     invalidations: AtomicU64,
+    store_hits: AtomicU64,
+    /// The token store under the cache, if any: read on the slow path only.
+    store: ArcSwapOption<StoreTier>,
+}
+
+/// A [`TokenStore`](crate::TokenStore) under the cache, for one provider.
+struct StoreTier {
+    store: SharedTokenStore,
+    identity: ProviderIdentity,
+    lock_timeout: Duration,
+    /// The provider's key in the store, once the store gave its naming key.
+    key: OnceLock<ProviderKey>,
+    /// Whether the store is failing: logged once per outage.
+    down: AtomicBool,
+    /// The last token invalidated: never taken from the store again (its
+    /// removal may still be under way).
+    invalidated: Mutex<Option<AccessToken>>,
+}
+
+/// A fetch lease held while the upstream request runs: then the token is
+/// stored and the lease released.
+struct Held {
+    tier: Arc<StoreTier>,
+    key: ProviderKey,
+    lease: Box<dyn StoreLease>,
 }
 
 /// A token in service with the instants derived from it, on the clock's
@@ -399,8 +447,78 @@ impl CachedProvider {
                 refreshes: AtomicU64::new(0),
                 refresh_failures: AtomicU64::new(0),
                 invalidations: AtomicU64::new(0),
+                store_hits: AtomicU64::new(0),
+                store: ArcSwapOption::empty(),
             }),
         }
+    }
+
+    /// Puts `store` under the cache for the provider `identity` describes
+    /// (see [`TokenStore`](crate::TokenStore)): on a local miss or refresh
+    /// the cache first takes a valid token from the store, else one process
+    /// at a time fetches and stores it while the others wait at most
+    /// `lock_timeout` for it. The hit path never touches the store, and a
+    /// failing store never fails a caller.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use tokensmith_core::{
+    ///     AccessToken, CacheConfig, CachedProvider, Clock, FileTokenStore, ManualClock,
+    ///     ProviderIdentity, TokenProvider,
+    /// };
+    ///
+    /// # async fn demo() -> Result<(), tokensmith_core::TokenError> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let clock = ManualClock::default();
+    /// let upstream = AccessToken::builder("abc", clock.now()).expires_in(Duration::from_secs(3600)).build();
+    /// let identity = ProviderIdentity::new("fixed").field("client_id", "me");
+    /// let cached = |store| {
+    ///     CachedProvider::new("demo", Arc::new(upstream.clone()), CacheConfig::default(), Arc::new(clock.clone()))
+    ///         .with_store(store, identity.clone(), Duration::from_secs(10))
+    /// };
+    /// let first = cached(Arc::new(FileTokenStore::new(dir.path())));
+    /// first.token().await?;
+    /// // Another instance (another process, a restart) finds it in the store.
+    /// let second = cached(Arc::new(FileTokenStore::new(dir.path())));
+    /// second.token().await?;
+    /// assert_eq!((second.stats().fetches, second.stats().store_hits), (0, 1));
+    /// # Ok(()) }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_store(
+        self,
+        store: SharedTokenStore,
+        identity: ProviderIdentity,
+        lock_timeout: Duration,
+    ) -> Self {
+        self.shared.store.store(Some(Arc::new(StoreTier {
+            store,
+            identity,
+            lock_timeout,
+            key: OnceLock::new(),
+            down: AtomicBool::new(false),
+            invalidated: Mutex::new(None),
+        })));
+        self
+    }
+
+    /// The kind of the token store under the cache, if any.
+    pub fn store_kind(&self) -> Option<&'static str> {
+        self.shared.store.load().as_deref().map(|tier| tier.store.kind())
+    }
+
+    /// Removes this provider's token from the store under the cache
+    /// (`tokensmith cache clear`): `Ok(true)` when there was one,
+    /// `Ok(false)` when there was none or there is no store.
+    pub async fn remove_stored(&self) -> Result<bool, StoreError> {
+        let Some(tier) = self.shared.store.load_full() else { return Ok(false) };
+        let key = match tier.key.get() {
+            Some(key) => key.clone(),
+            None => tier.identity.key(&tier.store.naming_key().await?),
+        };
+        tier.store.remove(&key).await
     }
 
     /// The provider's name.
@@ -426,6 +544,7 @@ impl CachedProvider {
             refreshes: read(&s.refreshes),
             refresh_failures: read(&s.refresh_failures),
             invalidations: read(&s.invalidations),
+            store_hits: read(&s.store_hits),
         }
     }
 }
@@ -461,6 +580,7 @@ impl TokenProvider for CachedProvider {
 
     fn invalidate(&self, token: &AccessToken) {
         self.shared.invalidate(token);
+        self.shared.forget_stored(token);
         self.shared.inner.invalidate(token);
     }
 }
@@ -611,16 +731,150 @@ impl Shared {
         }
     }
 
-    /// One upstream request, and publishing its outcome.
+    /// A token from the store, or one upstream request, and publishing its
+    /// outcome. A token fetched under the store's lease is stored (and the
+    /// lease released) before it is published, so a short-lived process
+    /// that exits once it has its token has shared it.
     async fn fetch(
         &self,
         flight: &Arc<Flight>,
         background: bool,
     ) -> Result<AccessToken, TokenError> {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let started = self.clock.monotonic();
-        let result = self.inner.token().await;
+        let result = match self.store.load_full() {
+            None => self.upstream().await,
+            Some(tier) => match self.through_store(tier, background).await {
+                (result, None) => result,
+                (result, Some(held)) => {
+                    held.finish(self, result.as_ref().ok()).await;
+                    result
+                }
+            },
+        };
         self.publish(flight, result, started, background)
+    }
+
+    /// One upstream request.
+    async fn upstream(&self) -> Result<AccessToken, TokenError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        self.inner.token().await
+    }
+
+    /// The store's token when it has a usable one; else the lease and an
+    /// upstream request, or a wait (at most `lock_timeout`) for the lease
+    /// holder's token. Any store failure: an upstream request.
+    async fn through_store(
+        &self,
+        tier: Arc<StoreTier>,
+        background: bool,
+    ) -> (Result<AccessToken, TokenError>, Option<Held>) {
+        let Some(key) = tier.provider_key(self).await else {
+            return (self.upstream().await, None);
+        };
+        // A refresh wants a newer token than the one in service.
+        let current = if background { self.current.load_full() } else { None };
+        let current = current.as_deref();
+        if let Some(token) = self.stored_token(&tier, &key, current).await {
+            return (Ok(token), None);
+        }
+        let deadline = self.clock.monotonic().saturating_add(tier.lock_timeout);
+        let mut pause = LEASE_POLL_FIRST;
+        loop {
+            match tier.call(self, "lock", tier.store.try_lock(&key, tier.lock_timeout)).await {
+                None => return (self.upstream().await, None),
+                Some(Some(lease)) => {
+                    // Whoever held it may have just stored a token.
+                    if let Some(token) = self.stored_token(&tier, &key, current).await {
+                        tier.call(self, "release", lease.release()).await;
+                        return (Ok(token), None);
+                    }
+                    let result = self.upstream().await;
+                    return (result, Some(Held { tier, key, lease }));
+                }
+                Some(None) => {
+                    let now = self.clock.monotonic();
+                    if now >= deadline {
+                        tracing::warn!(
+                            target: STORE_TARGET,
+                            provider = %self.name,
+                            store = tier.store.kind(),
+                            "another process held the token store's fetch lock for longer than lock_timeout ({}); fetching without the cache",
+                            humantime::format_duration(tier.lock_timeout)
+                        );
+                        return (self.upstream().await, None);
+                    }
+                    self.clock.sleep(pause.min(deadline.saturating_sub(now))).await;
+                    pause = (pause * 2).min(LEASE_POLL_MAX);
+                    if let Some(token) = self.stored_token(&tier, &key, current).await {
+                        return (Ok(token), None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The store's token for `key` when the cache may use it: not stale by
+    /// the cache's own rule (`expires_at - margin`, on the wall clock: the
+    /// token came from elsewhere), not the token just invalidated, and, for
+    /// a refresh of `current`, another token not itself due for refresh.
+    async fn stored_token(
+        &self,
+        tier: &StoreTier,
+        key: &ProviderKey,
+        current: Option<&Entry>,
+    ) -> Option<AccessToken> {
+        use secrecy::ExposeSecret as _;
+        let token = tier.call(self, "load", tier.store.load(key)).await??;
+        let same =
+            |other: &AccessToken| other.secret().expose_secret() == token.secret().expose_secret();
+        let wall = self.clock.now();
+        let expires = token.effective_expires_at();
+        let lifetime = expires.duration_since(token.received_at()).unwrap_or_default();
+        let before = |ahead: Duration| expires.checked_sub(ahead).is_some_and(|at| wall < at);
+        // Received in the future (beyond clock skew): implausible, and it
+        // would live as long as it claims.
+        let plausible = token.received_at() <= wall + MAX_STORE_SKEW;
+        let usable = plausible
+            && before(self.config.margin_for(lifetime))
+            && !tier.lock_invalidated().as_ref().is_some_and(same)
+            && current.is_none_or(|entry| {
+                !same(&entry.token) && before(self.config.refresh_ahead_for(lifetime))
+            });
+        if usable {
+            self.store_hits.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(target: STORE_TARGET, provider = %self.name, store = tier.store.kind(), "token taken from the store");
+            Some(token)
+        } else {
+            tracing::debug!(target: STORE_TARGET, provider = %self.name, store = tier.store.kind(), "stored token stale or refused");
+            None
+        }
+    }
+
+    /// How long a token fetched now stays in a store: until it goes stale
+    /// by the cache's rule (`lifetime - margin` from its receipt).
+    fn store_ttl(&self, token: &AccessToken) -> Duration {
+        let expires = token.effective_expires_at();
+        let lifetime = expires.duration_since(token.received_at()).unwrap_or_default();
+        expires
+            .checked_sub(self.config.margin_for(lifetime))
+            .and_then(|stale| stale.duration_since(self.clock.now()).ok())
+            .unwrap_or_default()
+    }
+
+    /// After [`invalidate`](TokenProvider::invalidate): the store drops
+    /// `token` too (if it still holds it), on its own task.
+    fn forget_stored(self: &Arc<Self>, token: &AccessToken) {
+        let Some(tier) = self.store.load_full() else { return };
+        *tier.invalidated.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+        let (Some(key), Ok(runtime)) =
+            (tier.key.get().cloned(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (shared, token) = (Arc::clone(self), token.clone());
+        let _detached = runtime.spawn(async move {
+            tier.call(&shared, "remove", tier.store.remove_if_same(&key, &token)).await;
+        });
     }
 
     /// Records the outcome of `flight` (started at monotonic time
@@ -784,6 +1038,75 @@ impl Shared {
         // The state stays consistent at every unlock: a panic elsewhere
         // cannot leave it half-written, so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl StoreTier {
+    /// The provider's key in the store (the store's naming key asked once).
+    async fn provider_key(&self, shared: &Shared) -> Option<ProviderKey> {
+        if let Some(key) = self.key.get() {
+            return Some(key.clone());
+        }
+        let naming = self.call(shared, "naming key", self.store.naming_key()).await?;
+        Some(self.key.get_or_init(|| self.identity.key(&naming)).clone())
+    }
+
+    fn lock_invalidated(&self) -> MutexGuard<'_, Option<AccessToken>> {
+        self.invalidated.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one store call, bounded by [`STORE_CALL_TIMEOUT`] on the
+    /// clock: its value, or `None` after a failure (logged once per
+    /// outage; a corrupt entry is a miss, logged at debug level).
+    async fn call<T>(
+        &self,
+        shared: &Shared,
+        what: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Option<T> {
+        let result = tokio::select! {
+            biased;
+            result = call => result,
+            () = shared.clock.sleep(STORE_CALL_TIMEOUT) => Err(StoreError::new(
+                StoreErrorKind::Timeout,
+                format!("{what} took longer than {STORE_CALL_TIMEOUT:?}"),
+            )),
+        };
+        match result {
+            Ok(value) => {
+                if self.down.swap(false, Ordering::AcqRel) {
+                    tracing::info!(target: STORE_TARGET, provider = %shared.name, store = self.store.kind(), "token store usable again");
+                }
+                Some(value)
+            }
+            Err(err) if err.kind() == StoreErrorKind::Corrupt => {
+                tracing::debug!(target: STORE_TARGET, provider = %shared.name, store = self.store.kind(), error = %err, "stored token ignored");
+                None
+            }
+            Err(err) => {
+                if self.down.swap(true, Ordering::AcqRel) {
+                    tracing::debug!(target: STORE_TARGET, provider = %shared.name, store = self.store.kind(), operation = what, error = %err, "token store still unusable");
+                } else {
+                    tracing::warn!(target: STORE_TARGET, provider = %shared.name, store = self.store.kind(), operation = what, error = %err, "token store unusable; fetching without it until it recovers");
+                }
+                None
+            }
+        }
+    }
+}
+
+impl Held {
+    /// Stores `token` (when the fetch gave one that is not yet stale) and
+    /// releases the lease.
+    async fn finish(self, shared: &Shared, token: Option<&AccessToken>) {
+        let Self { tier, key, lease } = self;
+        if let Some(token) = token {
+            let ttl = shared.store_ttl(token);
+            if !ttl.is_zero() {
+                tier.call(shared, "store", tier.store.store(&key, token, ttl)).await;
+            }
+        }
+        tier.call(shared, "release", lease.release()).await;
     }
 }
 

@@ -19,6 +19,8 @@
 //!   expiry.
 
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -64,7 +66,20 @@ pub trait Clock: Send + Sync + Debug {
     fn timestamp(&self) -> Timestamp {
         Timestamp::new(self.now(), Some(self.monotonic()))
     }
+
+    /// Waits `duration` of this clock's monotonic time: the cache polls a
+    /// [token store](crate::TokenStore) with it while another process
+    /// fetches. The default sleeps on the Tokio timer (a runtime with the
+    /// time driver is required); [`ManualClock`] waits until the test
+    /// [advances](ManualClock::advance) it that far.
+    fn sleep(&self, duration: Duration) -> Sleep {
+        #[allow(clippy::disallowed_methods, reason = "the clock module is where sleeping lives")]
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
+
+/// A future sleeping on a [`Clock`] (see [`Clock::sleep`]).
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A shared clock.
 pub type SharedClock = Arc<dyn Clock>;
@@ -193,6 +208,8 @@ pub struct ManualClock {
 struct Times {
     wall_nanos_since_epoch: AtomicU64,
     monotonic_nanos: AtomicU64,
+    /// Woken on every [`ManualClock::advance`], for sleepers.
+    advanced: tokio::sync::Notify,
 }
 
 impl ManualClock {
@@ -209,6 +226,7 @@ impl ManualClock {
         let by = nanos(by);
         self.times.wall_nanos_since_epoch.fetch_add(by, Ordering::SeqCst);
         self.times.monotonic_nanos.fetch_add(by, Ordering::SeqCst);
+        self.times.advanced.notify_waiters();
     }
 
     /// The wall clock steps to `to` (back or forward); the monotonic time
@@ -237,5 +255,23 @@ impl Clock for ManualClock {
 
     fn monotonic(&self) -> Duration {
         Duration::from_nanos(self.times.monotonic_nanos.load(Ordering::SeqCst))
+    }
+
+    /// Waits until the clock has been [advanced](ManualClock::advance) by
+    /// `duration` (never on its own: the test drives time).
+    fn sleep(&self, duration: Duration) -> Sleep {
+        let times = Arc::clone(&self.times);
+        let until = self.monotonic().saturating_add(duration);
+        Box::pin(async move {
+            loop {
+                let notified = times.advanced.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if Duration::from_nanos(times.monotonic_nanos.load(Ordering::SeqCst)) >= until {
+                    return;
+                }
+                notified.await;
+            }
+        })
     }
 }

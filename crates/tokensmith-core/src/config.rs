@@ -71,6 +71,14 @@ pub struct CommonConfig {
     /// Extra trusted CA certificates (PEM) for a private PKI.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Whether this provider's tokens go to the config's `[store]`
+    /// (default `true`); `false` keeps them in this process's memory only.
+    #[serde(default = "yes")]
+    pub shared: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl CommonConfig {
@@ -89,6 +97,7 @@ impl CommonConfig {
             refresh_token_store: None,
             allow_insecure_http: false,
             ca_file: None,
+            shared: true,
         }
     }
 
@@ -147,6 +156,13 @@ impl CommonConfig {
     #[must_use]
     pub fn with_allow_insecure_http(mut self, allow: bool) -> Self {
         self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Sets `shared` (`false` keeps the provider out of the token store).
+    #[must_use]
+    pub fn with_shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
         self
     }
 
@@ -217,6 +233,133 @@ impl<'de> Deserialize<'de> for RefreshTokenStoreConfig {
 
         deserializer.deserialize_any(Visitor)
     }
+}
+
+/// The top-level `[store]` table: where cached tokens live beyond one
+/// process (contract §6; `docs/configuration.md`).
+///
+/// | `kind` | fields |
+/// |---|---|
+/// | `"memory"` | none: no store, each process caches for itself (the library's default) |
+/// | `"file"` | `path` (default: the per-user cache directory, [`FileTokenStore::default_dir`](crate::FileTokenStore::default_dir)), `lock_timeout` |
+/// | `"redis"` (the `tokensmith-redis` crate) | `url`, `encryption_key` (or `encrypt = false`), `prefix`, `lock_timeout` |
+///
+/// ```
+/// use tokensmith_core::StoreConfig;
+///
+/// let config: StoreConfig = toml::from_str(r#"
+///     kind = "file"
+///     path = "/var/cache/myapp/tokens"
+///     lock_timeout = "5s"
+/// "#).unwrap();
+/// assert_eq!(config.kind, "file");
+/// assert_eq!(config.lock_timeout(), std::time::Duration::from_secs(5));
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// `"memory"`, `"file"` or `"redis"` (or a kind a registered
+    /// [`StoreFactory`](crate::StoreFactory) builds).
+    pub kind: String,
+    /// The file store's directory.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// The key namespace of a shared store (Redis: default `"tokensmith"`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// The longest wait for another process's fetch (default 10 s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub lock_timeout: Option<Duration>,
+    /// Redis: the server's URL (`redis://` or `rediss://`), a secret.
+    #[serde(default)]
+    pub url: Option<ConfigSecret>,
+    /// Redis: 32 random bytes, base64, that encrypt and authenticate the
+    /// stored tokens, a secret.
+    #[serde(default)]
+    pub encryption_key: Option<ConfigSecret>,
+    /// Redis: `false` stores tokens unencrypted (must be written to go
+    /// without `encryption_key`).
+    #[serde(default)]
+    pub encrypt: Option<bool>,
+}
+
+impl StoreConfig {
+    /// A store of `kind`, every other field unset.
+    pub fn new(kind: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            path: None,
+            prefix: None,
+            lock_timeout: None,
+            url: None,
+            encryption_key: None,
+            encrypt: None,
+        }
+    }
+
+    /// The file store in `path`.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self { path: Some(path.into()), ..Self::new("file") }
+    }
+
+    /// Sets `lock_timeout`.
+    #[must_use]
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// `lock_timeout`, or its default
+    /// ([`DEFAULT_TOKEN_STORE_LOCK_TIMEOUT`](crate::DEFAULT_TOKEN_STORE_LOCK_TIMEOUT)).
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout.unwrap_or(crate::store::DEFAULT_TOKEN_STORE_LOCK_TIMEOUT)
+    }
+
+    /// A config error about the field `field` of `[store]`.
+    pub fn error(field: &str, message: impl Into<String>) -> TokenError {
+        TokenError::config(None, Some(&format!("store.{field}")), message)
+    }
+
+    /// Refuses every field in `fields` that is set: a store kind that does
+    /// not use them says so (naming the field) rather than ignoring it.
+    pub fn refuse_fields(&self, fields: &[&str]) -> Result<(), TokenError> {
+        let set = |field: &str| match field {
+            "path" => self.path.is_some(),
+            "prefix" => self.prefix.is_some(),
+            "lock_timeout" => self.lock_timeout.is_some(),
+            "url" => self.url.is_some(),
+            "encryption_key" => self.encryption_key.is_some(),
+            "encrypt" => self.encrypt.is_some(),
+            _ => false,
+        };
+        match fields.iter().find(|f| set(f)) {
+            Some(field) => {
+                Err(Self::error(field, format!("not used by a store of kind {:?}", self.kind)))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads the `[store]` table.
+pub(crate) fn store_from_value(value: toml::Value) -> Result<StoreConfig, TokenError> {
+    let toml::Value::Table(table) = value else {
+        return Err(TokenError::config(None, Some("store"), "must be a table"));
+    };
+    let value = toml::Value::Table(table);
+    let mut config: StoreConfig = serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().message().to_owned();
+        let field = if path == "." {
+            field_from_message(&message).map(|f| format!("store.{f}"))
+        } else {
+            Some(format!("store.{path}"))
+        };
+        TokenError::config(None, Some(field.as_deref().unwrap_or("store")), message)
+    })?;
+    config.kind = config.kind.to_ascii_lowercase();
+    Ok(config)
 }
 
 fn default_timeout() -> Duration {
@@ -538,6 +681,7 @@ mod tests {
                 "refresh_token_store",
                 "allow_insecure_http",
                 "ca_file",
+                "shared",
             ]
         );
     }

@@ -17,6 +17,7 @@
 //! | registry | applications | [`Registry`], [`Providers`], [`ProviderInfo`] |
 //! | config | applications | [`CommonConfig`], [`ConfigSecret`], [`SecretSource`], [`RefreshTokenStoreConfig`], [`parse_duration`] |
 //! | cache | applications | [`CachedProvider`] (single-flight, refresh-ahead, backoff), [`CacheConfig`], [`CacheStats`] |
+//! | token stores | applications, store authors | [`TokenStore`], [`SharedTokenStore`], [`StoreLease`], [`FileTokenStore`], [`StoreConfig`], [`StoreFactory`], [`ProviderIdentity`], [`ProviderKey`], [`NamingKey`], [`StoreError`], [`encode_token`], [`decode_token`] |
 //! | refresh tokens | applications | [`RefreshTokenStore`], [`SharedRefreshTokenStore`], [`MemoryRefreshTokenStore`], [`FileRefreshTokenStore`] |
 //! | adapters | adapter authors | [`AdapterFactory`], [`ProviderContext`] |
 //! | requests | adapter authors | the one request helper: [`TokenEndpoint`], [`TokenRequest`], [`ClientAuth`], [`RequestMethod`], [`HttpSettings`]; [`fetch_json`] and [`check_url`] for discovery documents |
@@ -57,6 +58,7 @@ mod refresh_store;
 mod registry;
 mod renewal;
 mod secret;
+mod store;
 #[cfg(test)]
 mod test_log;
 mod token;
@@ -64,8 +66,8 @@ mod token;
 // The whole public API, by area (see the table above). Anything not listed
 // here is private to this crate.
 pub use cache::{CacheConfig, CacheStats, CachedProvider};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
-pub use config::{CommonConfig, RefreshTokenStoreConfig, parse_duration};
+pub use clock::{Clock, ManualClock, SharedClock, Sleep, SystemClock, Timestamp};
+pub use config::{CommonConfig, RefreshTokenStoreConfig, StoreConfig, parse_duration};
 pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind, error_line};
 pub use http::{
     ClientAuth, HttpSettings, RequestMethod, TokenEndpoint, TokenRequest, check_url, fetch_json,
@@ -77,11 +79,16 @@ pub use refresh_store::{
     StoreLock,
 };
 pub use registry::{
-    AdapterConfig, AdapterFactory, KNOWN_KINDS, LoadReport, ProviderContext, ProviderInfo,
-    Providers, ProvidersBuilder, Registry,
+    AdapterConfig, AdapterFactory, KNOWN_KINDS, KNOWN_STORE_KINDS, LoadReport, ProviderContext,
+    ProviderInfo, Providers, ProvidersBuilder, Registry, StoreFactory,
 };
 pub use renewal::{DEFAULT_STORE_LOCK_TIMEOUT, Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};
+pub use store::{
+    DEFAULT_TOKEN_STORE_LOCK_TIMEOUT, FileTokenStore, MAX_ENCODED_TOKEN_LEN, NamingKey,
+    ProviderIdentity, ProviderKey, STORE_CALL_TIMEOUT, SharedTokenStore, StoreError,
+    StoreErrorKind, StoreLease, TokenDecodeError, TokenStore, decode_token, encode_token,
+};
 pub use token::{
     AccessToken, AccessTokenBuilder, DEFAULT_LIFETIME, InvalidPresentation, Presentation, Scope,
     TokenType,

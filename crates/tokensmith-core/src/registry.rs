@@ -14,12 +14,14 @@ use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
 use crate::config::{
-    CommonConfig, RefreshTokenStoreConfig, backticked, closest, from_table, secret_fields,
+    CommonConfig, RefreshTokenStoreConfig, StoreConfig, backticked, closest, from_table,
+    secret_fields, store_from_value,
 };
 use crate::http::{ClientAuth, HttpSettings, TokenEndpoint};
 use crate::refresh_store::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, SharedRefreshTokenStore,
 };
+use crate::store::{FileTokenStore, ProviderIdentity, SharedTokenStore};
 use crate::{
     CacheConfig, CacheStats, CachedProvider, ConfigSecret, Renewal, SharedClock,
     SharedTokenProvider, SystemClock, TokenError,
@@ -34,6 +36,39 @@ pub const KNOWN_KINDS: &[(&str, &str, &str)] = &[
     ("deyel", "tokensmith-deyel", "deyel"),
     ("custom", "tokensmith-custom", "custom"),
 ];
+
+/// The store kinds that live in their own crate, so a `[store]` of that
+/// kind can say what to add.
+pub const KNOWN_STORE_KINDS: &[(&str, &str)] = &[("redis", "tokensmith-redis")];
+
+/// Builds the token store a `[store]` table of one `kind` describes
+/// ([`Registry::with_store_factory`]); `tokensmith-redis` exports one.
+/// Core builds `"memory"` (no store) and `"file"` itself.
+pub trait StoreFactory: Send + Sync + fmt::Debug + 'static {
+    /// The `kind` this factory builds, lowercase (`"redis"`).
+    fn kind(&self) -> &'static str;
+
+    /// Validates `config` and builds the store; errors name the field
+    /// ([`StoreConfig::error`], [`StoreConfig::refuse_fields`]). Must not
+    /// touch the network (connect lazily).
+    fn build(&self, config: &StoreConfig) -> Result<SharedTokenStore, TokenError>;
+}
+
+/// The token store a registry puts under its providers' caches.
+#[derive(Clone, Debug)]
+enum StoreChoice {
+    /// The config's `[store]`, else this one (`None`: no store).
+    FromConfig(Option<StoreConfig>),
+    /// No store whatever the config says (`tokensmith token --no-cache`).
+    Off,
+}
+
+/// A built store and its lock timeout.
+#[derive(Clone, Debug)]
+struct BuiltStore {
+    store: SharedTokenStore,
+    lock_timeout: std::time::Duration,
+}
 
 /// Builds providers of one `kind` from config. Each adapter crate exports one.
 ///
@@ -158,6 +193,9 @@ pub struct ProviderContext {
     /// The secret fields of what [`parse`](Self::parse) read, for
     /// [`ProviderInfo::secret_fields`].
     secrets: Arc<Mutex<Vec<String>>>,
+    /// The whole table as written, for the provider's store identity
+    /// (`None` for a provider built in code).
+    table: Option<toml::Table>,
 }
 
 /// Whether a factory asked for a refresh-token store or a [`Renewal`].
@@ -178,6 +216,7 @@ impl ProviderContext {
     /// A context for the provider `name` (used by the registry; public so
     /// adapters can be tested without a config file).
     pub fn new(name: &str, table: toml::Table, clock: SharedClock) -> Result<Self, TokenError> {
+        let whole = table.clone();
         let mut common_table = toml::Table::new();
         let mut rest = toml::Table::new();
         for (key, value) in table {
@@ -189,7 +228,9 @@ impl ProviderContext {
         }
         let common: CommonConfig =
             from_table(name, common_table).map_err(|e| with_common_typo(e, rest.keys()))?;
-        Self::validated(name, common, Rest::Table(rest), clock)
+        let mut ctx = Self::validated(name, common, Rest::Table(rest), clock)?;
+        ctx.table = Some(whole);
+        Ok(ctx)
     }
 
     /// A context for the provider `name` described in code: the common
@@ -236,7 +277,15 @@ impl ProviderContext {
             check_token_url(name, url)?;
         }
         let secrets = Arc::new(Mutex::new(secret_fields::<CommonConfig>()));
-        Ok(Self { name: name.into(), common, rest, clock, renewal: Arc::default(), secrets })
+        Ok(Self {
+            name: name.into(),
+            common,
+            rest,
+            clock,
+            renewal: Arc::default(),
+            secrets,
+            table: None,
+        })
     }
 
     /// The provider's name (its `[providers.NAME]` key).
@@ -553,6 +602,8 @@ fn with_common_typo<'a>(
 #[derive(Clone, Debug)]
 pub struct Registry {
     factories: BTreeMap<&'static str, Arc<dyn AdapterFactory>>,
+    stores: BTreeMap<&'static str, Arc<dyn StoreFactory>>,
+    store: StoreChoice,
     clock: SharedClock,
 }
 
@@ -565,7 +616,110 @@ impl Default for Registry {
 impl Registry {
     /// An empty registry using the system clock.
     pub fn new() -> Self {
-        Self { factories: BTreeMap::new(), clock: Arc::new(SystemClock) }
+        Self {
+            factories: BTreeMap::new(),
+            stores: BTreeMap::new(),
+            store: StoreChoice::FromConfig(None),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Registers a token store factory (replacing one of the same kind), so
+    /// a `[store]` of its kind can be loaded.
+    #[must_use]
+    pub fn with_store_factory(mut self, factory: impl StoreFactory) -> Self {
+        self.stores.insert(factory.kind(), Arc::new(factory));
+        self
+    }
+
+    /// The store used when a config has no `[store]` table (by default
+    /// none: each process caches for itself). The CLI passes
+    /// `StoreConfig::file(…)`, its per-user cache.
+    #[must_use]
+    pub fn with_default_store(mut self, config: StoreConfig) -> Self {
+        self.store = StoreChoice::FromConfig(Some(config));
+        self
+    }
+
+    /// No token store, whatever a config's `[store]` says (it is still
+    /// validated).
+    #[must_use]
+    pub fn without_store(mut self) -> Self {
+        self.store = StoreChoice::Off;
+        self
+    }
+
+    /// Builds the store `config` describes: `"memory"` is none.
+    fn build_store(&self, config: &StoreConfig) -> Result<Option<BuiltStore>, TokenError> {
+        let lock_timeout = config.lock_timeout();
+        let store: SharedTokenStore = match config.kind.as_str() {
+            "memory" => {
+                config.refuse_fields(&[
+                    "path",
+                    "prefix",
+                    "lock_timeout",
+                    "url",
+                    "encryption_key",
+                    "encrypt",
+                ])?;
+                return Ok(None);
+            }
+            "file" => {
+                config.refuse_fields(&["prefix", "url", "encryption_key", "encrypt"])?;
+                let dir = match &config.path {
+                    Some(path) if path.as_os_str().is_empty() => {
+                        return Err(StoreConfig::error("path", "the directory path is empty"));
+                    }
+                    Some(path) => path.clone(),
+                    None => FileTokenStore::default_dir().ok_or_else(|| {
+                        StoreConfig::error(
+                            "path",
+                            "no per-user cache directory (neither XDG_CACHE_HOME nor HOME is set): set `path`",
+                        )
+                    })?,
+                };
+                Arc::new(FileTokenStore::new(dir))
+            }
+            kind => match self.stores.get(kind) {
+                Some(factory) => factory.build(config)?,
+                None => return Err(self.unknown_store_kind(kind)),
+            },
+        };
+        Ok(Some(BuiltStore { store, lock_timeout }))
+    }
+
+    fn unknown_store_kind(&self, kind: &str) -> TokenError {
+        let available: Vec<&str> =
+            ["memory", "file"].into_iter().chain(self.stores.keys().copied()).collect();
+        let message = if let Some((_, krate)) = KNOWN_STORE_KINDS.iter().find(|(k, _)| *k == kind) {
+            format!(
+                "store kind {kind:?} is not linked into this program: add the `{krate}` crate and register its factory (`Registry::with_store_factory`); available kinds: {}",
+                available.join(", ")
+            )
+        } else {
+            let known = available.iter().copied().chain(KNOWN_STORE_KINDS.iter().map(|(k, _)| *k));
+            let hint = closest(kind, known).map(|k| format!(" (did you mean {k:?}?)"));
+            format!(
+                "unknown store kind {kind:?}{}; available kinds: {}",
+                hint.unwrap_or_default(),
+                available.join(", ")
+            )
+        };
+        StoreConfig::error("kind", message)
+    }
+
+    /// The store for a load: the config's `[store]` (always validated),
+    /// else the default, unless stores are off.
+    fn store_for(&self, config: Option<StoreConfig>) -> Result<Option<BuiltStore>, TokenError> {
+        let built = match &config {
+            Some(config) => self.build_store(config)?,
+            None => None,
+        };
+        match (&self.store, config) {
+            (StoreChoice::FromConfig(_), Some(_)) => Ok(built),
+            (StoreChoice::FromConfig(Some(default)), None) => self.build_store(default),
+            (StoreChoice::Off | StoreChoice::FromConfig(None), _) => Ok(None),
+        }
     }
 
     /// Registers a factory (replacing one of the same kind).
@@ -682,20 +836,24 @@ impl Registry {
             Some(_) => return Err(TokenError::config(None, Some("providers"), "must be a table")),
             None => toml::Table::new(),
         };
+        let store = doc.remove("store").map(store_from_value).transpose()?;
         if let Some(key) = doc.keys().next() {
             return Err(TokenError::config(
                 None,
                 Some(key),
-                "unknown top-level key; providers go under [providers.NAME]",
+                "unknown top-level key; providers go under [providers.NAME], the token store under [store]",
             ));
         }
+        let store = self.store_for(store)?;
         let mut map = BTreeMap::new();
         let mut errors = Vec::new();
         let mut stores = BTreeMap::new();
         // Sorted by name: the strict load reports the first error of that order.
         for (name, value) in providers {
             let built = match value {
-                toml::Value::Table(table) => self.build_one(&name, table, &mut stores),
+                toml::Value::Table(table) => {
+                    self.build_one(&name, table, &mut stores, store.as_ref())
+                }
                 _ => Err(TokenError::config(Some(&name), None, "must be a table")),
             };
             match built {
@@ -720,7 +878,7 @@ impl Registry {
         name: &str,
         config: C,
     ) -> Result<Arc<CachedProvider>, TokenError> {
-        Ok(self.build_config(name, config, &mut BTreeMap::new())?.cache)
+        Ok(self.build_config(name, config, &mut BTreeMap::new(), None)?.cache)
     }
 
     /// [`build`](Self::build), with the store files of the providers built
@@ -730,6 +888,7 @@ impl Registry {
         name: &str,
         config: C,
         stores: &mut BTreeMap<PathBuf, String>,
+        store: Option<&BuiltStore>,
     ) -> Result<ProviderEntry, TokenError> {
         let (mut common, fields) = config.into_parts();
         let factory = C::Factory::default();
@@ -737,7 +896,7 @@ impl Registry {
         factory.kind().clone_into(&mut common.kind);
         let ctx = ProviderContext::from_parts(name, common, fields, self.clock.clone())?;
         check_store(&ctx, stores)?;
-        self.build_entry(ctx, &factory)
+        self.build_entry(ctx, &factory, store)
     }
 
     /// Builds one provider from its table; `stores` maps the refresh-token
@@ -749,6 +908,7 @@ impl Registry {
         name: &str,
         table: toml::Table,
         stores: &mut BTreeMap<PathBuf, String>,
+        store: Option<&BuiltStore>,
     ) -> Result<ProviderEntry, TokenError> {
         let ctx = ProviderContext::new(name, table, self.clock.clone())?;
         check_store(&ctx, stores)?;
@@ -756,7 +916,7 @@ impl Registry {
         let Some(factory) = self.factories.get(kind.as_str()) else {
             return Err(self.unknown_kind(name, &kind));
         };
-        self.build_entry(ctx, factory.as_ref())
+        self.build_entry(ctx, factory.as_ref(), store)
     }
 
     /// The one path from a validated context to a cached provider, for a
@@ -766,6 +926,7 @@ impl Registry {
         &self,
         ctx: ProviderContext,
         factory: &dyn AdapterFactory,
+        store: Option<&BuiltStore>,
     ) -> Result<ProviderEntry, TokenError> {
         let name = ctx.name().to_owned();
         let mut info = ProviderInfo {
@@ -782,6 +943,9 @@ impl Registry {
             },
         };
         let cache_config = CacheConfig::from_common(ctx.common());
+        let shared = ctx.common().shared;
+        let table = ctx.table.clone();
+        let client_secret = ctx.common().client_secret.clone();
         let fields = ctx.field_names();
         let secrets = Arc::clone(&ctx.secrets);
         let renewal_use = Arc::clone(&ctx.renewal);
@@ -791,7 +955,19 @@ impl Registry {
         let RenewalUse { single_use, renewal } =
             std::mem::take(&mut *renewal_use.lock().unwrap_or_else(PoisonError::into_inner));
         info.single_use_credentials = single_use || renewal.is_some();
-        let cache = Arc::new(CachedProvider::new(&name, inner, cache_config, self.clock.clone()));
+        let mut cache = CachedProvider::new(&name, inner, cache_config, self.clock.clone());
+        if let Some(store) = store.filter(|_| shared) {
+            if let Some(table) = &table {
+                let identity = identity_of(table, &info.secret_fields, client_secret.as_ref());
+                cache = cache.with_store(Arc::clone(&store.store), identity, store.lock_timeout);
+            } else {
+                tracing::debug!(
+                    provider = %name,
+                    "built in code: its kind's fields are not known to core, so it stays out of the token store"
+                );
+            }
+        }
+        let cache = Arc::new(cache);
         let provider: SharedTokenProvider = cache.clone();
         Ok(ProviderEntry { info, provider, cache, renewal })
     }
@@ -814,6 +990,118 @@ impl Registry {
             )
         };
         TokenError::config(Some(name), Some("kind"), message)
+    }
+}
+
+/// Fields that only steer caching, timing or sharing, and so do not change
+/// which token a provider gets: left out of its store identity.
+const NOT_IDENTITY: &[&str] = &["timeout", "expiry_margin", "refresh_ahead", "shared"];
+
+/// The store identity of the provider whose table is `table`: every field
+/// as written (canonical JSON, sorted keys) except [`NOT_IDENTITY`], the
+/// `kind` lowercased, and the fields typed [`ConfigSecret`] (dotted paths
+/// `secret_fields`) only as their resolved values, bound in by the keyed
+/// hash. `client_secret` is the one already resolved at load.
+fn identity_of(
+    table: &toml::Table,
+    secret_fields: &[String],
+    client_secret: Option<&ConfigSecret>,
+) -> ProviderIdentity {
+    let kind = table.get("kind").and_then(toml::Value::as_str).unwrap_or_default();
+    let mut canon =
+        Canonical { identity: ProviderIdentity::new(kind), secret_fields, client_secret };
+    for (key, value) in table {
+        if key == "kind" || NOT_IDENTITY.contains(&key.as_str()) {
+            continue;
+        }
+        let mut text = String::new();
+        canon.value(&mut text, value, key, false);
+        canon.identity =
+            std::mem::replace(&mut canon.identity, ProviderIdentity::new(kind)).field(key, text);
+    }
+    canon.identity
+}
+
+/// Builds a [`ProviderIdentity`] from a table.
+struct Canonical<'a> {
+    identity: ProviderIdentity,
+    secret_fields: &'a [String],
+    client_secret: Option<&'a ConfigSecret>,
+}
+
+impl Canonical<'_> {
+    /// Appends `value` (at dotted `path`) to `out` as canonical JSON; a
+    /// secret is written as `"<secret>"` and bound in by value. `verbatim`:
+    /// inside a secret reference that could not be resolved (`{ env }`,
+    /// `{ file }`: names, not secrets), written as is.
+    fn value(&mut self, out: &mut String, value: &toml::Value, path: &str, verbatim: bool) {
+        use std::fmt::Write as _;
+        if !verbatim && self.secret_fields.iter().any(|f| f == path) {
+            // A `ConfigSecret`: its resolved value, never the reference.
+            let resolved = if let ("client_secret", Some(known)) = (path, self.client_secret) {
+                Some(known.as_secret().clone())
+            } else {
+                let (parsed, _loose) =
+                    crate::secret::collect_loose_files(|| value.clone().try_into::<ConfigSecret>());
+                parsed.ok().map(|s| s.as_secret().clone())
+            };
+            match resolved {
+                Some(secret) => {
+                    self.identity =
+                        std::mem::replace(&mut self.identity, ProviderIdentity::new(""))
+                            .secret(path, secret);
+                }
+                // Unreadable now (it loaded a moment ago): key on the
+                // reference itself, a miss at worst.
+                None => {
+                    if let toml::Value::Table(_) = value {
+                        self.value(out, value, path, true);
+                    }
+                }
+            }
+            out.push_str("\"<secret>\"");
+            return;
+        }
+        match value {
+            toml::Value::String(s) => {
+                out.push_str(&serde_json::Value::from(s.as_str()).to_string());
+            }
+            toml::Value::Integer(i) => {
+                let _ = write!(out, "{i}");
+            }
+            toml::Value::Float(f) => {
+                let _ = write!(out, "{f:?}");
+            }
+            toml::Value::Boolean(b) => {
+                let _ = write!(out, "{b}");
+            }
+            toml::Value::Datetime(d) => {
+                out.push_str(&serde_json::Value::from(d.to_string()).to_string());
+            }
+            toml::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    self.value(out, item, &format!("{path}[{i}]"), verbatim);
+                }
+                out.push(']');
+            }
+            toml::Value::Table(table) => {
+                out.push('{');
+                // `toml::Table` iterates sorted.
+                for (i, (key, item)) in table.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                    out.push(':');
+                    self.value(out, item, &format!("{path}.{key}"), verbatim);
+                }
+                out.push('}');
+            }
+        }
     }
 }
 
@@ -973,6 +1261,11 @@ impl Providers {
         })
     }
 
+    /// The cache of the provider called `name` (its counters, its store).
+    pub fn cached(&self, name: &str) -> Option<&Arc<CachedProvider>> {
+        self.map.get(name).map(|e| &e.cache)
+    }
+
     /// The cache counters of the provider called `name`.
     pub fn cache_stats(&self, name: &str) -> Option<CacheStats> {
         self.map.get(name).map(|e| e.cache.stats())
@@ -1076,8 +1369,9 @@ impl ProvidersBuilder {
     /// Adds the provider `name` described by `config` (an adapter's typed
     /// config). Validated by [`build`](Self::build).
     pub fn add<C: AdapterConfig>(mut self, name: impl Into<String>, config: C) -> Self {
-        let pending: PendingProvider =
-            Box::new(move |registry, name, stores| registry.build_config(name, config, stores));
+        let pending: PendingProvider = Box::new(move |registry, name, stores| {
+            registry.build_config(name, config, stores, None)
+        });
         self.pending.push((name.into(), pending));
         self
     }
@@ -1385,5 +1679,114 @@ mod tests {
         let (providers, errors) = registry.load_file_lenient(&path).unwrap().into_parts();
         assert_eq!((providers.len(), errors.len()), (1, 3));
         assert_eq!(registry.load_file(&path).unwrap_err().provider(), Some("flat"));
+    }
+
+    /// The key of the provider `p` of `text` under a fixed naming key, and
+    /// its identity's `Debug`.
+    fn key_of(text: &str) -> (String, String) {
+        let mut doc: toml::Table = text.parse().unwrap();
+        let providers = doc.remove("providers").unwrap();
+        let table = providers.as_table().unwrap()["p"].as_table().unwrap().clone();
+        let loaded = Registry::new().with(Fixed).with(Scoped).load_str(text).unwrap();
+        let info = loaded.info("p").unwrap();
+        let identity = identity_of(&table, &info.secret_fields, None);
+        let naming = crate::NamingKey::new(&[7; 32]);
+        (identity.key(&naming).as_str().to_owned(), format!("{identity:?}"))
+    }
+
+    fn scoped(extra: &str) -> String {
+        format!(
+            "[providers.p]\nkind = \"scoped\"\ntoken_url = \"https://as.example/token\"\nclient_id = \"id\"\nclient_secret = \"S3CRET\"\nscope = \"a b\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn the_provider_key_follows_every_identity_field_and_secret_and_holds_none() {
+        let (base, debug) = key_of(&scoped(""));
+        assert_eq!(base.len(), 64);
+        assert!(base.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!debug.contains("S3CRET"), "{debug}");
+        assert_eq!(base, key_of(&scoped("")).0, "deterministic");
+        // Timing and sharing do not change which token comes back.
+        assert_eq!(
+            base,
+            key_of(&scoped(
+                "timeout = \"5s\"\nexpiry_margin = \"1m\"\nrefresh_ahead = \"2m\"\nshared = true"
+            ))
+            .0
+        );
+        assert_eq!(base, key_of(&scoped("").replace("\"scoped\"", "\"SCOPED\"")).0, "kind's case");
+        for (what, changed) in [
+            ("token_url", scoped("").replace("/token", "/token2")),
+            ("client_id", scoped("").replace("\"id\"", "\"id2\"")),
+            ("scope", scoped("").replace("a b", "a")),
+            ("secret", scoped("").replace("S3CRET", "OTHER")),
+            ("ca_file", scoped("ca_file = \"/x.pem\"")),
+        ] {
+            assert_ne!(base, key_of(&changed).0, "{what}");
+        }
+        // A secret from a file: its value, not the reference.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "S3CRET\n").unwrap();
+        let by_file = scoped("")
+            .replace("\"S3CRET\"", &format!("{{ file = {:?} }}", path.display().to_string()));
+        let (from_file, debug) = key_of(&by_file);
+        assert_eq!(from_file, base, "the resolved value, as the literal");
+        assert!(!debug.contains("S3CRET"));
+        std::fs::write(&path, "ROTATED\n").unwrap();
+        assert_ne!(key_of(&by_file).0, base, "a changed secret is another key");
+    }
+
+    #[test]
+    fn the_store_table_is_validated_and_errors_name_the_field() {
+        let registry = Registry::new().with(Fixed);
+        let with_store = |store: &str| format!("[store]\n{store}\n{}", provider(""));
+        let err = registry.load_str(&with_store("kind = \"redis\"")).unwrap_err();
+        let TokenError::Config { field, message, .. } = &err else { panic!("{err}") };
+        assert_eq!(field.as_deref(), Some("store.kind"));
+        assert!(
+            message.contains("tokensmith-redis") && message.contains("with_store_factory"),
+            "{err}"
+        );
+        let err = registry.load_str(&with_store("kind = \"fiel\"")).unwrap_err();
+        assert!(err.to_string().contains("did you mean \"file\""), "{err}");
+        let field = |err: &TokenError| match err {
+            TokenError::Config { field, .. } => field.clone(),
+            _ => None,
+        };
+        let err =
+            registry.load_str(&with_store("kind = \"file\"\nurl = \"redis://x\"")).unwrap_err();
+        assert_eq!(field(&err).as_deref(), Some("store.url"), "{err}");
+        let err = registry.load_str(&with_store("kind = \"memory\"\npath = \"/x\"")).unwrap_err();
+        assert_eq!(field(&err).as_deref(), Some("store.path"), "{err}");
+        let err =
+            registry.load_str(&with_store("kind = \"file\"\nlock_timout = \"1s\"")).unwrap_err();
+        assert!(field(&err).is_some_and(|f| f.starts_with("store")), "{err}");
+        assert!(err.to_string().contains("lock_timout"), "{err}");
+        let err =
+            registry.load_str(&with_store("kind = \"file\"\nlock_timeout = \"soon\"")).unwrap_err();
+        assert_eq!(field(&err).as_deref(), Some("store.lock_timeout"), "{err}");
+        // Memory: no store. File: the store under every shared provider.
+        let dir = tempfile::tempdir().unwrap();
+        let file = format!("kind = \"file\"\npath = {:?}", dir.path().display().to_string());
+        let loaded = registry.load_str(&with_store("kind = \"memory\"")).unwrap();
+        assert_eq!(loaded.cached("p").unwrap().store_kind(), None);
+        let loaded = registry.load_str(&with_store(&file)).unwrap();
+        assert_eq!(loaded.cached("p").unwrap().store_kind(), Some("file"));
+        let loaded = registry.load_str(&format!("{}shared = false\n", with_store(&file))).unwrap();
+        assert_eq!(loaded.cached("p").unwrap().store_kind(), None, "shared = false");
+        // The library's default is no store; `without_store` overrides a config's.
+        assert_eq!(
+            registry.load_str(&provider("")).unwrap().cached("p").unwrap().store_kind(),
+            None
+        );
+        let off = registry.clone().without_store().load_str(&with_store(&file)).unwrap();
+        assert_eq!(off.cached("p").unwrap().store_kind(), None);
+        let default = registry.with_default_store(StoreConfig::file(dir.path()));
+        assert_eq!(
+            default.load_str(&provider("")).unwrap().cached("p").unwrap().store_kind(),
+            Some("file")
+        );
     }
 }

@@ -46,14 +46,18 @@
 pub use tokensmith_core::{
     AccessToken, AccessTokenBuilder, AdapterConfig, AdapterFactory, BodySnippet, BoxError,
     CacheConfig, CacheStats, CachedProvider, ClientAuth, Clock, CommonConfig, ConfigSecret,
-    DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, ErrorDetail, FileRefreshTokenStore, HttpSettings,
-    InvalidPresentation, KNOWN_KINDS, LoadReport, MAX_EXPIRES_IN, ManualClock,
-    MemoryRefreshTokenStore, Presentation, ProviderContext, ProviderInfo, Providers,
-    ProvidersBuilder, RawResponse, RefreshTokenStore, RefreshTokenStoreConfig, Registry, Renewal,
-    RenewalGrant, RequestMethod, ResponseShape, Scope, SecretSource, SharedClock,
-    SharedRefreshTokenStore, SharedTokenProvider, StoreLock, SystemClock, TimeFormat, Timestamp,
-    TokenEndpoint, TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url,
-    async_trait, check_url, error_line, fetch_json, parse_duration, parse_response, secrecy,
+    DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, DEFAULT_TOKEN_STORE_LOCK_TIMEOUT, ErrorDetail,
+    FileRefreshTokenStore, FileTokenStore, HttpSettings, InvalidPresentation, KNOWN_KINDS,
+    KNOWN_STORE_KINDS, LoadReport, MAX_ENCODED_TOKEN_LEN, MAX_EXPIRES_IN, ManualClock,
+    MemoryRefreshTokenStore, NamingKey, Presentation, ProviderContext, ProviderIdentity,
+    ProviderInfo, ProviderKey, Providers, ProvidersBuilder, RawResponse, RefreshTokenStore,
+    RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, RequestMethod, ResponseShape,
+    STORE_CALL_TIMEOUT, Scope, SecretSource, SharedClock, SharedRefreshTokenStore,
+    SharedTokenProvider, SharedTokenStore, Sleep, StoreConfig, StoreError, StoreErrorKind,
+    StoreFactory, StoreLease, StoreLock, SystemClock, TimeFormat, Timestamp, TokenDecodeError,
+    TokenEndpoint, TokenError, TokenProvider, TokenRequest, TokenStore, TokenType,
+    TransportErrorKind, Url, async_trait, check_url, decode_token, encode_token, error_line,
+    fetch_json, parse_duration, parse_response, secrecy,
 };
 
 #[cfg(feature = "configapi")]

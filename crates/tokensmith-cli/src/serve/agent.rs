@@ -43,7 +43,7 @@ impl Snapshot {
     /// providers whose table did not change, so their tokens survive.
     pub(crate) fn load(path: &Path, old: Option<&Snapshot>) -> Result<Snapshot, TokenError> {
         let text = config::read(path)?;
-        let loaded = config::load_text(path, &text)?;
+        let loaded = config::load_with_store(path, &text)?;
         let mut providers = BTreeMap::new();
         for (info, provider) in loaded.iter() {
             crate::commands::refuse_single_use_in_memory(&loaded, &info.name)?;

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use tokensmith_testkit::{Fault, Vendor};
 
-use crate::support::{TestEnv, provider};
+use crate::support::{TestEnv, provider, toml_str};
 
 #[test]
 fn token_prints_the_token_alone_for_every_vendor() {
@@ -265,4 +265,44 @@ fn header_prints_a_token_with_non_ascii_characters() {
     env.write_config(&provider(&configapi, "tenant"));
     assert_eq!(env.run(&["header", "tenant", "--no-cache"]).ok(), "Bearer tök€n-1\n");
     assert_eq!(env.run(&["token", "tenant", "--no-cache"]).ok(), "tök€n-1\n");
+}
+
+#[test]
+fn the_store_table_moves_the_cache_and_shared_false_keeps_a_provider_out() {
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    // `[store] kind = "file"` with a path: the tokens go there.
+    let elsewhere = env.dir().join("shared-tokens");
+    let store = format!(
+        "[store]\nkind = \"file\"\npath = {}\n",
+        toml_str(&elsewhere.display().to_string())
+    );
+    env.write_config(&format!("{store}{}", provider(&deyel, "lowcode")));
+    let first = env.run(&["token", "lowcode"]).ok().to_owned();
+    assert_eq!(env.run(&["token", "lowcode"]).ok(), first, "a hit from the configured store");
+    assert_eq!(deyel.requests(), 1);
+    assert!(env.cache_files().is_empty(), "not in the default cache");
+    let json = |dir: &std::path::Path| {
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+    };
+    assert_eq!(json(&elsewhere), 1);
+    let out = env.run(&["cache", "clear"]).ok().to_owned();
+    assert!(
+        out.starts_with("removed 1 cached token from ") && out.contains("shared-tokens"),
+        "{out}"
+    );
+    // `shared = false`: each run asks, nothing is written.
+    env.write_config(&format!("{}shared = false\n", provider(&deyel, "lowcode")));
+    env.run(&["token", "lowcode"]).ok();
+    env.run(&["token", "lowcode"]).ok();
+    assert_eq!(deyel.requests(), 3);
+    assert!(env.cache_files().is_empty());
+    // A store kind whose crate is not linked: a config error naming it.
+    env.write_config(&format!("[store]\nkind = \"redis\"\n{}", provider(&deyel, "lowcode")));
+    let line = env.run(&["token", "lowcode"]).fails(2).to_owned();
+    assert!(line.contains("store.kind") && line.contains("tokensmith-redis"), "{line}");
+    assert_eq!(deyel.requests(), 3);
 }

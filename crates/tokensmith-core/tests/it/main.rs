@@ -3,4 +3,5 @@
 mod cache;
 mod http;
 mod no_secret_leaks;
+mod store;
 mod tls;
