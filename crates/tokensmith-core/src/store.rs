@@ -46,7 +46,9 @@ mod file;
 
 pub use file::FileTokenStore;
 
-use crate::{AccessToken, BoxError, DEFAULT_LIFETIME, MAX_EXPIRES_IN, Scope, TokenType};
+use crate::{
+    AccessToken, BoxError, DEFAULT_LIFETIME, MAX_EXPIRES_IN, Presentation, Scope, TokenType,
+};
 
 /// A shared token store.
 pub type SharedTokenStore = Arc<dyn TokenStore>;
@@ -385,6 +387,12 @@ struct Encoded {
     expires_at_ms: Option<u64>,
     #[serde(default)]
     scope: Option<String>,
+    /// The presentation's header name and template, when not the default
+    /// (`Authorization: {token_type} {token}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    template: Option<String>,
 }
 
 /// Serialises `token` for a store: one compact JSON document holding the
@@ -413,6 +421,10 @@ pub fn encode_token(token: &AccessToken) -> SecretString {
         received_at_ms: unix_ms(token.received_at()),
         expires_at_ms: token.expires_at().map(unix_ms),
         scope: token.scope().map(|s| s.as_str().to_owned()),
+        header: (!token.presentation().is_default())
+            .then(|| token.presentation().header_name().to_owned()),
+        template: (!token.presentation().is_default())
+            .then(|| token.presentation().template().to_owned()),
     };
     // Plain strings and integers: serialising cannot fail.
     SecretString::from(serde_json::to_string(&encoded).unwrap_or_default())
@@ -471,11 +483,18 @@ pub fn decode_token(bytes: &[u8]) -> Result<AccessToken, TokenDecodeError> {
         }
         None => None,
     };
-    Ok(AccessToken::builder(encoded.access_token, received_at)
+    let builder = AccessToken::builder(encoded.access_token, received_at)
         .token_type(TokenType::parse(Some(&encoded.token_type)))
         .expires_at(expires_at)
-        .scope(encoded.scope.as_deref().map(Scope::parse))
-        .build())
+        .scope(encoded.scope.as_deref().map(Scope::parse));
+    let builder = match (encoded.header, encoded.template) {
+        (None, None) => builder,
+        (Some(name), Some(template)) => builder.presentation(
+            Presentation::new(&name, &template).map_err(|_| TokenDecodeError::Presentation)?,
+        ),
+        _ => return Err(TokenDecodeError::Presentation),
+    };
+    Ok(builder.build())
 }
 
 /// Why [`decode_token`] refused its input. Never quotes the input.
@@ -507,6 +526,10 @@ pub enum TokenDecodeError {
     /// server may give, in this field.
     #[error("`{0}` out of range")]
     OutOfRange(&'static str),
+    /// A presentation (header name and template) that is not valid, or only
+    /// half of one.
+    #[error("an invalid presentation")]
+    Presentation,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -544,6 +567,32 @@ mod tests {
             (at, Some(at + Duration::from_hours(1)))
         );
         assert!(token.refresh_token().is_none() && token.id_token().is_none());
+    }
+
+    #[test]
+    fn a_presentation_round_trips_and_a_broken_one_is_refused() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let presentation = Presentation::new("X-Auth-Token", "{token}").unwrap();
+        let token = AccessToken::builder("tok-123", now).presentation(presentation).build();
+        let text = encode_token(&token);
+        let back = decode_token(text.expose_secret().as_bytes()).unwrap();
+        assert_eq!(back.header_name(), "X-Auth-Token");
+        assert_eq!(back.header_value().unwrap().to_str().unwrap(), "tok-123");
+        // The default presentation writes nothing (entries stay as before).
+        assert!(
+            !encode_token(&AccessToken::builder("t", now).build())
+                .expose_secret()
+                .contains("template")
+        );
+        for (header, template) in [(Some("Bad Name"), Some("{token}")), (Some("X-A"), None)] {
+            let mut value = good();
+            value["header"] = header.into();
+            if let Some(t) = template {
+                value["template"] = t.into();
+            }
+            let bytes = serde_json::to_vec(&value).unwrap();
+            assert_eq!(decode_token(&bytes).unwrap_err(), TokenDecodeError::Presentation);
+        }
     }
 
     #[test]

@@ -172,9 +172,19 @@ pub(crate) struct Plan {
 pub struct Presentation {
     header: String,
     value: Template,
+    /// The same presentation as core knows it: every token this provider
+    /// fetches carries it (`AccessToken::header()`), so the CLI, the
+    /// middleware, the tower layer and the agent present it alike.
+    core: tokensmith_core::Presentation,
 }
 
 impl Presentation {
+    /// This presentation as core's [`Presentation`](tokensmith_core::Presentation),
+    /// which every fetched token carries.
+    pub fn to_core(&self) -> tokensmith_core::Presentation {
+        self.core.clone()
+    }
+
     /// The header name (`Authorization` unless described otherwise).
     pub fn header_name(&self) -> &str {
         &self.header
@@ -735,5 +745,7 @@ fn presentation(ctx: &ProviderContext, fields: &PresentFields) -> Result<Present
     if value.literals().any(|l| l.chars().any(char::is_control)) {
         return Err(ctx.error("present.value", "contains control characters"));
     }
-    Ok(Presentation { header, value })
+    let core = tokensmith_core::Presentation::new(&header, text)
+        .map_err(|e| ctx.error("present.value", e.to_string()))?;
+    Ok(Presentation { header, value, core })
 }

@@ -71,8 +71,8 @@ impl CustomProvider {
 
     /// How this provider's tokens are presented to resource servers.
     ///
-    /// Until [`AccessToken`] carries its presentation, this is where it
-    /// lives: `provider.presentation().present(&token)`.
+    /// Every token [`fetch`](Self::fetch) returns carries it too
+    /// ([`AccessToken::header`]).
     pub fn presentation(&self) -> &Presentation {
         &self.plan.present
     }
@@ -114,7 +114,8 @@ impl CustomProvider {
         for secret in &plan.secrets {
             request = request.scrub(secret);
         }
-        request.send_shaped(&plan.shape).await
+        let token = request.send_shaped(&plan.shape).await?;
+        Ok(token.with_presentation(plan.present.to_core()))
     }
 }
 

@@ -255,10 +255,7 @@ impl Router {
 /// The header value that presents `token` to a resource server
 /// (`Bearer …`): the one place the agent turns a token into a header.
 pub(crate) fn present(token: &AccessToken) -> Result<Bytes, ()> {
-    token
-        .authorization_header()
-        .map(|value| Bytes::copy_from_slice(value.as_bytes()))
-        .map_err(|_| ())
+    token.header_value().map(|value| Bytes::copy_from_slice(value.as_bytes())).map_err(|_| ())
 }
 
 /// Which endpoint `path` names, and the provider name in it.

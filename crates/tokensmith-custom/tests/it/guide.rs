@@ -56,6 +56,10 @@ async fn each_example_of_the_guide_loads_and_gets_a_token_from_its_emulator() {
         let token = provider.fetch().await.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(token.secret().expose_secret(), "token-1", "{name}");
         let (header, value) = provider.present(&token);
+        // The token itself carries the same presentation (contract §7).
+        let (name_on_token, value_on_token) = token.header().unwrap();
+        assert_eq!(name_on_token.as_str(), header.to_ascii_lowercase(), "{name}");
+        assert_eq!(value_on_token.to_str().unwrap(), value.expose_secret(), "{name}");
         presented.push(format!("{name}: {header}: {}", value.expose_secret()));
         assert_eq!(emulator.requests(), 1, "{name}");
     }
