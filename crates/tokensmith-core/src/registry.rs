@@ -790,7 +790,10 @@ impl Registry {
         let RenewalUse { single_use, renewal } =
             std::mem::take(&mut *renewal_use.lock().unwrap_or_else(PoisonError::into_inner));
         info.single_use_credentials = single_use || renewal.is_some();
-        let cache = Arc::new(CachedProvider::new(&name, inner, cache_config, self.clock.clone()));
+        let cache = Arc::new(
+            CachedProvider::new(&name, inner, cache_config, self.clock.clone())
+                .with_kind(factory.kind()),
+        );
         let provider: SharedTokenProvider = cache.clone();
         Ok(ProviderEntry { info, provider, cache, renewal })
     }
@@ -970,6 +973,13 @@ impl Providers {
                 ),
             )
         })
+    }
+
+    /// The cache of the provider called `name`, typed: for
+    /// [`CachedProvider::current`] and [`CachedProvider::spawn_refresher`]
+    /// (the same provider [`get`](Self::get) returns).
+    pub fn cache(&self, name: &str) -> Option<Arc<CachedProvider>> {
+        self.map.get(name).map(|e| e.cache.clone())
     }
 
     /// The cache counters of the provider called `name`.
