@@ -4,10 +4,13 @@
 //! 1. set-up: cargo-deny (installed with `cargo install --locked` when missing),
 //!    the interop server's npm packages (`npm ci --prefix tests/interop`);
 //! 2. `cargo fmt --all -- --check`;
-//! 3. `cargo clippy --workspace --all-targets -- -D warnings`;
+//! 3. `cargo clippy --workspace --all-targets --features tokensmith-core/metrics -- -D warnings`
+//!    (the feature on, so its code is linted; off is linted by the test build's warnings);
 //! 4. `cargo test --workspace --exclude tokensmith-tests` (unit, integration and doc tests);
 //! 5. `cargo test -p tokensmith-tests` in its own invocation, so the facade is built with
 //!    only the features that package asks for (the single-adapter test depends on it);
+//!    then core's metrics test with the `metrics` feature (`--test it -- metrics::`), and
+//!    the tower examples, run against the testkit (`cargo run --example`);
 //! 6. `cargo xtask public-api --check`: the checked-in public-API listings are current;
 //! 7. `cargo doc --workspace --no-deps` with rustdoc warnings denied;
 //! 8. `cargo deny check` (offline, against `../shared/advisory-db` when that copy exists).
@@ -30,7 +33,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     step(
         root,
         "clippy",
-        cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--features",
+            "tokensmith-core/metrics",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     let mut tally = Tally::default();
     test_step(
@@ -45,6 +58,30 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         cargo(&["test", "-p", "tokensmith-tests", "--locked"]),
         &mut tally,
     )?;
+    test_step(
+        root,
+        "test (core metrics)",
+        cargo(&[
+            "test",
+            "-p",
+            "tokensmith-core",
+            "--features",
+            "metrics",
+            "--locked",
+            "--test",
+            "it",
+            "--",
+            "metrics::",
+        ]),
+        &mut tally,
+    )?;
+    for example in ["hyper", "tonic"] {
+        step(
+            root,
+            &format!("example {example}"),
+            cargo(&["run", "-q", "-p", "tokensmith-tower", "--locked", "--example", example]),
+        )?;
+    }
     if tally.passed == 0 {
         bail!("the test steps ran no test");
     }

@@ -48,10 +48,10 @@ pub use tokensmith_core::{
     DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, ErrorDetail, FileRefreshTokenStore, HttpSettings,
     KNOWN_KINDS, LoadReport, MAX_EXPIRES_IN, ManualClock, MemoryRefreshTokenStore, ProviderContext,
     ProviderInfo, Providers, ProvidersBuilder, RawResponse, RefreshTokenStore,
-    RefreshTokenStoreConfig, Registry, Renewal, RenewalGrant, Scope, SecretSource, SharedClock,
-    SharedRefreshTokenStore, SharedTokenProvider, StoreLock, SystemClock, Timestamp, TokenEndpoint,
-    TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url, async_trait,
-    check_url, fetch_json, parse_duration, parse_response, secrecy,
+    RefreshTokenStoreConfig, RefresherHandle, Registry, Renewal, RenewalGrant, Scope, SecretSource,
+    SharedClock, SharedRefreshTokenStore, SharedTokenProvider, StoreLock, SystemClock, Timestamp,
+    TokenEndpoint, TokenError, TokenProvider, TokenRequest, TokenType, TransportErrorKind, Url,
+    async_trait, check_url, fetch_json, parse_duration, parse_response, secrecy,
 };
 
 #[cfg(feature = "configapi")]
