@@ -201,7 +201,7 @@ async fn the_interceptor_never_blocks_and_follows_the_refresher() {
     gate.rotate("token-2");
     clock.advance(Duration::from_mins(50));
     tokio::time::timeout(GUARD, async {
-        while !cache.current().is_some_and(|t| t.secret().expose_secret() == "token-2") {
+        while cache.current().is_none_or(|t| t.secret().expose_secret() != "token-2") {
             tokio::task::yield_now().await;
         }
     })
