@@ -4,10 +4,12 @@
 //! 1. set-up: cargo-deny (installed with `cargo install --locked` when missing),
 //!    the interop server's npm packages (`npm ci --prefix tests/interop`);
 //! 2. `cargo fmt --all -- --check`;
-//! 3. `cargo clippy --workspace --all-targets -- -D warnings`;
+//! 3. `cargo clippy --workspace --all-targets --features tokensmith-core/metrics -- -D warnings`
+//!    (the feature on, so its code is linted; off is linted by the test build's warnings);
 //! 4. `cargo test --workspace --exclude tokensmith-tests` (unit, integration and doc tests);
 //! 5. `cargo test -p tokensmith-tests` in its own invocation, so the facade is built with
 //!    only the features that package asks for (the single-adapter test depends on it);
+//!    then core's metrics test with the `metrics` feature (`--test it -- metrics::`);
 //! 6. every example (`crates/*/examples/*.rs`) run with `cargo run -p CRATE --example NAME`:
 //!    they run offline against the testkit, and fail when what they show stops working;
 //! 7. `cargo xtask public-api --check`: the checked-in public-API listings are current;
@@ -32,7 +34,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     step(
         root,
         "clippy",
-        cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--features",
+            "tokensmith-core/metrics",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     let mut tally = Tally::default();
     test_step(
@@ -45,6 +57,23 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         root,
         "test (cross-crate)",
         cargo(&["test", "-p", "tokensmith-tests", "--locked"]),
+        &mut tally,
+    )?;
+    test_step(
+        root,
+        "test (core metrics)",
+        cargo(&[
+            "test",
+            "-p",
+            "tokensmith-core",
+            "--features",
+            "metrics",
+            "--locked",
+            "--test",
+            "it",
+            "--",
+            "metrics::",
+        ]),
         &mut tally,
     )?;
     if tally.passed == 0 {

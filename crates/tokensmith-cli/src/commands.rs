@@ -177,7 +177,7 @@ pub(crate) fn cache_clear(ctx: &Context, rt: &Runtime) -> anyhow::Result<()> {
                 config::load_lenient_for_tokens(&ctx.config_path, text, CacheUse::ReadWrite)?;
             let mut removed = 0;
             for name in providers.names() {
-                if let Some(cache) = providers.cached(name) {
+                if let Some(cache) = providers.cache(name) {
                     let gone = rt
                         .block_on(cache.remove_stored())
                         .with_context(|| format!("cannot clear the {} token store", store.kind))?;

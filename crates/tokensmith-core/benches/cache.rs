@@ -149,6 +149,51 @@ fn hit(c: &mut Criterion) {
     }
 }
 
+/// The synchronous `CachedProvider::current()` against `Arc::clone`, one
+/// thread (issue 12's target: at most 3x).
+fn current(c: &mut Criterion) {
+    let token =
+        AccessToken::builder("bench-access-token", SystemClock.now()).expires_in(HOUR).build();
+    let cache = CachedProvider::new(
+        "bench",
+        Arc::new(token),
+        CacheConfig::default(),
+        Arc::new(SystemClock),
+    );
+    let rt = runtime();
+    let cached = rt.block_on(cache.token()).expect("a token");
+    assert!(cache.current().is_some_and(|t| t.same_token(&cached)));
+
+    let mut group = c.benchmark_group("current");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    group.bench_function("arc_clone/1_thread", |b| b.iter(|| black_box(&cached).clone()));
+    group.bench_function("current/1_thread", |b| b.iter(|| black_box(&cache).current()));
+    group.finish();
+
+    if !bench_mode() || !selected("current/ratio") {
+        return;
+    }
+    let (rounds, batch) = (200, 100_000_u32);
+    let time = |op: &dyn Fn()| {
+        let began = now();
+        for _ in 0..batch {
+            op();
+        }
+        began.elapsed()
+    };
+    let (mut clones, mut currents) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        clones.push(time(&|| drop(black_box(black_box(&cached).clone()))));
+        currents.push(time(&|| drop(black_box(black_box(&cache).current()))));
+    }
+    let per_op = |times| median(times).as_secs_f64() * 1e9 / f64::from(batch);
+    let (clone_ns, current_ns) = (per_op(clones), per_op(currents));
+    report(&format!(
+        "current/ratio interleaved (1 thread, {rounds} x {batch} calls): Arc::clone {clone_ns:.1} ns, current() {current_ns:.1} ns, ratio {:.2}",
+        current_ns / clone_ns
+    ));
+}
+
 /// A local token endpoint: `/slow` answers after [`UPSTREAM_LATENCY`],
 /// anything else at once. Counts requests.
 struct LocalEndpoint {
@@ -554,5 +599,5 @@ fn report(line: &str) {
     println!("{line}");
 }
 
-criterion_group!(benches, hit, cold_start, fetch);
+criterion_group!(benches, hit, current, cold_start, fetch);
 criterion_main!(benches);

@@ -75,7 +75,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -89,6 +89,7 @@ use crate::store::{
     ProviderIdentity, ProviderKey, STORE_CALL_TIMEOUT, SharedTokenStore, StoreError,
     StoreErrorKind, StoreLease,
 };
+use crate::telemetry;
 use crate::{
     AccessToken, SharedClock, SharedTokenProvider, TokenError, TokenProvider, TransportErrorKind,
 };
@@ -140,6 +141,11 @@ const MAX_STORE_SKEW: Duration = Duration::from_mins(5);
 /// The `tracing` target of the token store's events, so a program can
 /// show them (the CLI prints its warnings) or silence them on their own.
 pub(crate) const STORE_TARGET: &str = "tokensmith::store";
+
+/// The longest the background refresher sleeps before it reads the clock
+/// again: 10 s. Tokio's timer may not count a suspend, so a refresher
+/// sleeping towards a deadline notices a resume within this.
+pub(crate) const REFRESHER_RECHECK: Duration = Duration::from_secs(10);
 
 /// The cache's timing settings for one provider.
 ///
@@ -263,6 +269,10 @@ pub struct CachedProvider {
 
 struct Shared {
     name: Arc<str>,
+    /// The provider's kind: a metrics label.
+    kind: Arc<str>,
+    /// Wakes a background refresher early (the token was invalidated).
+    refresher_wake: Arc<Notify>,
     inner: SharedTokenProvider,
     config: CacheConfig,
     clock: SharedClock,
@@ -336,6 +346,10 @@ struct State {
     /// No background refresh for the current token (a failure retrying cannot
     /// fix, or no runtime to spawn on): it is refetched once stale.
     refresh_paused: bool,
+    /// The hit count when the token in service began to be served while its
+    /// refresh was failing (metrics only).
+    #[cfg(feature = "metrics")]
+    backoff_hits_from: Option<u64>,
 }
 
 /// One upstream request; every caller that needs it waits for its outcome.
@@ -434,6 +448,8 @@ impl CachedProvider {
         Self {
             shared: Arc::new(Shared {
                 name: name.into(),
+                kind: "unknown".into(),
+                refresher_wake: Arc::new(Notify::new()),
                 inner,
                 config,
                 clock,
@@ -521,9 +537,107 @@ impl CachedProvider {
         tier.store.remove(&key).await
     }
 
+    /// Sets the provider's kind (`"soti-connect"`, `"oauth2"`, …), a label
+    /// of the cache's metrics; the [`Registry`](crate::Registry) sets it,
+    /// and it is `"unknown"` otherwise.
+    ///
+    /// A builder step, for a cache just made with [`new`](Self::new): once
+    /// the cache is in use (a fetch in flight, a refresher running) the kind
+    /// stays as it was.
+    #[must_use]
+    pub fn with_kind(mut self, kind: &str) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.kind = kind.into();
+        }
+        self
+    }
+
     /// The provider's name.
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// The provider's kind ([`with_kind`](Self::with_kind)).
+    pub fn kind(&self) -> &str {
+        &self.shared.kind
+    }
+
+    /// The current token, if it is valid for the expiry margin: synchronous,
+    /// never waiting and never fetching. For callers that cannot await, such
+    /// as tonic's `Interceptor`; keep it fresh with
+    /// [`spawn_refresher`](Self::spawn_refresher).
+    ///
+    /// `None` when there is no token yet, it was
+    /// [invalidated](TokenProvider::invalidate), or it has gone stale (the
+    /// upstream failing, or nothing refreshing it). A token is served on
+    /// exactly the terms of [`token`](TokenProvider::token): the same
+    /// margin, and a call inside the refresh window starts the one
+    /// background refresh when it runs inside a Tokio runtime (outside one
+    /// it only answers). A served token counts as a hit; `None` counts
+    /// nothing.
+    ///
+    /// It costs what a cached `token()` costs without the boxed future: a
+    /// lock-free load, a coarse clock read and an `Arc` clone. At most every
+    /// 100 ms one call re-reads the precise clock, taking the cache's lock
+    /// only if it is free (otherwise it answers from the precise reading
+    /// alone).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use tokensmith_core::{AccessToken, CacheConfig, CachedProvider, Clock, ManualClock, TokenProvider};
+    ///
+    /// # async fn demo() -> Result<(), tokensmith_core::TokenError> {
+    /// let clock = ManualClock::default();
+    /// let upstream = AccessToken::builder("abc", clock.now()).expires_in(Duration::from_secs(3600)).build();
+    /// let cached = CachedProvider::new("demo", Arc::new(upstream), CacheConfig::default(), Arc::new(clock));
+    /// assert!(cached.current().is_none()); // nothing fetched yet: no waiting, no fetch
+    /// cached.token().await?;
+    /// assert!(cached.current().is_some());
+    /// # Ok(()) }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
+    /// ```
+    #[inline]
+    pub fn current(&self) -> Option<AccessToken> {
+        match self.shared.cached() {
+            Some(token) => Some(token),
+            None => self.shared.current_slow(),
+        }
+    }
+
+    /// Starts a task that keeps [`current`](Self::current) answering: it
+    /// fetches a token when there is none, starts the background refresh
+    /// when the refresh window opens, retries failures on the cache's
+    /// backoff, and wakes at once when the token is invalidated. It shares
+    /// the cache's single flight, so it never adds a request a caller would
+    /// have made anyway; its own fetches are not counted as misses.
+    ///
+    /// It waits on the cache's clock ([`Clock::sleep_until`](crate::Clock::sleep_until)),
+    /// waking at least every 10 s, and stops when the returned handle is
+    /// dropped or the cache is.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (as `tokio::spawn`).
+    #[must_use = "the refresher stops when its handle is dropped"]
+    pub fn spawn_refresher(&self) -> RefresherHandle {
+        let task = tokio::spawn(refresher(Arc::downgrade(&self.shared)));
+        RefresherHandle { task: task.abort_handle() }
+    }
+
+    /// Reports the metrics the cache keeps in its own counters (hits, calls
+    /// served during a backoff) and the seconds left on the current token,
+    /// as of now. They are otherwise reported whenever the cache takes its
+    /// slow path (a fetch, an invalidation, and at least every 100 ms while
+    /// calls arrive); an exporter calls this before rendering so they are
+    /// exact. Does nothing without the `metrics` cargo feature.
+    pub fn export_metrics(&self) {
+        #[cfg(feature = "metrics")]
+        {
+            telemetry::describe_all();
+            let mut state = self.shared.lock();
+            self.shared.export(&mut state, self.shared.clock.monotonic());
+        }
     }
 
     /// The timing settings.
@@ -549,10 +663,61 @@ impl CachedProvider {
     }
 }
 
+/// Stops the background refresher of [`CachedProvider::spawn_refresher`]
+/// when dropped.
+#[derive(Debug)]
+pub struct RefresherHandle {
+    task: tokio::task::AbortHandle,
+}
+
+impl RefresherHandle {
+    /// Whether the refresher has stopped (its cache was dropped).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl Drop for RefresherHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What the background refresher does next.
+enum RefresherStep {
+    Wait(Arc<Flight>),
+    SleepUntil(Duration),
+}
+
+/// The background refresher: holds the cache only while deciding, so
+/// dropping the cache ends it.
+async fn refresher(shared: Weak<Shared>) {
+    loop {
+        let Some(strong) = shared.upgrade() else { return };
+        let step = strong.refresher_step();
+        let (clock, wake, name) =
+            (strong.clock.clone(), strong.refresher_wake.clone(), strong.name.clone());
+        drop(strong);
+        match step {
+            RefresherStep::Wait(flight) => {
+                let _ = flight.wait(&name).await;
+            }
+            RefresherStep::SleepUntil(at) => {
+                let at = at.min(clock.monotonic().saturating_add(REFRESHER_RECHECK));
+                tokio::select! {
+                    () = clock.sleep_until(at) => {}
+                    () = wake.notified() => {}
+                }
+            }
+        }
+    }
+}
+
 impl fmt::Debug for CachedProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedProvider")
             .field("name", &self.shared.name)
+            .field("kind", &self.shared.kind)
             .field("config", &self.shared.config)
             .field("inner", &self.shared.inner)
             .field("stats", &self.stats())
@@ -613,6 +778,75 @@ impl Shared {
         None
     }
 
+    /// [`CachedProvider::current`] past the hit path: the precise time
+    /// decides; never waits for the lock, never fetches.
+    fn current_slow(self: &Arc<Self>) -> Option<AccessToken> {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // Someone is on the slow path (microseconds): answer from
+                // the precise time alone and leave the bookkeeping to them.
+                let entry = self.current.load_full()?;
+                if self.clock.monotonic() < entry.stale_at {
+                    self.hits.increment();
+                    return Some(entry.token.clone());
+                }
+                return None;
+            }
+        };
+        let now = self.clock.monotonic();
+        let entry = self.current.load_full()?;
+        if now >= entry.stale_at {
+            return None;
+        }
+        // Only with a runtime: outside one, `start_refresh` would pause
+        // refreshing for callers that have one.
+        if now >= entry.refresh_at
+            && self.may_refresh(&state, now)
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            self.start_refresh(&mut state);
+        }
+        self.set_horizon(&state, now);
+        self.hits.increment();
+        self.export(&mut state, now);
+        Some(entry.token.clone())
+    }
+
+    /// The background refresher's next step, decided under the lock.
+    fn refresher_step(self: &Arc<Self>) -> RefresherStep {
+        let mut state = self.lock();
+        let now = self.clock.monotonic();
+        if let Some(flight) = self.flight.load_full() {
+            return RefresherStep::Wait(flight);
+        }
+        if let Some(at) = state.next_attempt_at.filter(|at| now < *at) {
+            return RefresherStep::SleepUntil(at);
+        }
+        let entry = self.current.load_full();
+        match &entry {
+            Some(e) if now < e.refresh_at => return RefresherStep::SleepUntil(e.refresh_at),
+            Some(e) if now < e.stale_at => {
+                if !state.refresh_paused {
+                    self.start_refresh(&mut state);
+                }
+            }
+            _ => {
+                // The refresher runs on a runtime (a `FlightRun` handed back
+                // would take this lock when dropped).
+                let _ = self.start_flight(Some(tokio::runtime::Handle::current()), false);
+            }
+        }
+        self.set_horizon(&state, now);
+        match (self.flight.load_full(), entry) {
+            (Some(flight), _) => RefresherStep::Wait(flight),
+            // Refresh paused (a failure retrying cannot fix): refetch once stale.
+            (None, Some(e)) if now < e.stale_at => RefresherStep::SleepUntil(e.stale_at),
+            (None, _) => RefresherStep::SleepUntil(now.saturating_add(REFRESHER_RECHECK)),
+        }
+    }
+
     async fn token_slow(self: &Arc<Self>) -> Result<AccessToken, TokenError> {
         let mut counted = false;
         // No token and a fetch in flight (a cold start, or just invalidated):
@@ -655,6 +889,7 @@ impl Shared {
             }
             self.set_horizon(&state, now);
             self.hits.increment();
+            self.export(&mut state, now);
             return Plan::Serve(entry.token.clone());
         }
         if count_miss {
@@ -691,6 +926,7 @@ impl Shared {
             return;
         };
         self.refreshes.fetch_add(1, Ordering::Relaxed);
+        telemetry::refresh_started(&self.labels());
         let _spawned = self.start_flight(Some(runtime), true);
     }
 
@@ -899,6 +1135,7 @@ impl Shared {
             let entry = Entry::new(token, &self.config, started, now, wall);
             if now < entry.stale_at { Ok(entry) } else { Err(self.expired_on_arrival(&entry)) }
         });
+        telemetry::fetched(&self.labels(), result.is_ok(), now.saturating_sub(started));
         let result = match result {
             Ok(entry) => {
                 tracing::debug!(
@@ -914,6 +1151,11 @@ impl Shared {
                 state.next_attempt_at = None;
                 state.last_error = None;
                 state.refresh_paused = false;
+                self.export(&mut state, now);
+                #[cfg(feature = "metrics")]
+                {
+                    state.backoff_hits_from = None;
+                }
                 Ok(token)
             }
             Err(err) => {
@@ -923,6 +1165,34 @@ impl Shared {
         };
         self.set_horizon(&state, now);
         result
+    }
+
+    fn labels(&self) -> telemetry::Labels<'_> {
+        telemetry::Labels { provider: &self.name, kind: &self.kind }
+    }
+
+    /// Reports the metrics read from the cache's own state (the lock is
+    /// held; `now` is a precise reading): the hit count, the hits served
+    /// during a failing refresh since the last report, the seconds left.
+    #[cfg_attr(not(feature = "metrics"), allow(clippy::unused_self, unused_variables))]
+    #[inline]
+    fn export(&self, state: &mut State, now: Duration) {
+        #[cfg(feature = "metrics")]
+        {
+            let labels = self.labels();
+            let total = self.hits.sum();
+            telemetry::hits(&labels, || total);
+            if let Some(from) = state.backoff_hits_from.as_mut() {
+                telemetry::served_during_backoff(&labels, total.wrapping_sub(*from));
+                *from = total;
+            }
+            let left = self
+                .current
+                .load()
+                .as_deref()
+                .map(|e| e.stale_at.saturating_add(e.margin).saturating_sub(now));
+            telemetry::seconds_left(&labels, left);
+        }
     }
 
     /// Records a failed fetch: the backoff, and the log line.
@@ -943,6 +1213,11 @@ impl Shared {
         state.next_attempt_at = Some(now.saturating_add(delay));
         state.last_error = Some(err.clone());
         let serving = self.current.load().as_deref().is_some_and(|e| now < e.stale_at);
+        self.export(state, now);
+        #[cfg(feature = "metrics")]
+        if serving && state.backoff_hits_from.is_none() {
+            state.backoff_hits_from = Some(self.hits.sum());
+        }
         let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         if err.is_retryable() {
             tracing::warn!(
@@ -1010,6 +1285,13 @@ impl Shared {
             state.next_attempt_at = None;
             state.last_error = None;
             self.invalidations.fetch_add(1, Ordering::Relaxed);
+            self.export(&mut state, self.clock.monotonic());
+            #[cfg(feature = "metrics")]
+            {
+                state.backoff_hits_from = None;
+            }
+            // A background refresher fetches the next one now.
+            self.refresher_wake.notify_one();
             tracing::debug!(provider = %self.name, "token invalidated; the next call fetches one");
         }
     }

@@ -20,7 +20,7 @@
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -75,6 +75,24 @@ pub trait Clock: Send + Sync + Debug {
     fn sleep(&self, duration: Duration) -> Sleep {
         #[allow(clippy::disallowed_methods, reason = "the clock module is where sleeping lives")]
         Box::pin(tokio::time::sleep(duration))
+    }
+
+    /// Waits until the [monotonic](Clock::monotonic) time reaches `deadline`
+    /// (at once when it has): how the cache's background refresher
+    /// ([`CachedProvider::spawn_refresher`](crate::CachedProvider::spawn_refresher))
+    /// waits, so tests drive it with a [`ManualClock`].
+    ///
+    /// The default sleeps on Tokio's timer for the time left (it must be
+    /// polled inside a Tokio runtime). Tokio's timer may not count a suspend,
+    /// so a caller that cares wakes up at least every few seconds and
+    /// re-reads the clock, as the refresher does. [`ManualClock`] wakes its
+    /// sleepers when [`advance`](ManualClock::advance) moves past their
+    /// deadline.
+    fn sleep_until(&self, deadline: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let left = deadline.saturating_sub(self.monotonic());
+        #[allow(clippy::disallowed_methods, reason = "the clock module owns real sleeping")]
+        let sleep = tokio::time::sleep(left);
+        Box::pin(sleep)
     }
 }
 
@@ -208,7 +226,8 @@ pub struct ManualClock {
 struct Times {
     wall_nanos_since_epoch: AtomicU64,
     monotonic_nanos: AtomicU64,
-    /// Woken on every [`ManualClock::advance`], for sleepers.
+    /// Woken on every [`ManualClock::advance`], for sleepers ([`Clock::sleep`],
+    /// [`Clock::sleep_until`]).
     advanced: tokio::sync::Notify,
 }
 
@@ -271,6 +290,22 @@ impl Clock for ManualClock {
                     return;
                 }
                 notified.await;
+            }
+        })
+    }
+
+    /// Returns once [`advance`](ManualClock::advance) has moved the
+    /// monotonic time to `deadline`; never on its own.
+    fn sleep_until(&self, deadline: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            loop {
+                // Registered before looking, so an advance in between is not missed.
+                let mut advanced = pin!(self.times.advanced.notified());
+                advanced.as_mut().enable();
+                if self.monotonic() >= deadline {
+                    return;
+                }
+                advanced.await;
             }
         })
     }

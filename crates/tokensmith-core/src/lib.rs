@@ -16,7 +16,7 @@
 //! | time | everyone | injected: [`Clock`], [`SharedClock`], [`SystemClock`], [`ManualClock`], [`Timestamp`] |
 //! | registry | applications | [`Registry`], [`Providers`], [`ProviderInfo`] |
 //! | config | applications | [`CommonConfig`], [`ConfigSecret`], [`SecretSource`], [`RefreshTokenStoreConfig`], [`parse_duration`] |
-//! | cache | applications | [`CachedProvider`] (single-flight, refresh-ahead, backoff), [`CacheConfig`], [`CacheStats`] |
+//! | cache | applications | [`CachedProvider`] (single-flight, refresh-ahead, backoff; [`current`](CachedProvider::current) for synchronous callers), [`CacheConfig`], [`CacheStats`], [`RefresherHandle`] |
 //! | token stores | applications, store authors | [`TokenStore`], [`SharedTokenStore`], [`StoreLease`], [`FileTokenStore`], [`StoreConfig`], [`StoreFactory`], [`ProviderIdentity`], [`ProviderKey`], [`NamingKey`], [`StoreError`], [`encode_token`], [`decode_token`] |
 //! | refresh tokens | applications | [`RefreshTokenStore`], [`SharedRefreshTokenStore`], [`MemoryRefreshTokenStore`], [`FileRefreshTokenStore`] |
 //! | adapters | adapter authors | [`AdapterFactory`], [`ProviderContext`] |
@@ -59,13 +59,14 @@ mod registry;
 mod renewal;
 mod secret;
 mod store;
+mod telemetry;
 #[cfg(test)]
 mod test_log;
 mod token;
 
 // The whole public API, by area (see the table above). Anything not listed
 // here is private to this crate.
-pub use cache::{CacheConfig, CacheStats, CachedProvider};
+pub use cache::{CacheConfig, CacheStats, CachedProvider, RefresherHandle};
 pub use clock::{Clock, ManualClock, SharedClock, Sleep, SystemClock, Timestamp};
 pub use config::{CommonConfig, RefreshTokenStoreConfig, StoreConfig, parse_duration};
 pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind, error_line};

@@ -955,7 +955,8 @@ impl Registry {
         let RenewalUse { single_use, renewal } =
             std::mem::take(&mut *renewal_use.lock().unwrap_or_else(PoisonError::into_inner));
         info.single_use_credentials = single_use || renewal.is_some();
-        let mut cache = CachedProvider::new(&name, inner, cache_config, self.clock.clone());
+        let mut cache = CachedProvider::new(&name, inner, cache_config, self.clock.clone())
+            .with_kind(factory.kind());
         if let Some(store) = store.filter(|_| shared) {
             if let Some(table) = &table {
                 let identity = identity_of(table, &info.secret_fields, client_secret.as_ref());
@@ -1261,8 +1262,10 @@ impl Providers {
         })
     }
 
-    /// The cache of the provider called `name` (its counters, its store).
-    pub fn cached(&self, name: &str) -> Option<&Arc<CachedProvider>> {
+    /// The cache of the provider called `name`, typed (the same provider
+    /// [`get`](Self::get) returns): its counters, its store,
+    /// [`CachedProvider::current`] and [`CachedProvider::spawn_refresher`].
+    pub fn cache(&self, name: &str) -> Option<&Arc<CachedProvider>> {
         self.map.get(name).map(|e| &e.cache)
     }
 
@@ -1771,21 +1774,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = format!("kind = \"file\"\npath = {:?}", dir.path().display().to_string());
         let loaded = registry.load_str(&with_store("kind = \"memory\"")).unwrap();
-        assert_eq!(loaded.cached("p").unwrap().store_kind(), None);
+        assert_eq!(loaded.cache("p").unwrap().store_kind(), None);
         let loaded = registry.load_str(&with_store(&file)).unwrap();
-        assert_eq!(loaded.cached("p").unwrap().store_kind(), Some("file"));
+        assert_eq!(loaded.cache("p").unwrap().store_kind(), Some("file"));
         let loaded = registry.load_str(&format!("{}shared = false\n", with_store(&file))).unwrap();
-        assert_eq!(loaded.cached("p").unwrap().store_kind(), None, "shared = false");
+        assert_eq!(loaded.cache("p").unwrap().store_kind(), None, "shared = false");
         // The library's default is no store; `without_store` overrides a config's.
         assert_eq!(
-            registry.load_str(&provider("")).unwrap().cached("p").unwrap().store_kind(),
+            registry.load_str(&provider("")).unwrap().cache("p").unwrap().store_kind(),
             None
         );
         let off = registry.clone().without_store().load_str(&with_store(&file)).unwrap();
-        assert_eq!(off.cached("p").unwrap().store_kind(), None);
+        assert_eq!(off.cache("p").unwrap().store_kind(), None);
         let default = registry.with_default_store(StoreConfig::file(dir.path()));
         assert_eq!(
-            default.load_str(&provider("")).unwrap().cached("p").unwrap().store_kind(),
+            default.load_str(&provider("")).unwrap().cache("p").unwrap().store_kind(),
             Some("file")
         );
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokensmith_core::{SharedTokenProvider, TokenError};
+use tokensmith_core::{CachedProvider, SharedTokenProvider, TokenError};
 
 use crate::config;
 
@@ -25,6 +25,9 @@ pub(crate) struct Entry {
     pub(crate) kind: &'static str,
     /// The provider, wrapped in core's cache.
     pub(crate) provider: SharedTokenProvider,
+    /// The same provider's cache, typed: `/metrics` asks it for exact
+    /// counters before rendering.
+    pub(crate) cache: Option<Arc<CachedProvider>>,
     /// Its `[providers.NAME]` table as written: a reload keeps the provider
     /// (and its token) when the new table is identical.
     table: toml::Table,
@@ -51,9 +54,19 @@ impl Snapshot {
             let entry = match old.and_then(|old| old.providers.get(&info.name)) {
                 Some(kept) if kept.table == table && kept.kind == info.kind => {
                     tracing::debug!(provider = %info.name, "unchanged: keeping its token");
-                    Entry { kind: kept.kind, provider: kept.provider.clone(), table }
+                    Entry {
+                        kind: kept.kind,
+                        provider: kept.provider.clone(),
+                        cache: kept.cache.clone(),
+                        table,
+                    }
                 }
-                _ => Entry { kind: info.kind, provider: provider.clone(), table },
+                _ => Entry {
+                    kind: info.kind,
+                    provider: provider.clone(),
+                    cache: loaded.cache(&info.name).cloned(),
+                    table,
+                },
             };
             providers.insert(info.name.clone(), entry);
         }

@@ -122,6 +122,12 @@ impl Router {
         match (endpoint, name) {
             (Endpoint::Healthz, _) => text(StatusCode::OK, "ok"),
             (Endpoint::Metrics, _) => {
+                // The caches report on their slow path: make their counters exact.
+                for entry in self.agent.snapshot().providers.values() {
+                    if let Some(cache) = &entry.cache {
+                        cache.export_metrics();
+                    }
+                }
                 let body = self.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
                 let mut response = Response::new(Full::new(Bytes::from(body)));
                 response.headers_mut().insert(

@@ -227,6 +227,18 @@ fn every_endpoint_answers_over_the_unix_socket() {
     ] {
         assert!(metrics.body.lines().any(|l| l == line), "{line} in {}", metrics.body);
     }
+    // The caches' own metrics (core's `metrics` feature), labelled by provider and kind.
+    for prefix in [
+        r#"tokensmith_fetches_total{provider="saas",kind="oauth2",outcome="ok"} "#,
+        r#"tokensmith_cache_hits_total{provider="saas",kind="oauth2"} "#,
+        r#"tokensmith_token_seconds_left{provider="saas",kind="oauth2"} "#,
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l.starts_with(prefix)),
+            "{prefix} in {}",
+            metrics.body
+        );
+    }
     for secret in [access.as_str(), fresh.as_str(), oauth2.credentials().client_secret().unwrap()] {
         assert!(!metrics.body.contains(secret), "/metrics shows a secret");
         assert!(!served.stderr().contains(secret), "the log shows a secret: {}", served.stderr());
