@@ -443,7 +443,15 @@ impl TokenRequest<'_> {
     /// assert_eq!(body.expose_secret(), "grant_type=client_credentials");
     /// ```
     pub fn encode(&self) -> (Option<SecretString>, SecretString) {
-        let mut body = form_urlencoded::Serializer::new(String::new());
+        let (header, body) = self.encode_plain();
+        (header.map(SecretString::from), SecretString::from(body))
+    }
+
+    /// [`encode`](Self::encode) as plain strings, handed to reqwest as they
+    /// are (it takes ownership of the body and header bytes): no copy per
+    /// request.
+    fn encode_plain(&self) -> (Option<String>, String) {
+        let mut body = form_urlencoded::Serializer::new(String::with_capacity(128));
         let mut header = None;
         if let Some((auth, id, secret)) = &self.auth {
             let secret_str = secret.as_ref().map_or("", |s| s.expose_secret());
@@ -473,22 +481,25 @@ impl TokenRequest<'_> {
                 Value::Secret(v) => body.append_pair(name, v.expose_secret()),
             };
         }
-        (header, SecretString::from(body.finish()))
+        (header, body.finish())
     }
 
     /// Sends the request and parses the response into a token.
     pub async fn send(self) -> Result<AccessToken, TokenError> {
         let endpoint = self.endpoint;
         let provider = &*endpoint.provider;
-        let (header, body) = self.encode();
+        let (header, body) = self.encode_plain();
         let mut request = endpoint
             .client
             .post(endpoint.url.clone())
-            .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
-            .body(body.expose_secret().to_owned());
-        if let Some(header) = &header {
+            .header(CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE))
+            .body(body);
+        // The header value stays in the request's `HeaderValue` (sensitive);
+        // an error path reads it back from there to scrub it.
+        let mut sent_header = None;
+        if let Some(header) = header {
             // Base64 output is always a valid header value.
-            let mut value = HeaderValue::try_from(header.expose_secret()).map_err(|_| {
+            let mut value = HeaderValue::try_from(header).map_err(|_| {
                 TokenError::config(
                     Some(provider),
                     Some("client_id"),
@@ -496,27 +507,29 @@ impl TokenRequest<'_> {
                 )
             })?;
             value.set_sensitive(true);
+            sent_header = Some(value.clone());
             request = request.header(AUTHORIZATION, value);
         }
+        let header = sent_header.as_ref();
         // The receipt time is when the request goes out: the server counts
         // `expires_in` from about then, so a slow answer shortens the
         // token's life rather than lengthening it.
         let received_at = endpoint.clock.timestamp();
         let received = execute(provider, &endpoint.url, request, endpoint.limits).await?;
         if received.oversized {
-            return Err(self.too_large(&received, header.as_ref()));
+            return Err(self.too_large(&received, header));
         }
         let mut raw =
             RawResponse::new(received.status, received.content_type.as_deref(), &received.body);
         raw.retry_after = received.retry_after(&*endpoint.clock);
         // A server may echo the request back (form, Authorization header):
         // the error never shows what was sent, in any spelling.
-        parse_sent(provider, &raw, received_at, &|| self.sent(header.as_ref()))
+        parse_sent(provider, &raw, received_at, &|| self.sent(header))
     }
 
     /// The error for a body over the limit, its snippet cut from what was
     /// read, scrubbed of what the request sent before the cut.
-    fn too_large(&self, received: &Received, header: Option<&SecretString>) -> TokenError {
+    fn too_large(&self, received: &Received, header: Option<&HeaderValue>) -> TokenError {
         let limit = self.endpoint.limits.max_body_bytes;
         too_large(
             &self.endpoint.provider,
@@ -530,7 +543,7 @@ impl TokenRequest<'_> {
     /// Every secret value this request sends (client secret, secret form
     /// fields, the `Authorization` header), in each spelling a server may
     /// echo it in. Only called on the error path.
-    fn sent(&self, header: Option<&SecretString>) -> Secrets {
+    fn sent(&self, header: Option<&HeaderValue>) -> Secrets {
         let form_secrets = self.form.iter().filter_map(|(_, v)| match v {
             Value::Secret(s) => Some(s.expose_secret()),
             Value::Plain(_) => None,
@@ -538,7 +551,7 @@ impl TokenRequest<'_> {
         let auth_secret = self.auth.as_ref().and_then(|(_, _, secret)| secret.as_ref());
         Secrets::sent(
             form_secrets.chain(auth_secret.map(ExposeSecret::expose_secret)),
-            header.map(ExposeSecret::expose_secret),
+            header.and_then(|h| h.to_str().ok()),
         )
     }
 }
@@ -694,9 +707,17 @@ fn parse_retry_after(value: &HeaderValue, now: impl FnOnce() -> SystemTime) -> O
     Some(date.duration_since(now()).unwrap_or(Duration::ZERO))
 }
 
-fn basic(id: &str, secret: &str) -> SecretString {
-    let credentials = SecretString::from(format!("{id}:{secret}"));
-    SecretString::from(format!("Basic {}", STANDARD.encode(credentials.expose_secret())))
+/// `Basic base64(id:secret)`, the credentials' plain copy zeroized.
+fn basic(id: &str, secret: &str) -> String {
+    let mut credentials = String::with_capacity(id.len() + 1 + secret.len());
+    credentials.push_str(id);
+    credentials.push(':');
+    credentials.push_str(secret);
+    let credentials = SecretString::from(credentials);
+    let mut header = String::with_capacity(6 + credentials.expose_secret().len().div_ceil(3) * 4);
+    header.push_str("Basic ");
+    STANDARD.encode_string(credentials.expose_secret(), &mut header);
+    header
 }
 
 /// The error for a body over `limit`, `start` being what was read of it;
