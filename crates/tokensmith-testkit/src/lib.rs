@@ -9,6 +9,7 @@ mod emulator;
 mod fault;
 pub mod fixtures;
 mod recorded;
+pub mod redis;
 mod server;
 mod snippet;
 mod vendor;
