@@ -27,13 +27,15 @@ pub(crate) fn resolve_path(flag: Option<&Path>, env: Option<OsString>) -> PathBu
     }
 }
 
-/// The registry of every adapter this binary links: all four.
+/// The registry of every adapter this binary links (all four) and the
+/// Redis token store (`[store] kind = "redis"`).
 pub(crate) fn registry() -> Registry {
     Registry::new()
         .with(tokensmith_soti::SotiConnect)
         .with(tokensmith_configapi::ConfigApi)
         .with(tokensmith_oauth2::OAuth2)
         .with(tokensmith_deyel::Deyel)
+        .with_store_factory(tokensmith_redis::RedisStoreFactory)
 }
 
 /// The environment variable that sets the lock wait of the per-user cache

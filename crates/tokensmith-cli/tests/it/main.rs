@@ -9,6 +9,7 @@ mod demo;
 mod exit_codes;
 mod no_leak;
 mod output;
+mod redis;
 mod single_use;
 mod support;
 mod token;
