@@ -26,7 +26,7 @@
 //!   released by a Lua compare-and-delete, so a holder whose lease expired
 //!   never frees another's. A holder that dies frees it by expiry.
 //! - **Failures:** every call is bounded ([`RedisStoreConfig::with_call_timeout`],
-//!   default 1 s, on the injected [`Clock`]); an unreachable or slow Redis is
+//!   default 1 s, on the injected [`Clock`](tokensmith_core::Clock)); an unreachable or slow Redis is
 //!   a [`StoreError`] and the cache fetches for itself. The store logs once
 //!   per outage (target `tokensmith::store`) and once when Redis answers
 //!   again; never a URL, key material or token.
