@@ -2,7 +2,9 @@
 //!
 //! Steps, in order, each failing fast with a clear message:
 //! 1. set-up: cargo-deny (installed with `cargo install --locked` when missing),
-//!    the interop server's npm packages (`npm ci --prefix tests/interop`);
+//!    `redis-server` for the Redis store's tests (`apt-get install -y redis-server` when
+//!    missing and run as root, else a clear instruction), the interop server's npm packages
+//!    (`npm ci --prefix tests/interop`);
 //! 2. `cargo fmt --all -- --check`;
 //! 3. `cargo clippy --workspace --all-targets --features tokensmith-core/metrics -- -D warnings`
 //!    (the feature on, so its code is linted; off is linted by the test build's warnings);
@@ -175,6 +177,7 @@ fn setup(root: &Path) -> anyhow::Result<()> {
         ));
         step(root, "install cargo-deny", cargo(&["install", "--locked", CARGO_DENY]))?;
     }
+    setup_redis(root)?;
     let interop = root.join("tests/interop");
     if interop.join("package.json").exists() {
         if Command::new("npm").arg("--version").output().is_err() {
@@ -186,6 +189,39 @@ fn setup(root: &Path) -> anyhow::Result<()> {
         let mut npm = Command::new("npm");
         npm.args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&interop);
         step(root, "npm ci (tests/interop)", npm)?;
+    }
+    Ok(())
+}
+
+/// The Redis store's tests start their own `redis-server`: installs the
+/// Debian package when it is missing and this runs as root, else says how.
+fn setup_redis(root: &Path) -> anyhow::Result<()> {
+    let installed = || Command::new("redis-server").arg("--version").output().is_ok();
+    if installed() {
+        return Ok(());
+    }
+    let hint = "the Redis store's tests need redis-server: run `apt-get update && apt-get install -y redis-server` \
+                as root (Debian/Ubuntu), or put redis-server on PATH, and run `cargo xtask ci` again";
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+    if !root_user || Command::new("apt-get").arg("--version").output().is_err() {
+        bail!("{hint}");
+    }
+    say(
+        "setup: redis-server missing, installing it (apt-get update; apt-get install -y redis-server)",
+    );
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "redis-server"]).env("DEBIAN_FRONTEND", "noninteractive");
+    if step(root, "apt-get update", update)
+        .and_then(|()| step(root, "apt-get install redis-server", install))
+        .is_err()
+        || !installed()
+    {
+        bail!("installing redis-server failed; {hint}");
     }
     Ok(())
 }

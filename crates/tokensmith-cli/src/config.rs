@@ -27,7 +27,8 @@ pub(crate) fn resolve_path(flag: Option<&Path>, env: Option<OsString>) -> PathBu
     }
 }
 
-/// The registry of every adapter this binary links: all five.
+/// The registry of every adapter this binary links (all five) and the
+/// Redis token store (`[store] kind = "redis"`).
 pub(crate) fn registry() -> Registry {
     Registry::new()
         .with(tokensmith_soti::SotiConnect)
@@ -35,6 +36,7 @@ pub(crate) fn registry() -> Registry {
         .with(tokensmith_oauth2::OAuth2)
         .with(tokensmith_deyel::Deyel)
         .with(tokensmith_custom::Custom)
+        .with_store_factory(tokensmith_redis::RedisStoreFactory)
 }
 
 /// The environment variable that sets the lock wait of the per-user cache

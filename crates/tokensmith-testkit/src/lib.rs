@@ -10,6 +10,7 @@ mod emulator;
 mod fault;
 pub mod fixtures;
 mod recorded;
+pub mod redis;
 mod resource;
 mod server;
 mod snippet;

@@ -11,6 +11,7 @@ mod demo;
 mod exit_codes;
 mod no_leak;
 mod output;
+mod redis;
 #[cfg(unix)]
 mod serve;
 mod single_use;
