@@ -3,5 +3,6 @@ mod built_in_code;
 mod cancel;
 mod facade_single;
 mod interop;
+mod leak_audit;
 mod lists;
 mod registry_e2e;

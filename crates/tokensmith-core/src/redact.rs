@@ -195,12 +195,13 @@ impl Redacted<'_> {
 
     /// `error`, built from this body, with what was sent scrubbed once more
     /// from every text it took from the response (the snippet, the vendor's
-    /// error, the reason).
+    /// error, the reason), and the values of secret keys redacted there too
+    /// (an `error_description` echoing `Authorization: Basic …` in another
+    /// encoding than the one sent).
     pub(crate) fn seal(&self, error: TokenError) -> TokenError {
-        if self.sent.spellings.is_empty() {
-            return error;
-        }
-        error.map_response_text(|text| self.sent.scrub(text).into_owned())
+        error.map_response_text(|text| {
+            redact_keys(&self.sent.scrub(text), &self.sent.keys).into_owned()
+        })
     }
 }
 
