@@ -66,7 +66,8 @@ static SECRETS: LazyLock<Secrets> = LazyLock::new(|| Secrets {
 });
 
 /// The `private_key_jwt` key (a test fixture of the oauth2 crate).
-const PRIVATE_KEY_PEM: &str = include_str!("../../crates/tokensmith-oauth2/testdata/ec-p256-pkcs8.pem");
+const PRIVATE_KEY_PEM: &str =
+    include_str!("../../crates/tokensmith-oauth2/testdata/ec-p256-pkcs8.pem");
 
 // ---------------------------------------------------------------------------
 // The scanner
@@ -621,7 +622,10 @@ fn no_config_error_shows_a_secret() {
     for (what, table) in [
         (
             "broken private key",
-            format!("kind = \"oauth2\"\nclient_id = \"a\"\nprivate_key = {}\n", toml_str(&broken_key)),
+            format!(
+                "kind = \"oauth2\"\nclient_id = \"a\"\nprivate_key = {}\n",
+                toml_str(&broken_key)
+            ),
         ),
         (
             "key and secret",
@@ -630,14 +634,31 @@ fn no_config_error_shows_a_secret() {
                 toml_str(PRIVATE_KEY_PEM)
             ),
         ),
-        ("secret in an unknown field", format!("kind = \"deyel\"\nclient_id = \"a\"\nclient_secrett = {cs}\n")),
-        ("secret as the wrong type", format!("kind = \"deyel\"\nclient_id = \"a\"\nclient_secret = [{cs}]\n")),
-        ("password on a kind without one", format!("kind = \"deyel\"\nclient_id = \"a\"\nclient_secret = {cs}\npassword = {}\n", toml_str(&s.password))),
-        ("code without a redirect", format!("kind = \"oauth2\"\nclient_id = \"a\"\nclient_secret = {cs}\ngrant = \"authorization_code\"\ncode = {}\n", toml_str(&s.code))),
+        (
+            "secret in an unknown field",
+            format!("kind = \"deyel\"\nclient_id = \"a\"\nclient_secrett = {cs}\n"),
+        ),
+        (
+            "secret as the wrong type",
+            format!("kind = \"deyel\"\nclient_id = \"a\"\nclient_secret = [{cs}]\n"),
+        ),
+        (
+            "password on a kind without one",
+            format!(
+                "kind = \"deyel\"\nclient_id = \"a\"\nclient_secret = {cs}\npassword = {}\n",
+                toml_str(&s.password)
+            ),
+        ),
+        (
+            "code without a redirect",
+            format!(
+                "kind = \"oauth2\"\nclient_id = \"a\"\nclient_secret = {cs}\ngrant = \"authorization_code\"\ncode = {}\n",
+                toml_str(&s.code)
+            ),
+        ),
     ] {
-        let config = format!(
-            "[providers.p]\ntoken_url = \"https://id.example.com/token\"\n{table}"
-        );
+        let config =
+            format!("[providers.p]\ntoken_url = \"https://id.example.com/token\"\n{table}");
         let err = registry().load_str(&config).expect_err(what);
         audit.token_error(what, &err);
     }
@@ -693,10 +714,16 @@ async fn no_store_error_shows_a_token_or_the_store_key() {
     let hostile: Vec<(&str, Vec<u8>)> = vec![
         ("truncated", good[..good.len() / 2].as_bytes().to_vec()),
         ("wrong types", good.replace("\"access_token\"", "\"access_token\":1,\"x\"").into_bytes()),
-        ("planted token, broken", format!(r#"{{"access_token":"{planted}","expires_at":"soon"}}"#).into_bytes()),
+        (
+            "planted token, broken",
+            format!(r#"{{"access_token":"{planted}","expires_at":"soon"}}"#).into_bytes(),
+        ),
         ("not UTF-8", [b"\xff\xfe".as_slice(), good.as_bytes()].concat()),
         ("huge", format!("{good}{}", " ".repeat(2 * 1024 * 1024)).into_bytes()),
-        ("control characters", good.replace(&access, &format!("{access}\u{1b}[31m\n")).into_bytes()),
+        (
+            "control characters",
+            good.replace(&access, &format!("{access}\u{1b}[31m\n")).into_bytes(),
+        ),
     ];
     for (what, bytes) in &hostile {
         let err = decode_token(bytes).expect_err(what);
@@ -738,7 +765,9 @@ fn reqwest_client() -> reqwest::Client {
 
 /// A Deyel provider with the audit's client secret (refused) and one with
 /// the emulator's (served).
-fn deyel_providers(emulator: &Emulator) -> (tokensmith_core::Providers, tokensmith_core::Providers) {
+fn deyel_providers(
+    emulator: &Emulator,
+) -> (tokensmith_core::Providers, tokensmith_core::Providers) {
     let good = emulator.config_snippet("api");
     let secret = emulator.credentials().client_secret().unwrap();
     let bad = good.replace(&toml_str(secret), &toml_str(&SECRETS.client_secret));
@@ -812,7 +841,8 @@ async fn the_tower_layer_shows_no_secret_on_a_refusal_or_a_401_retry() {
             }
         })
     };
-    let request = || http::Request::post("http://api.test/devices").body("replayable".to_owned()).unwrap();
+    let request =
+        || http::Request::post("http://api.test/devices").body("replayable".to_owned()).unwrap();
 
     let layer = tokensmith_tower::AuthLayer::new(bad.get("api").unwrap());
     let err = layer.layer(upstream.clone()).oneshot(request()).await.unwrap_err();

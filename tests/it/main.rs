@@ -2,6 +2,7 @@
 mod built_in_code;
 mod cancel;
 mod facade_single;
+mod faults;
 mod interop;
 mod leak_audit;
 mod lists;
