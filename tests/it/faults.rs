@@ -178,7 +178,7 @@ async fn still_served(
     let provider = providers.get("bpm").unwrap();
     let first = guarded(provider.token()).await.unwrap();
     fault.await;
-    clock.advance(Duration::from_secs(3600 - 600));
+    clock.advance(Duration::from_mins(50));
     let during = guarded(provider.token()).await.unwrap();
     assert!(during.same_token(&first), "served during the refresh");
     let cache = providers.cache("bpm").unwrap();
@@ -278,7 +278,7 @@ async fn a_429_with_an_http_date_is_honoured_as_a_delay() {
 async fn emulated(fault: Fault) -> (Emulator, Providers, ManualClock, TokenError) {
     let clock = ManualClock::new(start());
     let emulator = Emulator::start(Vendor::Deyel).await.unwrap();
-    emulator.set_token_lifetime(Duration::from_secs(3600));
+    emulator.set_token_lifetime(Duration::from_hours(1));
     let providers = load(&emulator.token_url(), &clock, "");
     let set = fault.clone();
     still_served(&providers, &clock, async { emulator.set_fault(set) }).await;
