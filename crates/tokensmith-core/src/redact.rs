@@ -719,6 +719,20 @@ mod tests {
         check(Cut, "Authorization: Basic QWxh", NONE, "Authorization: [REDACTED]");
     }
 
+    /// A vendor's `error_description` echoing credentials in an encoding
+    /// the request did not send (here Basic of the raw pair, when nothing
+    /// was sent) loses them in the error's text too, as in its body.
+    #[test]
+    fn sealed_errors_redact_secret_keys_in_the_vendor_text() {
+        let body = br#"{"error":"x","error_description":"got Authorization: Basic YXBwOnMzY3JldA== and password=hunter2"}"#;
+        let raw = RawResponse::new(400, None, body);
+        let err = parse_sent("p", &raw, SystemTime::UNIX_EPOCH, &|| Secrets::NONE).unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.contains("YXBwOnMzY3JldA"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Authorization: [REDACTED]"), "{shown}");
+    }
+
     /// What was sent is scrubbed again from the finished error: text made
     /// one line can spell a secret that the body did not.
     #[test]
