@@ -2,6 +2,8 @@
 mod built_in_code;
 mod cancel;
 mod facade_single;
+mod faults;
 mod interop;
+mod leak_audit;
 mod lists;
 mod registry_e2e;

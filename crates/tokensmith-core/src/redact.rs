@@ -195,12 +195,13 @@ impl Redacted<'_> {
 
     /// `error`, built from this body, with what was sent scrubbed once more
     /// from every text it took from the response (the snippet, the vendor's
-    /// error, the reason).
+    /// error, the reason), and the values of secret keys redacted there too
+    /// (an `error_description` echoing `Authorization: Basic …` in another
+    /// encoding than the one sent).
     pub(crate) fn seal(&self, error: TokenError) -> TokenError {
-        if self.sent.spellings.is_empty() {
-            return error;
-        }
-        error.map_response_text(|text| self.sent.scrub(text).into_owned())
+        error.map_response_text(|text| {
+            redact_keys(&self.sent.scrub(text), &self.sent.keys).into_owned()
+        })
     }
 }
 
@@ -716,6 +717,20 @@ mod tests {
         check(Cut, &format!("{}Zq9-secret", " ".repeat(CUT_SOURCE_BYTES - 6)), &["Zq9-secret"], "[REDAC");
         check(Cut, "got Zq9-se", &["Zq9-secret"], "got");
         check(Cut, "Authorization: Basic QWxh", NONE, "Authorization: [REDACTED]");
+    }
+
+    /// A vendor's `error_description` echoing credentials in an encoding
+    /// the request did not send (here Basic of the raw pair, when nothing
+    /// was sent) loses them in the error's text too, as in its body.
+    #[test]
+    fn sealed_errors_redact_secret_keys_in_the_vendor_text() {
+        let body = br#"{"error":"x","error_description":"got Authorization: Basic YXBwOnMzY3JldA== and password=hunter2"}"#;
+        let raw = RawResponse::new(400, None, body);
+        let err = parse_sent("p", &raw, SystemTime::UNIX_EPOCH, &|| Secrets::NONE).unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.contains("YXBwOnMzY3JldA"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Authorization: [REDACTED]"), "{shown}");
     }
 
     /// What was sent is scrubbed again from the finished error: text made
