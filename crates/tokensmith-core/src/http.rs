@@ -47,7 +47,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
 use rustls_pki_types::CertificateDer;
@@ -613,7 +612,8 @@ impl TokenRequest<'_> {
     /// (a username and password, a client id and an API key, …). Replaces the
     /// Basic header of [`client_auth`](Self::client_auth).
     pub fn basic_auth(mut self, user: &SecretString, password: &SecretString) -> Self {
-        self.basic = Some(basic(user.expose_secret(), password.expose_secret()));
+        self.basic =
+            Some(SecretString::from(basic(user.expose_secret(), password.expose_secret())));
         self.scrub.push(user.clone());
         self.scrub.push(password.clone());
         self
@@ -652,29 +652,41 @@ impl TokenRequest<'_> {
     /// assert_eq!(body.expose_secret(), "grant_type=client_credentials");
     /// ```
     pub fn encode(&self) -> (Option<SecretString>, SecretString) {
+        let (header, body) = self.encode_plain();
+        (header.map(SecretString::from), SecretString::from(body))
+    }
+
+    /// [`encode`](Self::encode) as plain strings, for [`send`](Self::send)
+    /// to hand to reqwest by value (no second copy of the body). Both hold
+    /// secrets: never logged, the header sent marked sensitive.
+    fn encode_plain(&self) -> (Option<String>, String) {
         let (header, pairs) = self.encode_pairs();
         let body = match &self.body {
             BodyKind::Form => pairs,
-            BodyKind::Empty => SecretString::from(String::new()),
+            BodyKind::Empty => String::new(),
             BodyKind::Json { value, secrets } => {
                 let mut value = value.clone();
                 if let serde_json::Value::Object(members) = &mut value {
-                    for (name, field) in form_urlencoded::parse(pairs.expose_secret().as_bytes()) {
+                    for (name, field) in form_urlencoded::parse(pairs.as_bytes()) {
                         members.insert(name.into_owned(), serde_json::Value::String(field.into()));
                     }
                 }
                 for (pointer, secret) in secrets {
                     put_at(&mut value, pointer, secret.expose_secret());
                 }
-                SecretString::from(value.to_string())
+                value.to_string()
             }
         };
-        (self.basic.clone().or(header), body)
+        let header = match &self.basic {
+            Some(basic) => Some(basic.expose_secret().to_owned()),
+            None => header,
+        };
+        (header, body)
     }
 
     /// The Basic header of [`client_auth`](Self::client_auth) and the form
     /// fields, form-urlencoded.
-    fn encode_pairs(&self) -> (Option<SecretString>, SecretString) {
+    fn encode_pairs(&self) -> (Option<String>, String) {
         let mut body = form_urlencoded::Serializer::new(String::new());
         let mut header = None;
         if let Some((auth, id, secret)) = &self.auth {
@@ -705,7 +717,7 @@ impl TokenRequest<'_> {
                 Value::Secret(v) => body.append_pair(name, v.expose_secret()),
             };
         }
-        (header, SecretString::from(body.finish()))
+        (header, body.finish())
     }
 
     /// Sends the request and parses the response into a token.
@@ -726,8 +738,8 @@ impl TokenRequest<'_> {
     /// extra headers.
     fn build(
         &self,
-        body: &SecretString,
-        header: Option<&SecretString>,
+        body: String,
+        header: Option<HeaderValue>,
     ) -> Result<reqwest::RequestBuilder, TokenError> {
         let endpoint = self.endpoint;
         let provider = &*endpoint.provider;
@@ -745,19 +757,19 @@ impl TokenRequest<'_> {
         };
         match (&self.body, self.method) {
             (BodyKind::Empty, _) => {}
-            (BodyKind::Form, RequestMethod::Get) if body.expose_secret().is_empty() => {}
+            (BodyKind::Form, RequestMethod::Get) if body.is_empty() => {}
             (_, RequestMethod::Get) => {
                 return Err(config_error("a GET token request carries no body".to_owned()));
             }
             (BodyKind::Form, RequestMethod::Post) => {
                 request = request
-                    .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
-                    .body(body.expose_secret().to_owned());
+                    .header(CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE))
+                    .body(body);
             }
             (BodyKind::Json { .. }, RequestMethod::Post) => {
                 request = request
-                    .header(CONTENT_TYPE, JSON_CONTENT_TYPE)
-                    .body(body.expose_secret().to_owned());
+                    .header(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE))
+                    .body(body);
             }
         }
         for (name, value) in &self.headers {
@@ -772,16 +784,7 @@ impl TokenRequest<'_> {
             request = request.header(name, header_value);
         }
         if let Some(header) = header {
-            // Base64 output is always a valid header value.
-            let mut value = HeaderValue::try_from(header.expose_secret()).map_err(|_| {
-                TokenError::config(
-                    Some(provider),
-                    Some("client_id"),
-                    "credentials cannot be carried in a header",
-                )
-            })?;
-            value.set_sensitive(true);
-            request = request.header(AUTHORIZATION, value);
+            request = request.header(AUTHORIZATION, header);
         }
         Ok(request)
     }
@@ -789,8 +792,27 @@ impl TokenRequest<'_> {
     async fn send_parsed(self, shape: Option<&ResponseShape>) -> Result<AccessToken, TokenError> {
         let endpoint = self.endpoint;
         let provider = &*endpoint.provider;
-        let (header, body) = self.encode();
-        let request = self.build(&body, header.as_ref())?;
+        let (header, body) = self.encode_plain();
+        // The header value is built once, marked sensitive (never in
+        // reqwest's `Debug`), and kept (a reference-counted clone) so an
+        // error can scrub it from what the server echoed.
+        let header = header
+            .map(|text| {
+                // Base64 output is always a valid header value.
+                HeaderValue::try_from(text).map(|mut value| {
+                    value.set_sensitive(true);
+                    value
+                })
+            })
+            .transpose()
+            .map_err(|_| {
+                TokenError::config(
+                    Some(provider),
+                    Some("client_id"),
+                    "credentials cannot be carried in a header",
+                )
+            })?;
+        let request = self.build(body, header.clone())?;
         // The receipt time is when the request goes out: the server counts
         // `expires_in` from about then, so a slow answer shortens the
         // token's life rather than lengthening it.
@@ -813,7 +835,7 @@ impl TokenRequest<'_> {
 
     /// The error for a body over the limit, its snippet cut from what was
     /// read, scrubbed of what the request sent before the cut.
-    fn too_large(&self, received: &Received, header: Option<&SecretString>) -> TokenError {
+    fn too_large(&self, received: &Received, header: Option<&HeaderValue>) -> TokenError {
         let limit = self.endpoint.limits.max_body_bytes;
         too_large(
             &self.endpoint.provider,
@@ -827,7 +849,7 @@ impl TokenRequest<'_> {
     /// Every secret value this request sends (client secret, secret form
     /// fields, the `Authorization` header), in each spelling a server may
     /// echo it in. Only called on the error path.
-    fn sent(&self, header: Option<&SecretString>) -> Secrets {
+    fn sent(&self, header: Option<&HeaderValue>) -> Secrets {
         fn secret((name, v): &(String, Value)) -> Option<(&str, &str)> {
             match v {
                 Value::Secret(s) => Some((name.as_str(), s.expose_secret())),
@@ -856,7 +878,9 @@ impl TokenRequest<'_> {
         // Names a secret is sent under are secret keys too (an echo such as
         // `"clientKey": "…"` is redacted whatever its value became).
         let keys = named.iter().chain(&json).map(|(k, _)| *k).filter(|k| !k.is_empty());
-        Secrets::sent(values, header.map(ExposeSecret::expose_secret)).with_keys(keys)
+        // The header is base64 after `Basic `: always visible ASCII.
+        let header = header.and_then(|h| h.to_str().ok());
+        Secrets::sent(values, header).with_keys(keys)
     }
 }
 
@@ -1011,9 +1035,18 @@ fn parse_retry_after(value: &HeaderValue, now: impl FnOnce() -> SystemTime) -> O
     Some(date.duration_since(now()).unwrap_or(Duration::ZERO))
 }
 
-fn basic(id: &str, secret: &str) -> SecretString {
-    let credentials = SecretString::from(format!("{id}:{secret}"));
-    SecretString::from(format!("Basic {}", STANDARD.encode(credentials.expose_secret())))
+/// `Basic base64(id:secret)`, encoded straight into one string (the
+/// credentials are never joined in plain text).
+fn basic(id: &str, secret: &str) -> String {
+    use std::io::Write as _;
+    let mut header = String::with_capacity(6 + (id.len() + secret.len() + 1).div_ceil(3) * 4);
+    header.push_str("Basic ");
+    let mut encoder = base64::write::EncoderStringWriter::from_consumer(header, &STANDARD);
+    // Writing to a `String` cannot fail.
+    let _ = encoder.write_all(id.as_bytes());
+    let _ = encoder.write_all(b":");
+    let _ = encoder.write_all(secret.as_bytes());
+    encoder.into_inner()
 }
 
 /// The error for a body over `limit`, `start` being what was read of it;

@@ -174,6 +174,20 @@ pub(crate) fn parse_sent(
     sent: &dyn Fn() -> Secrets,
 ) -> Result<AccessToken, TokenError> {
     let received_at = received_at.into();
+    if let Some(token) = fast_token(response, received_at) {
+        return Ok(token);
+    }
+    tolerant(provider, response, received_at, sent)
+}
+
+/// The tolerant parser, every rule of this module: what [`parse_sent`]
+/// falls back to whenever [`fast_token`] does not answer.
+fn tolerant(
+    provider: &str,
+    response: &RawResponse<'_>,
+    received_at: Timestamp,
+    sent: &dyn Fn() -> Secrets,
+) -> Result<AccessToken, TokenError> {
     let status = response.status;
     let body = Body::decode(response.content_type, response.body);
     let failure = match (status, body.fields()) {
@@ -593,8 +607,52 @@ fn token_from(map: &Map<String, Value>, received_at: Timestamp) -> Result<Access
             return Err(format!("the access_token is {}, not a string", json_type(other)));
         }
     };
+    let scope = match map.get("scope") {
+        Some(Value::String(s)) => scope_text(s),
+        Some(Value::Array(items)) => {
+            let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            (!parts.is_empty()).then(|| Scope::parse(&parts.join(" ")))
+        }
+        _ => None,
+    };
+    let fields = TokenFields {
+        access_token: token,
+        expires_in: map.get("expires_in"),
+        scope,
+        token_type: map.get("token_type").and_then(Value::as_str),
+        refresh_token: str_field(map, "refresh_token"),
+        id_token: str_field(map, "id_token"),
+    };
+    build_token(&fields, received_at)
+}
+
+/// A `scope` string as a [`Scope`], `None` when blank.
+fn scope_text(text: &str) -> Option<Scope> {
+    (!text.trim().is_empty()).then(|| Scope::parse(text))
+}
+
+/// The fields of a 2xx token response a token is built from, as read by
+/// [`token_from`] (the tolerant path) or [`fast_token`]: both build the token
+/// here, so the rules are written once.
+struct TokenFields<'m> {
+    /// Not blank.
+    access_token: &'m str,
+    expires_in: Option<&'m Value>,
+    scope: Option<Scope>,
+    /// A string `token_type` (anything else reads as absent).
+    token_type: Option<&'m str>,
+    /// A non-blank string `refresh_token`.
+    refresh_token: Option<&'m str>,
+    /// A non-blank string `id_token`.
+    id_token: Option<&'m str>,
+}
+
+/// The token of `fields`, or why there is none (expired on arrival, control
+/// characters).
+fn build_token(fields: &TokenFields<'_>, received_at: Timestamp) -> Result<AccessToken, String> {
+    let token = fields.access_token;
     let builder = AccessToken::builder(token, received_at);
-    let builder = match map.get("expires_in").and_then(seconds).filter(|s| !s.is_zero()) {
+    let builder = match fields.expires_in.and_then(seconds).filter(|s| !s.is_zero()) {
         Some(lifetime) if lifetime < MIN_LIFETIME => {
             return Err(format!(
                 "expires_in is {lifetime:?}, under {MIN_LIFETIME:?}: the token would expire on arrival"
@@ -606,35 +664,215 @@ fn token_from(map: &Map<String, Value>, received_at: Timestamp) -> Result<Access
             None => builder,
         },
     };
-    let scope = match map.get("scope") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(Scope::parse(s)),
-        Some(Value::Array(items)) => {
-            let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-            (!parts.is_empty()).then(|| Scope::parse(&parts.join(" ")))
-        }
-        _ => None,
-    };
     // Printed alone on a line (`tokensmith token`), sent in a header or
     // stored in a file: a control character would inject lines, headers or
     // terminal escapes. The value itself never reaches the error.
-    let token_type = map.get("token_type").and_then(Value::as_str);
-    let refresh_token = str_field(map, "refresh_token");
     for (name, value) in [
         ("access_token", Some(token)),
-        ("refresh_token", refresh_token),
-        ("token_type", token_type),
+        ("refresh_token", fields.refresh_token),
+        ("token_type", fields.token_type),
     ] {
         if value.is_some_and(|v| v.chars().any(char::is_control)) {
             return Err(format!("the {name} contains control characters"));
         }
     }
-    let secret = |key: &str| str_field(map, key).map(|s| SecretString::from(s.to_owned()));
+    let secret = |value: Option<&str>| value.map(|s| SecretString::from(s.to_owned()));
     Ok(builder
-        .token_type(TokenType::parse(token_type))
-        .scope(scope)
-        .refresh_token(secret("refresh_token"))
-        .id_token(secret("id_token"))
+        .token_type(TokenType::parse(fields.token_type))
+        .scope(fields.scope.clone())
+        .refresh_token(secret(fields.refresh_token))
+        .id_token(secret(fields.id_token))
         .build())
+}
+
+/// The token of a plain, well-formed 2xx JSON token response, read straight
+/// into typed fields (no `serde_json::Value` map); `None` for anything
+/// else, which the tolerant path then reads: any other status, a body that
+/// is not exactly one JSON object (a BOM, trailing commas, a missing `:`,
+/// text after it, a form), a field of an unusual type (a `scope` list, a
+/// numeric `token_type`), a repeated field, an `error` or `errors` member,
+/// a blank `access_token`, and every refusal ([`build_token`]'s errors).
+/// Where it answers, its token is the tolerant path's (a test compares the
+/// two on many bodies): every value it reads is what the `Value` map would
+/// hold, and members it skips are still parsed as fully as the map parses
+/// them (numbers out of range, bad escapes and nesting depth refused alike).
+fn fast_token(response: &RawResponse<'_>, received_at: Timestamp) -> Option<AccessToken> {
+    if !(200..=299).contains(&response.status) {
+        return None;
+    }
+    // JSON whatever the content type, as `Body::decode` reads a body
+    // starting with `{`.
+    let first = response.body.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return None;
+    }
+    let fast: FastToken<'_> = serde_json::from_slice(response.body).ok()?;
+    if fast.has_error {
+        return None;
+    }
+    let access_token = fast.access_token.as_deref().filter(|t| !t.trim().is_empty())?;
+    let fields = TokenFields {
+        access_token,
+        expires_in: fast.expires_in.as_ref(),
+        scope: fast.scope.as_deref().and_then(scope_text),
+        token_type: fast.token_type.as_deref(),
+        refresh_token: non_blank(fast.refresh_token.as_deref()),
+        id_token: non_blank(fast.id_token.as_deref()),
+    };
+    build_token(&fields, received_at).ok()
+}
+
+/// `value` unless blank.
+fn non_blank(value: Option<&str>) -> Option<&str> {
+    value.filter(|s| !s.trim().is_empty())
+}
+
+/// A JSON string, borrowed from the body unless it has escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// Any JSON value, parsed as fully as `serde_json::Value` parses it (every
+/// number, string, escape and nesting level checked) but not kept.
+struct Skipped;
+
+impl<'de> serde::Deserialize<'de> for Skipped {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Skipped;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Skipped, E> {
+                Ok(Skipped)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Skipped, E> {
+                Ok(Skipped)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Skipped, E> {
+                Ok(Skipped)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Skipped, E> {
+                Ok(Skipped)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Skipped, E> {
+                Ok(Skipped)
+            }
+            fn visit_unit<E>(self) -> Result<Skipped, E> {
+                Ok(Skipped)
+            }
+            fn visit_none<E>(self) -> Result<Skipped, E> {
+                Ok(Skipped)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Skipped, D::Error> {
+                <Skipped as serde::Deserialize>::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Skipped, A::Error> {
+                while seq.next_element::<Skipped>()?.is_some() {}
+                Ok(Skipped)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Skipped, A::Error> {
+                while map.next_entry::<Skipped, Skipped>()?.is_some() {}
+                Ok(Skipped)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The members of a token response [`fast_token`] reads.
+#[derive(Default)]
+struct FastToken<'a> {
+    access_token: Option<Text<'a>>,
+    token_type: Option<Text<'a>>,
+    expires_in: Option<Value>,
+    scope: Option<Text<'a>>,
+    refresh_token: Option<Text<'a>>,
+    id_token: Option<Text<'a>>,
+    /// An `error` or `errors` member, whatever its value.
+    has_error: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for FastToken<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FastToken<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a token response object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FastToken<'de>, A::Error> {
+                fn once<'de, A: serde::de::MapAccess<'de>, T: serde::Deserialize<'de>>(
+                    map: &mut A,
+                    slot: &mut Option<T>,
+                    seen: &mut bool,
+                ) -> Result<(), A::Error> {
+                    // A repeated member: the tolerant path decides (its map
+                    // keeps the last).
+                    if std::mem::replace(seen, true) {
+                        return Err(serde::de::Error::custom("repeated member"));
+                    }
+                    *slot = map.next_value()?;
+                    Ok(())
+                }
+                let mut out = FastToken::default();
+                let mut seen = [false; 6];
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match &*key {
+                        "access_token" => once(&mut map, &mut out.access_token, &mut seen[0])?,
+                        "token_type" => once(&mut map, &mut out.token_type, &mut seen[1])?,
+                        "expires_in" => once(&mut map, &mut out.expires_in, &mut seen[2])?,
+                        "scope" => once(&mut map, &mut out.scope, &mut seen[3])?,
+                        "refresh_token" => once(&mut map, &mut out.refresh_token, &mut seen[4])?,
+                        "id_token" => once(&mut map, &mut out.id_token, &mut seen[5])?,
+                        other => {
+                            out.has_error |= matches!(other, "error" | "errors");
+                            map.next_value::<Skipped>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }
 
 /// A non-negative number of seconds from a JSON number or numeric string;
@@ -1218,16 +1456,16 @@ mod tests {
 
     // ---- seed bodies, verbatim from ../shared/seeds/ ----
 
-    const SOTI: &str = r#"{"access_token":"AAEAAK0OiDDPciqCR5sZ6Nu6c8wIvURVwCTxslETUGp xDfmf6uzkXAg9MKzfJqm4k9ADBYIaOsT20wllKWQgQvH5sYkaIWxtOZ9OntAkxwPn wBRO7rNqCGj9yfg-COpYCdr2GEMl5SzaAPx2_WBQ3SwhKuGWuuDxVMzRWdAW1r36J Y6N9Fp-rYK3CtoNs4ibqswOs7qSPzuwo_K9l9_c5oCz7d6qJxJdhKoh3MC8vqFXxJ SXIEAwXnL7KWtrhanIcj_m0abZWfvR7e5npIHDcHH-bfVmc6wp-SsKJ-FyG7_zg2F d8HjvoqivTqRO5i1RSpaPpOa318g2FMIw-Lh6I5K0FAOUAQAAAAEAABW2-Dr_0-vr bZGMubz8ZGqpo6Z67n3JqBIFPgMOPotNHVJSUc_2HbozYt7smfuCIeIvE0gd84ti3 LBJXSkiOBPJmxp-WhdC1IbB7y2W5G8D4l5MD3VbDTz6ov_VnZGpRc-h7Q9Knn1Vyk QTHo4NknDUdVkqDe3VHQsjtn12QINEzb04Ch-RpudIHnKG-P-jhIIszo2M0_Po8_U aHVwrpPtwhUCzqOU_Gus1nS694dP-8rXqjtbLxh_5GB1iQQBitMd-VgD8XzQrLqqH a6HcK1C41ZyA1Ot2_47vOKNrf_Mg6Ig8quYMpUypOdwFl9_Nb815TN-eSuDwQsSKn SnHDvTH8bSz9O0vHoiPexh2Weuf2N0KGZUlpC0OLy3oRb0d_aBOUdpnoIJ59Gc95H 7yTAnNPRuBnX0wDnvTFNkuN7ezKzfP2rNmfKPeoj0Xyf2FhGiSHgBJUuNpWwGJkz5 0tVX5nPl42Ow2ua9pLZqPg-GJQnmXwukVgV6w4dDoRsFVYbrRSdp-quU4pyNfj987 GWM","token_type":"bearer","expires_in":3600}"#;
+    pub(super) const SOTI: &str = r#"{"access_token":"AAEAAK0OiDDPciqCR5sZ6Nu6c8wIvURVwCTxslETUGp xDfmf6uzkXAg9MKzfJqm4k9ADBYIaOsT20wllKWQgQvH5sYkaIWxtOZ9OntAkxwPn wBRO7rNqCGj9yfg-COpYCdr2GEMl5SzaAPx2_WBQ3SwhKuGWuuDxVMzRWdAW1r36J Y6N9Fp-rYK3CtoNs4ibqswOs7qSPzuwo_K9l9_c5oCz7d6qJxJdhKoh3MC8vqFXxJ SXIEAwXnL7KWtrhanIcj_m0abZWfvR7e5npIHDcHH-bfVmc6wp-SsKJ-FyG7_zg2F d8HjvoqivTqRO5i1RSpaPpOa318g2FMIw-Lh6I5K0FAOUAQAAAAEAABW2-Dr_0-vr bZGMubz8ZGqpo6Z67n3JqBIFPgMOPotNHVJSUc_2HbozYt7smfuCIeIvE0gd84ti3 LBJXSkiOBPJmxp-WhdC1IbB7y2W5G8D4l5MD3VbDTz6ov_VnZGpRc-h7Q9Knn1Vyk QTHo4NknDUdVkqDe3VHQsjtn12QINEzb04Ch-RpudIHnKG-P-jhIIszo2M0_Po8_U aHVwrpPtwhUCzqOU_Gus1nS694dP-8rXqjtbLxh_5GB1iQQBitMd-VgD8XzQrLqqH a6HcK1C41ZyA1Ot2_47vOKNrf_Mg6Ig8quYMpUypOdwFl9_Nb815TN-eSuDwQsSKn SnHDvTH8bSz9O0vHoiPexh2Weuf2N0KGZUlpC0OLy3oRb0d_aBOUdpnoIJ59Gc95H 7yTAnNPRuBnX0wDnvTFNkuN7ezKzfP2rNmfKPeoj0Xyf2FhGiSHgBJUuNpWwGJkz5 0tVX5nPl42Ow2ua9pLZqPg-GJQnmXwukVgV6w4dDoRsFVYbrRSdp-quU4pyNfj987 GWM","token_type":"bearer","expires_in":3600}"#;
 
-    const CONFIGAPI: &str = "{\n\"access_token\":\"eyJhbGciOiJSUzI1NiI5q9Jgt...6HznsvPWy7UP3MINA\",\n\"token_type\":\"Bearer\",\n\"expires_in\":\"3599\",\n}";
+    pub(super) const CONFIGAPI: &str = "{\n\"access_token\":\"eyJhbGciOiJSUzI1NiI5q9Jgt...6HznsvPWy7UP3MINA\",\n\"token_type\":\"Bearer\",\n\"expires_in\":\"3599\",\n}";
 
     const CONFIGAPI_TOKEN: &str = "eyJhbGciOiJSUzI1NiI5q9Jgt...6HznsvPWy7UP3MINA";
 
-    const SCOPED_SUCCESS: &str = "{\n  \"access_token\": \"string\",\n  \"expires_in\": 0,\n  \"scope\": \"string\",\n  \"token_type\": \"bearer\"\n}";
+    pub(super) const SCOPED_SUCCESS: &str = "{\n  \"access_token\": \"string\",\n  \"expires_in\": 0,\n  \"scope\": \"string\",\n  \"token_type\": \"bearer\"\n}";
 
     /// The scoped vendor documents the same example body for 400 and 403.
-    const SCOPED_ERROR: &str = "{\n  \"meta\": {\n    \"pagination\": {\n      \"limit\": 0,\n      \"offset\": 0,\n      \"total_count\": 0\n    }\n  },\n  \"errors\": [\n    {\n      \"httpcode\": 0,\n      \"message\": \"string\"\n    }\n  ]\n}";
+    pub(super) const SCOPED_ERROR: &str = "{\n  \"meta\": {\n    \"pagination\": {\n      \"limit\": 0,\n      \"offset\": 0,\n      \"total_count\": 0\n    }\n  },\n  \"errors\": [\n    {\n      \"httpcode\": 0,\n      \"message\": \"string\"\n    }\n  ]\n}";
 
     const DEYEL_JWT: &str = "eyJraWQiOiJrMSIsImFsZyI6IlJTMjU2In0.eyJpc3MiOiJEZXllbCIsImV4cCI6MTY1NDI2MTQ5MCwiY2RPcmdVbml0IjoiMDAwMDAwMDAwMSIsImdyYW50X3R5cGUiOiJjbGllbnRfY3JlZGVudGlhbHMiLCJwZXJtaXNzaW9ucyI6IntcImR0VmFsaWRpdHlcIjpcIkp1biAyLCAyMDIyLCAxMDowNDo1MCBBTVwiLFwibHNQZXJtaXNzaW9uc1wiOlt7XCJpZEFwcGxpY2F0aW9uXCI6XCJERVlFTFwiLFwiY2RQZXJtaXNzaW9uXCI6XCJVU1VBUklPRklOQUxcIn1dfSIsImNvbXBhbnkiOiJDU1QiLCJudVNlY0hpZGRlbiI6IjIwMjIwNjAyMTAwNDUwLjg2NjAuODA1Mjc1NzQ3NDc1NzUxOSIsImlkRGF0YUJhc2VTZXNzaW9uIjoiREVZRUxCT1QqMjAyMjA2MDIxMDA0NTAuODY2MC44MDUyNzU3NDc0NzU3NTE5IiwianRpIjoieDN1UnhXM09xbVZvMlBWdmsxWGZmdyIsImlhdCI6MTY1NDE3NTA5MCwic3ViIjoiREVZRUxCT1QifQ.M8EHKFhMwJQsdJbg4VQkPcvlJxoRyG-XO6h4eVWyMtkyvcCxN658hCqg8luu2yM5rEVMpUqOhNWKAoJdcvOvCMpAi21oYttkVlQxSdENUVNu4fmhDavQshstzvqGrY3qu9gaxdCfcLjwf62bEf9227TpvDGbZyFP8jYLbA81gwo1y6Q2NOaIE_yrChMB4LRm-bhEx5epdL1lMsE3JuwjMQ0tN2j-EehA1dDPB3AY8461wTGOPULF66B81iGmnOvexvoeS0vZQU3cMXwpxy-yQ8ulJRIdj-BprxmkFWkc3_MyD7SgkyqQwVSjiXDgfbJoFkCTPYHprZVDE362yBYW";
 
@@ -1236,18 +1474,18 @@ mod tests {
 
     /// Deyel's success body exactly as documented: the `:` after
     /// `"access_token"` is missing on the page.
-    fn deyel_success_verbatim() -> String {
+    pub(super) fn deyel_success_verbatim() -> String {
         format!(
             "{{\n\n                                                                                         \"access_token\"\"{DEYEL_JWT}\",\n\n    \"token_type\": \"Bearer\",\n\n    \"expires_in\": 86400\n\n}}"
         )
     }
 
     /// Deyel's success body as the server sends it (with the `:`).
-    fn deyel_success() -> String {
+    pub(super) fn deyel_success() -> String {
         deyel_success_verbatim().replacen("\"access_token\"\"", "\"access_token\": \"", 1)
     }
 
-    const DEYEL_ERROR: &str = "{\n\n    \"error_description\": \"Invalid client_id\",\n\n    \"error\": \"Invalid_request\"\n\n}";
+    pub(super) const DEYEL_ERROR: &str = "{\n\n    \"error_description\": \"Invalid client_id\",\n\n    \"error\": \"Invalid_request\"\n\n}";
 
     // ---- success: one line per case ----
 
@@ -2382,5 +2620,268 @@ mod shaped_tests {
         let shape = ResponseShape::new("/t").unwrap().default_lifetime(Duration::from_secs(90));
         let token = shaped(&shape, 200, r#"{"t":"tok-123"}"#).unwrap();
         assert_eq!(token.expires_at(), Some(now() + Duration::from_secs(90)));
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    //! The typed fast path against the tolerant parser: wherever the fast
+    //! path answers, its token is the tolerant one; everywhere,
+    //! `parse_response` answers what the tolerant parser alone answers.
+    use std::time::{Duration, SystemTime};
+
+    use base64::Engine as _;
+    use proptest::prelude::*;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    /// Everything a token shows, secrets included.
+    fn describe(token: &AccessToken) -> String {
+        let secret = |s: Option<&SecretString>| s.map(|s| s.expose_secret().to_owned());
+        format!(
+            "{token:?} {:?} {:?} {:?} {:?}",
+            token.secret().expose_secret(),
+            secret(token.refresh_token()),
+            secret(token.id_token()),
+            token.expires_in(now()),
+        )
+    }
+
+    fn outcome(result: &Result<AccessToken, TokenError>) -> String {
+        match result {
+            Ok(token) => format!("ok {}", describe(token)),
+            Err(e) => format!("err {e} {e:?}"),
+        }
+    }
+
+    /// Whether the fast path answered; panics when it differs from the
+    /// tolerant parser or `parse_response` does.
+    fn same(status: u16, content_type: Option<&str>, body: &[u8]) -> bool {
+        let raw = RawResponse::new(status, content_type, body);
+        let at = Timestamp::from(now());
+        let tolerant = tolerant("p", &raw, at, &|| Secrets::NONE);
+        let fast = fast_token(&raw, at);
+        if let Some(token) = &fast {
+            assert_eq!(
+                format!("ok {}", describe(token)),
+                outcome(&tolerant),
+                "fast path differs on {:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let whole = parse_response("p", &raw, now());
+        assert_eq!(outcome(&whole), outcome(&tolerant), "{:?}", String::from_utf8_lossy(body));
+        fast.is_some()
+    }
+
+    fn jwt(exp: u64) -> String {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.sig",
+            b64.encode(br#"{"alg":"RS256"}"#),
+            b64.encode(format!(r#"{{"sub":"s","exp":{exp}}}"#))
+        )
+    }
+
+    #[track_caller]
+    fn check(status: u16, content_type: Option<&str>, body: &str, fast: bool) {
+        assert_eq!(same(status, content_type, body.as_bytes()), fast, "fast path on {body:?}");
+    }
+
+    #[test]
+    fn the_fast_path_answers_as_the_tolerant_parser() {
+        let json = Some("application/json");
+        let t = |rest: &str| format!(r#"{{"access_token":"abc"{rest}}}"#);
+        // Well-formed token responses: the fast path answers.
+        check(
+            200,
+            json,
+            r#"{"access_token":"bench-access-token","token_type":"Bearer","expires_in":3600,"scope":"read write"}"#,
+            true,
+        );
+        check(200, json, &t(""), true);
+        check(201, None, &t(""), true);
+        check(200, Some("text/html"), &t(""), true);
+        check(200, Some("text/plain"), &format!(" \r\n\t{}\n ", t("")), true);
+        check(200, json, &t(r#","expires_in":"3599""#), true);
+        check(200, json, &t(r#","expires_in":" 60 ""#), true);
+        check(200, json, &t(r#","expires_in":0"#), true);
+        check(200, json, &t(r#","expires_in":"0""#), true);
+        check(200, json, &t(r#","expires_in":-5"#), true);
+        check(200, json, &t(r#","expires_in":"-5""#), true);
+        check(200, json, &t(r#","expires_in":null"#), true);
+        check(200, json, &t(r#","expires_in":true"#), true);
+        check(200, json, &t(r#","expires_in":{"a":1}"#), true);
+        check(200, json, &t(r#","expires_in":"soon""#), true);
+        check(200, json, &t(r#","expires_in":3600.7"#), true);
+        check(200, json, &t(r#","expires_in":99999999999999"#), true);
+        check(200, json, &t(r#","expires_in":1e300"#), true);
+        check(200, json, &t(r#","expires_in":"1e300""#), true);
+        check(200, json, &t(r#","expires_in":18446744073709551616"#), true);
+        check(200, json, &t(r#","token_type":"mac""#), true);
+        check(200, json, &t(r#","token_type":"BEARER""#), true);
+        check(200, json, &t(r#","token_type":null"#), true);
+        check(200, json, &t(r#","scope":"  ""#), true);
+        check(200, json, &t(r#","scope":" a  b ""#), true);
+        check(200, json, &t(r#","refresh_token":"","id_token":" ""#), true);
+        check(200, json, &t(r#","refresh_token":"rt","id_token":"it""#), true);
+        check(200, json, &t(r#","other":[1,{"x":[null,true,-1.5e3]}],"n":null"#), true);
+        check(200, json, r#"{"access_token":"a\/b\u00e9\"c"}"#, true);
+        check(200, json, r#"{"\u0061ccess_token":"abc","expires_\u0069n":60}"#, true);
+        check(200, json, &format!(r#"{{"access_token":"{}"}}"#, jwt(1_700_003_600)), true);
+        check(200, json, &format!(r#"{{"access_token":"{}","expires_in":60}}"#, jwt(1)), true);
+        check(200, json, &format!(r#"{{"access_token":"{}"}}"#, jwt(u64::MAX)), true);
+        // Anything else: the tolerant parser decides (and answers the same).
+        check(200, json, &format!(r#"{{"access_token":"{}"}}"#, jwt(1_700_000_000)), false);
+        check(200, json, &format!(r#"{{"access_token":"{}"}}"#, jwt(1)), false);
+        check(200, json, &t(r#","expires_in":0.5"#), false);
+        check(200, json, &t(r#","expires_in":"0.5""#), false);
+        check(200, json, &t(r#","expires_in":1e400"#), false);
+        check(200, json, &t(r#","other":1e400"#), false);
+        check(200, json, &t(r#","other":"\ud800""#), false);
+        check(200, json, &t(&format!(r#","deep":{}{}"#, "[".repeat(200), "]".repeat(200))), false);
+        check(200, json, &t(&format!(r#","deep":{}{}"#, "[".repeat(100), "]".repeat(100))), true);
+        check(200, json, &t(r#","access_token":"def""#), false);
+        check(200, json, &t(r#","scope":"a","scope":"b""#), false);
+        check(200, json, &t(r#","unknown":1,"unknown":2"#), true);
+        check(200, json, &t(","), false);
+        check(200, json, r#"{"access_token""abc"}"#, false);
+        check(200, json, &format!("\u{feff}{}", t("")), false);
+        check(200, json, &format!("{} trailing", t("")), false);
+        check(200, json, &format!("{}{}", t(""), t("")), false);
+        check(200, json, &format!("\u{a0}{}", t("")), false);
+        check(200, json, &format!("\u{c}{}", t("")), false);
+        check(200, json, r#"[{"access_token":"abc"}]"#, false);
+        check(200, json, r#"["abc"]"#, false);
+        check(200, json, r#"{"access_token":"   "}"#, false);
+        check(200, json, r#"{"access_token":""}"#, false);
+        check(200, json, r#"{"access_token":null}"#, false);
+        check(200, json, r#"{"access_token":5}"#, false);
+        check(200, json, r#"{"access_token":["abc"]}"#, false);
+        check(200, json, r#"{"token_type":"Bearer"}"#, false);
+        check(200, json, "{}", false);
+        check(200, json, r#"{"access_token":"a\u0007b"}"#, false);
+        check(200, json, r#"{"access_token":"a\nb"}"#, false);
+        check(200, json, &t(r#","refresh_token":"r\u001b""#), false);
+        check(200, json, &t(r#","token_type":"Bearer\r""#), false);
+        check(200, json, &t(r#","token_type":5"#), false);
+        check(200, json, &t(r#","scope":["a","b"]"#), false);
+        check(200, json, &t(r#","scope":7"#), false);
+        check(200, json, &t(r#","refresh_token":7"#), false);
+        check(200, json, &t(r#","id_token":{}"#), false);
+        check(200, json, &t(r#","error":"invalid_grant""#), false);
+        check(200, json, &t(r#","error":"""#), false);
+        check(200, json, &t(r#","error":null"#), false);
+        check(200, json, &t(r#","errors":[]"#), false);
+        check(200, json, &t(r#","errors":["no"]"#), false);
+        check(
+            200,
+            Some("application/x-www-form-urlencoded"),
+            "access_token=abc&expires_in=60",
+            false,
+        );
+        check(200, None, "", false);
+        check(200, None, "<html>{}</html>", false);
+        for status in [100, 199, 300, 304, 400, 401, 404, 500, 503] {
+            check(status, json, &t(""), false);
+        }
+        // Bytes that are not UTF-8, outside and inside a member the fast
+        // path reads.
+        assert!(!same(200, json, b"{\"access_token\":\"abc\",\"x\":\"\xff\"}"));
+        assert!(!same(200, json, b"{\"access_token\":\"a\xffc\"}"));
+        assert!(!same(200, json, b"{\"access_token\":\"abc\",\"\xff\":1}"));
+    }
+
+    #[test]
+    fn the_seed_bodies_read_alike() {
+        let json = Some("application/json");
+        for (body, fast) in [
+            (tests::SOTI.to_owned(), true),
+            (tests::CONFIGAPI.to_owned(), false),
+            (tests::SCOPED_SUCCESS.to_owned(), true),
+            (tests::deyel_success(), true),
+            (tests::deyel_success_verbatim(), false),
+        ] {
+            check(200, json, &body, fast);
+        }
+        for body in [tests::SCOPED_ERROR, tests::DEYEL_ERROR] {
+            for status in [200, 400, 403] {
+                check(status, json, body, false);
+            }
+        }
+    }
+
+    /// A member of a generated token response.
+    fn member() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("access_token"),
+            Just("token_type"),
+            Just("expires_in"),
+            Just("scope"),
+            Just("refresh_token"),
+            Just("id_token"),
+            Just("error"),
+            Just("errors"),
+            Just("other"),
+            Just("acce\\u0073s_token"),
+        ];
+        let value = prop_oneof![
+            Just("\"abc\"".to_owned()),
+            Just("\"\"".to_owned()),
+            Just("\"  \"".to_owned()),
+            Just("\"Bearer\"".to_owned()),
+            Just("\"a\\/b\\u00e9\"".to_owned()),
+            Just("\"a\\u0000b\"".to_owned()),
+            Just("\"a\\tb\"".to_owned()),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("[]".to_owned()),
+            Just("[\"a\",\"b\"]".to_owned()),
+            Just("{}".to_owned()),
+            Just("{\"code\":\"x\"}".to_owned()),
+            Just("1e400".to_owned()),
+            Just(format!("\"{}\"", jwt(1_700_003_600))),
+            Just(format!("\"{}\"", jwt(1_699_999_999))),
+            any::<i64>().prop_map(|n| n.to_string()),
+            (0u64..10_000).prop_map(|n| n.to_string()),
+            (0u64..10_000).prop_map(|n| format!("\"{n}\"")),
+            (-10.0f64..10_000.0).prop_map(|f| f.to_string()),
+            "\"[ -~]{0,12}\"",
+        ];
+        (key, value, prop_oneof![Just(""), Just(" "), Just("\n")])
+            .prop_map(|(k, v, ws)| format!("{ws}\"{k}\"{ws}:{ws}{v}"))
+    }
+
+    proptest! {
+        #[test]
+        fn generated_token_responses_read_alike(
+            status in prop_oneof![Just(200u16), Just(201u16), Just(400u16), Just(500u16)],
+            members in proptest::collection::vec(member(), 0..5),
+            with_token in any::<bool>(),
+            trailing_comma in proptest::bool::weighted(0.2),
+            lead in prop_oneof![4 => Just(""), 2 => Just(" \n"), 1 => Just("\u{feff}")],
+            tail in prop_oneof![4 => Just(""), 2 => Just("\n"), 1 => Just(" x"), 1 => Just("}")],
+        ) {
+            let comma = if trailing_comma { "," } else { "" };
+            let mut members = members;
+            if with_token {
+                members.insert(0, "\"access_token\":\"abc\"".to_owned());
+            }
+            let body = format!("{lead}{{{}{comma}}}{tail}", members.join(","));
+            same(status, Some("application/json"), body.as_bytes());
+        }
+
+        #[test]
+        fn any_json_like_text_reads_alike(
+            status in prop_oneof![Just(200u16), Just(400u16), any::<u16>()],
+            body in r#"\{[{}\[\]",:= a-z0-9_.\\\-]{0,120}"#,
+        ) {
+            same(status, None, body.as_bytes());
+        }
     }
 }
