@@ -2,6 +2,7 @@
 mod built_in_code;
 mod cancel;
 mod facade_single;
+mod fuzz_corpus;
 mod interop;
 mod lists;
 mod registry_e2e;
