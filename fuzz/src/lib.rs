@@ -8,6 +8,7 @@
 //! [`run`]). Plain `std` and the workspace's crates only: no `libfuzzer-sys`
 //! here, so the replay builds wherever the tests build.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -24,8 +25,11 @@ use tokensmith_core::{
 #[allow(dead_code, reason = "the CLI uses all of it; the targets only some")]
 mod request;
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (the directory under `fuzz/corpus/`) and body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("token_response", token_response),
     ("error_body", error_body),
     ("jwt_exp", jwt_exp),
@@ -149,7 +153,8 @@ pub fn error_body(data: &[u8]) {
     let raw = RawResponse::new(status, content_type(*ct), body).with_retry_after(retry_after);
     let err = parse_response("fuzz", &raw, now()).expect_err("a 4xx or 5xx is an error");
     match (&err, status) {
-        (TokenError::Server { .. }, 500..) | (TokenError::Rejected { .. } | TokenError::Endpoint { .. }, ..500) => {}
+        (TokenError::Server { .. }, 500..)
+        | (TokenError::Rejected { .. } | TokenError::Endpoint { .. }, ..500) => {}
         _ => panic!("HTTP {status} read as {err:?}"),
     }
     assert_hidden(&err, &body_secrets(body), data);
@@ -172,7 +177,8 @@ pub fn jwt_exp(data: &[u8]) {
         Err(err) => {
             assert!(matches!(err, TokenError::InvalidResponse { .. }), "{err:?}");
             assert!(!format!("{err} {err:?}").contains(&jwt), "the JWT leaked: {err}");
-            let exp = serde_json::from_slice::<Value>(data).ok().and_then(|c| c.get("exp").cloned());
+            let exp =
+                serde_json::from_slice::<Value>(data).ok().and_then(|c| c.get("exp").cloned());
             assert!(exp.is_some(), "refused a JWT without exp: {err}");
         }
     }
@@ -367,7 +373,10 @@ pub fn agent_request(data: &[u8]) {
                 );
             }
         }
-        let again: String = name.bytes().map(|b| format!("%{b:02X}")).collect();
+        let again = name.bytes().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "%{b:02X}");
+            out
+        });
         assert_eq!(route(&format!("/v1/token/{again}")).1.as_deref(), Some(name.as_str()));
     }
     let headers: Vec<(&str, &[u8])> = lines

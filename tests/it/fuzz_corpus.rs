@@ -32,10 +32,7 @@ fn inputs(dir: &str) -> Vec<(String, std::path::PathBuf)> {
 fn every_corpus_input_and_crash_replays() {
     let corpus = inputs("corpus");
     for (name, _) in targets::TARGETS {
-        assert!(
-            corpus.iter().any(|(target, _)| target == name),
-            "fuzz/corpus/{name}/ has no seed"
-        );
+        assert!(corpus.iter().any(|(target, _)| target == name), "fuzz/corpus/{name}/ has no seed");
     }
     let all: Vec<_> = corpus.into_iter().chain(inputs("artifacts")).collect();
     for (target, file) in &all {

@@ -64,10 +64,8 @@ pub(crate) fn plan(args: &[String]) -> anyhow::Result<Plan> {
 pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let plan = plan(args)?;
     if !has_cargo_subcommand("fuzz") {
-        say(
-            "fuzz: cargo-fuzz is missing; installing it with `cargo install cargo-fuzz --locked` \
-             (a few minutes, once)",
-        );
+        say("fuzz: cargo-fuzz is missing; installing it with `cargo install cargo-fuzz --locked` \
+             (a few minutes, once)");
         step(root, "install cargo-fuzz", cargo(&["install", "cargo-fuzz", "--locked"]))?;
     }
     let fuzz = root.join("fuzz");
@@ -99,10 +97,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             format!("fuzz target {target} failed: the input is in fuzz/artifacts/{target}/")
         })?;
     }
-    say(&format!(
-        "fuzz: {} target(s) ran {seconds}s each without a finding",
-        plan.targets.len()
-    ));
+    say(&format!("fuzz: {} target(s) ran {seconds}s each without a finding", plan.targets.len()));
     Ok(())
 }
 
