@@ -192,38 +192,50 @@ fn reads_files(text: &str) -> bool {
     lower.contains("file") || lower.contains("\\u") || lower.contains("path")
 }
 
-/// The string values of secret-named keys (`client_secret`, `password`,
-/// `private_key`, …, and everything under `secrets`) in a TOML text.
+/// The string values a TOML config writes as secrets: a provider's
+/// secret-named fields (`client_secret`, `password`, `private_key`, …, by
+/// [`BodySnippet::is_secret_field`]) and everything under its `secrets`,
+/// and the store's `url` and `encryption_key`. Not the `request` table of a
+/// custom vendor: its `auth.password` is the *name* of a value.
 fn toml_secrets(text: &str) -> Vec<String> {
-    fn walk(value: &toml::Value, secret: bool, found: &mut Vec<String>, others: &mut Vec<String>) {
+    fn strings(value: &toml::Value, out: &mut Vec<String>) {
         match value {
-            toml::Value::String(s) if secret => found.push(s.clone()),
-            toml::Value::String(s) => others.push(s.clone()),
-            toml::Value::Array(items) => items.iter().for_each(|v| walk(v, secret, found, others)),
+            toml::Value::String(s) => out.push(s.clone()),
+            toml::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
             toml::Value::Table(table) => {
                 for (key, v) in table {
-                    others.push(key.clone());
-                    let named = secret
-                        || key == "secrets"
-                        || BodySnippet::is_secret_field(key)
-                        || key.contains("secret")
-                        || key.contains("password")
-                        || key.contains("key");
-                    walk(v, named, found, others);
+                    out.push(key.clone());
+                    strings(v, out);
                 }
             }
             _ => {}
         }
     }
     let Ok(table) = text.parse::<toml::Table>() else { return Vec::new() };
-    let (mut found, mut others) = (Vec::new(), Vec::new());
-    walk(&toml::Value::Table(table), false, &mut found, &mut others);
+    let (mut found, mut all) = (Vec::new(), Vec::new());
+    strings(&toml::Value::Table(table.clone()), &mut all);
+    let providers = table.get("providers").and_then(toml::Value::as_table);
+    for provider in providers.into_iter().flat_map(|p| p.values()) {
+        let Some(provider) = provider.as_table() else { continue };
+        for (key, value) in provider {
+            if key == "secrets" || BodySnippet::is_secret_field(key) || key.contains("secret") {
+                strings(value, &mut found);
+            }
+        }
+    }
+    if let Some(store) = table.get("store").and_then(toml::Value::as_table) {
+        for key in ["url", "encryption_key"] {
+            if let Some(value) = store.get(key) {
+                strings(value, &mut found);
+            }
+        }
+    }
     found.retain(|s| {
         s.len() >= 8
             && s.bytes().any(|b| b.is_ascii_alphabetic())
             && s.bytes().any(|b| b.is_ascii_digit())
             && !s.chars().any(char::is_whitespace)
-            && !others.iter().any(|o| o.contains(s.as_str()))
+            && all.iter().filter(|o| o.contains(s.as_str())).count() == 1
     });
     found
 }
