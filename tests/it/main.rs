@@ -3,6 +3,7 @@ mod built_in_code;
 mod cancel;
 mod facade_single;
 mod faults;
+mod fuzz_corpus;
 mod interop;
 mod leak_audit;
 mod lists;

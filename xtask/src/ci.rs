@@ -279,18 +279,18 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn has_cargo_subcommand(name: &str) -> bool {
+pub(crate) fn has_cargo_subcommand(name: &str) -> bool {
     Command::new("cargo").args([name, "--version"]).output().is_ok_and(|o| o.status.success())
 }
 
-fn cargo(args: &[&str]) -> Command {
+pub(crate) fn cargo(args: &[&str]) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     cmd.args(args);
     cmd
 }
 
 #[allow(clippy::disallowed_methods, reason = "xtask reports how long each CI step took")]
-fn step(root: &Path, name: &str, mut cmd: Command) -> anyhow::Result<()> {
+pub(crate) fn step(root: &Path, name: &str, mut cmd: Command) -> anyhow::Result<()> {
     say(&format!("==> {name}: {}", render(&cmd)));
     let start = Instant::now();
     let status = cmd.current_dir(root).status().with_context(|| format!("starting {name}"))?;

@@ -1130,6 +1130,19 @@ impl ResponseShape {
         &self.token
     }
 
+    /// Reads `response` by this shape, as
+    /// [`TokenRequest::send_shaped`](crate::TokenRequest::send_shaped) does
+    /// once it has the response: [`parse_response`] for a described vendor,
+    /// for an adapter with its own transport (and for fuzzing).
+    pub fn parse(
+        &self,
+        provider: &str,
+        response: &RawResponse<'_>,
+        received_at: impl Into<Timestamp>,
+    ) -> Result<AccessToken, TokenError> {
+        parse_shaped(provider, response, received_at, self, &|| Secrets::NONE)
+    }
+
     /// The pointers whose values are secrets.
     fn secret_pointers(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.token.as_str()).chain(self.refresh_token.as_deref())

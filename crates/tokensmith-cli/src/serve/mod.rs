@@ -14,6 +14,7 @@
 
 mod agent;
 mod listen;
+mod request;
 mod router;
 
 use std::collections::HashMap;

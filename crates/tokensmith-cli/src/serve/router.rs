@@ -14,13 +14,9 @@ use serde::Serialize;
 use tokensmith_core::{AccessToken, Clock as _, SystemClock, TokenError};
 
 use super::agent::Agent;
+use super::request::{Endpoint, refusal, route};
 use crate::exit::{self, ErrorReport};
 use crate::output;
-
-/// The header every request but `/healthz` must carry, with the value `1`:
-/// a browser cannot add it to a cross-site request without a preflight the
-/// agent never answers, and an SSRF that only controls a URL cannot add it.
-pub(crate) const REQUEST_HEADER: &str = "tokensmith-request";
 
 /// The largest request body read (`POST /v1/invalidate/NAME` carries one
 /// token).
@@ -37,18 +33,6 @@ pub(crate) type Body = Full<Bytes>;
 pub(crate) struct Router {
     agent: Arc<Agent>,
     metrics: Option<PrometheusHandle>,
-}
-
-/// The endpoints, as the `endpoint` label of the request counter.
-#[derive(Clone, Copy)]
-enum Endpoint {
-    Token,
-    Header,
-    Invalidate,
-    Providers,
-    Healthz,
-    Metrics,
-    Other,
 }
 
 impl Endpoint {
@@ -264,62 +248,12 @@ pub(crate) fn present(token: &AccessToken) -> Result<Bytes, ()> {
     token.header_value().map(|value| Bytes::copy_from_slice(value.as_bytes())).map_err(|_| ())
 }
 
-/// Which endpoint `path` names, and the provider name in it.
-fn route(path: &str) -> (Endpoint, Option<String>) {
-    let named = |prefix: &str| path.strip_prefix(prefix).and_then(decode_name);
-    if path == "/healthz" {
-        (Endpoint::Healthz, None)
-    } else if path == "/metrics" {
-        (Endpoint::Metrics, None)
-    } else if path == "/v1/providers" {
-        (Endpoint::Providers, None)
-    } else if path.starts_with("/v1/token/") {
-        (Endpoint::Token, named("/v1/token/"))
-    } else if path.starts_with("/v1/header/") {
-        (Endpoint::Header, named("/v1/header/"))
-    } else if path.starts_with("/v1/invalidate/") {
-        (Endpoint::Invalidate, named("/v1/invalidate/"))
-    } else {
-        (Endpoint::Other, None)
-    }
-}
-
-/// A provider name from its path segment: percent-decoded, one segment,
-/// UTF-8; `None` otherwise (answered 404).
-fn decode_name(segment: &str) -> Option<String> {
-    if segment.is_empty() || segment.contains('/') {
-        return None;
-    }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// The 403 for a request that may come from a browser or be forwarded by
 /// another server: an `Origin` or `X-Forwarded-For` header, or (unless
 /// `exempt`) no `Tokensmith-Request: 1`.
 fn forbidden<B>(req: &Request<B>, exempt: bool) -> Option<Response<Body>> {
-    let headers = req.headers();
-    let why = if headers.contains_key(header::ORIGIN) {
-        "requests with an Origin header are refused (no browser use)"
-    } else if headers.contains_key("x-forwarded-for") {
-        "forwarded requests (X-Forwarded-For) are refused"
-    } else if !exempt && headers.get(REQUEST_HEADER).is_none_or(|v| v.as_bytes() != b"1") {
-        "every request must carry the header `Tokensmith-Request: 1`"
-    } else {
-        return None;
-    };
+    let headers = req.headers().iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+    let why = refusal(headers, exempt)?;
     Some(error(StatusCode::FORBIDDEN, "forbidden", None, why))
 }
 
@@ -420,18 +354,6 @@ fn status_label(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_name_an_endpoint_and_a_provider() {
-        assert!(matches!(route("/v1/token/mdm"), (Endpoint::Token, Some(n)) if n == "mdm"));
-        assert!(matches!(route("/v1/header/a%20b"), (Endpoint::Header, Some(n)) if n == "a b"));
-        assert!(matches!(route("/v1/invalidate/x"), (Endpoint::Invalidate, Some(n)) if n == "x"));
-        assert!(matches!(route("/v1/token/"), (Endpoint::Token, None)));
-        assert!(matches!(route("/v1/token/a/b"), (Endpoint::Token, None)));
-        assert!(matches!(route("/v1/token/%zz"), (Endpoint::Token, None)));
-        assert!(matches!(route("/v1/token/%ff"), (Endpoint::Token, None)));
-        assert!(matches!(route("/"), (Endpoint::Other, None)));
-    }
 
     #[test]
     fn equality_needs_the_same_bytes_and_length() {
