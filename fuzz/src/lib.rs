@@ -198,6 +198,7 @@ fn reads_files(text: &str) -> bool {
 /// and the store's `url` and `encryption_key`. Not the `request` table of a
 /// custom vendor: its `auth.password` is the *name* of a value.
 fn toml_secrets(text: &str) -> Vec<String> {
+    /// The strings in `value` and the keys of its tables.
     fn strings(value: &toml::Value, out: &mut Vec<String>) {
         match value {
             toml::Value::String(s) => out.push(s.clone()),
@@ -217,17 +218,19 @@ fn toml_secrets(text: &str) -> Vec<String> {
     let providers = table.get("providers").and_then(toml::Value::as_table);
     for provider in providers.into_iter().flat_map(|p| p.values()) {
         let Some(provider) = provider.as_table() else { continue };
+        // Literals only: `{ env = "VAR" }` names a variable, not a secret.
         for (key, value) in provider {
-            if key == "secrets" || BodySnippet::is_secret_field(key) || key.contains("secret") {
-                strings(value, &mut found);
+            if key == "secrets" {
+                let literals = value.as_table().into_iter().flat_map(|t| t.values());
+                found.extend(literals.filter_map(|v| v.as_str().map(str::to_owned)));
+            } else if BodySnippet::is_secret_field(key) || key.contains("secret") {
+                found.extend(value.as_str().map(str::to_owned));
             }
         }
     }
     if let Some(store) = table.get("store").and_then(toml::Value::as_table) {
         for key in ["url", "encryption_key"] {
-            if let Some(value) = store.get(key) {
-                strings(value, &mut found);
-            }
+            found.extend(store.get(key).and_then(toml::Value::as_str).map(str::to_owned));
         }
     }
     found.retain(|s| {
