@@ -87,7 +87,9 @@ fn body_secrets(body: &[u8]) -> Vec<String> {
             Value::String(s) if secret => found.push(s.clone()),
             Value::String(s) => others.push(s.clone()),
             Value::Array(items) => {
-                items.iter().for_each(|v| walk(v, secret, in_error, found, others));
+                for v in items {
+                    walk(v, secret, in_error, found, others);
+                }
             }
             Value::Object(map) => {
                 for (key, v) in map {
