@@ -74,15 +74,28 @@ fn content_type(selector: u8) -> Option<&'static str> {
 /// the fixed words of an error message (eight characters or more, a letter
 /// and a digit, no space) and occur nowhere else in the body.
 fn body_secrets(body: &[u8]) -> Vec<String> {
-    fn walk(value: &Value, secret: bool, found: &mut Vec<String>, others: &mut Vec<String>) {
+    /// `in_error`: `value` is the member `error` (whose `code` is the
+    /// vendor's error code, shown as such, not an authorization code).
+    fn walk(
+        value: &Value,
+        secret: bool,
+        in_error: bool,
+        found: &mut Vec<String>,
+        others: &mut Vec<String>,
+    ) {
         match value {
             Value::String(s) if secret => found.push(s.clone()),
             Value::String(s) => others.push(s.clone()),
-            Value::Array(items) => items.iter().for_each(|v| walk(v, secret, found, others)),
+            Value::Array(items) => {
+                for v in items {
+                    walk(v, secret, in_error, found, others);
+                }
+            }
             Value::Object(map) => {
                 for (key, v) in map {
                     others.push(key.clone());
-                    walk(v, BodySnippet::is_secret_field(key), found, others);
+                    let secret = BodySnippet::is_secret_field(key) && !(in_error && key == "code");
+                    walk(v, secret, key == "error", found, others);
                 }
             }
             _ => {}
@@ -90,7 +103,7 @@ fn body_secrets(body: &[u8]) -> Vec<String> {
     }
     let Ok(doc) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
     let (mut found, mut others) = (Vec::new(), Vec::new());
-    walk(&doc, false, &mut found, &mut others);
+    walk(&doc, false, false, &mut found, &mut others);
     found.retain(|s| {
         s.len() >= 8
             && s.bytes().any(|b| b.is_ascii_alphabetic())
@@ -198,6 +211,7 @@ fn reads_files(text: &str) -> bool {
 /// and the store's `url` and `encryption_key`. Not the `request` table of a
 /// custom vendor: its `auth.password` is the *name* of a value.
 fn toml_secrets(text: &str) -> Vec<String> {
+    /// The strings in `value` and the keys of its tables.
     fn strings(value: &toml::Value, out: &mut Vec<String>) {
         match value {
             toml::Value::String(s) => out.push(s.clone()),
@@ -217,17 +231,19 @@ fn toml_secrets(text: &str) -> Vec<String> {
     let providers = table.get("providers").and_then(toml::Value::as_table);
     for provider in providers.into_iter().flat_map(|p| p.values()) {
         let Some(provider) = provider.as_table() else { continue };
+        // Literals only: `{ env = "VAR" }` names a variable, not a secret.
         for (key, value) in provider {
-            if key == "secrets" || BodySnippet::is_secret_field(key) || key.contains("secret") {
-                strings(value, &mut found);
+            if key == "secrets" {
+                let literals = value.as_table().into_iter().flat_map(|t| t.values());
+                found.extend(literals.filter_map(|v| v.as_str().map(str::to_owned)));
+            } else if BodySnippet::is_secret_field(key) || key.contains("secret") {
+                found.extend(value.as_str().map(str::to_owned));
             }
         }
     }
     if let Some(store) = table.get("store").and_then(toml::Value::as_table) {
         for key in ["url", "encryption_key"] {
-            if let Some(value) = store.get(key) {
-                strings(value, &mut found);
-            }
+            found.extend(store.get(key).and_then(toml::Value::as_str).map(str::to_owned));
         }
     }
     found.retain(|s| {
@@ -309,10 +325,16 @@ pub fn response_shape(data: &[u8]) {
         _ => 500 + u16::from(*status) % 100,
     };
     let raw = RawResponse::new(status, content_type(*ct), body);
+    // The parser reads JSON when the body starts with `{` or `[`, or the
+    // content type says JSON: only then is the strict document its reading.
+    let start = body.iter().find(|b| !b.is_ascii_whitespace());
+    let json =
+        matches!(start, Some(b'{' | b'[')) || content_type(*ct).is_some_and(|t| t.contains("json"));
+    let doc = serde_json::from_slice::<Value>(body).ok().filter(|_| json);
     match shape.parse("fuzz", &raw, now()) {
         Ok(token) => {
             assert_sane(&token);
-            if let Ok(doc) = serde_json::from_slice::<Value>(body)
+            if let Some(doc) = &doc
                 && let Some(Value::String(at)) = doc.pointer(&token_ptr)
             {
                 assert_eq!(token.secret().expose_secret(), at.trim(), "pointer {token_ptr:?}");
@@ -320,7 +342,7 @@ pub fn response_shape(data: &[u8]) {
         }
         Err(err) => {
             let mut secrets = body_secrets(body);
-            if let Ok(doc) = serde_json::from_slice::<Value>(body)
+            if let Some(doc) = &doc
                 && let Some(Value::String(at)) = doc.pointer(&token_ptr)
                 && at.len() >= 8
                 && at.bytes().any(|b| b.is_ascii_digit())

@@ -369,7 +369,9 @@ impl Body {
             return Self::Empty;
         }
         let media = media_type(content_type);
-        let looks_like_form = !text.starts_with(['{', '[', '<'])
+        // A JSON string (`"dG9rZW4="`, a described whole-body token) is no
+        // form, `=` or not.
+        let looks_like_form = !text.starts_with(['{', '[', '<', '"'])
             && text.contains('=')
             && !text.contains(char::is_whitespace);
         if text.starts_with(['{', '[']) || (media.ends_with("json") && !looks_like_form) {
@@ -2505,6 +2507,16 @@ mod shaped_tests {
     fn shaped(shape: &ResponseShape, status: u16, body: &str) -> Result<AccessToken, TokenError> {
         let raw = RawResponse::new(status, Some("application/json"), body.as_bytes());
         parse_shaped("p", &raw, now(), shape, &|| Secrets::NONE)
+    }
+
+    #[test]
+    fn a_json_string_body_with_an_equals_sign_is_json_not_a_form() {
+        // Found by the `response_shape` fuzz target
+        // (fuzz/artifacts/response_shape/): a whole-body token with base64
+        // padding was read as a form, refused, and echoed in the error.
+        let shape = ResponseShape::new("").unwrap();
+        let token = shaped(&shape, 200, "\"dG9rZW4=\"").unwrap();
+        assert_eq!(token.secret().expose_secret(), "dG9rZW4=");
     }
 
     #[track_caller]
