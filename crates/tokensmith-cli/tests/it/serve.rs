@@ -587,3 +587,150 @@ fn slow_clients_time_out_and_oversized_heads_are_refused_while_others_are_served
         assert_eq!(client.get("/v1/providers").await.unwrap().status, 200);
     });
 }
+
+/// The agent's open file descriptors (`/proc/PID/fd`).
+fn open_fds(served: &Served) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", served.child.id())).unwrap().count()
+}
+
+/// The agent's `tokensmith_agent_connections` gauge, read over a connection
+/// of its own (which it counts).
+fn open_connections(rt: &tokio::runtime::Runtime, target: &Target) -> u64 {
+    let metrics = get(rt, target, "/metrics").body;
+    let line = metrics.lines().find(|l| l.starts_with("tokensmith_agent_connections "));
+    let value = line.unwrap_or_else(|| panic!("no connections gauge in {metrics}"));
+    value.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// The fault table's row "an agent client that disconnects mid-response"
+/// (`docs/robustness.md`): clients that send a request and close before
+/// reading the answer (while the agent waits on a slow endpoint, and for a
+/// finished answer), that close half-way through the request, and that
+/// stall (nothing sent, a head that never ends, a body that never comes).
+/// Meanwhile other clients are served; the stalled ones are cut by the
+/// agent's timeouts (5 s for a head, 10 s for a body, within a generous
+/// guard); afterwards the agent counts one open connection (the one asking)
+/// and holds no more file descriptors than before.
+#[test]
+fn clients_that_disconnect_or_stall_are_cut_and_leak_nothing() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::UnixStream;
+
+    /// Misbehaving connections of each kind.
+    const EACH: usize = 100;
+    /// Well past the agent's longest timeout (10 s for a body).
+    const CUT_GUARD: Duration = Duration::from_secs(40);
+    const TOKEN: &[u8] =
+        b"GET /v1/token/lowcode HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n\r\n";
+    const METRICS: &[u8] =
+        b"GET /metrics HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n\r\n";
+    const INVALIDATE_HEAD: &[u8] = b"POST /v1/invalidate/lowcode HTTP/1.1\r\nHost: agent\r\n\
+        Tokensmith-Request: 1\r\nContent-Length: 100\r\n\r\n";
+
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&deyel, "lowcode"));
+    let served = Served::start(&env, &[]);
+    let Target::Unix(socket) = served.target.clone() else { unreachable!() };
+    let rt = client_rt();
+    let t = served.target.clone();
+    let token =
+        get(&rt, &t, "/v1/token/lowcode").json()["access_token"].as_str().unwrap().to_owned();
+    // Settled: only the asking connection is open.
+    wait_until(|| (open_connections(&rt, &t) == 1).then_some(())).expect("connections settle");
+    let baseline = open_fds(&served);
+
+    // 1. A full request, then gone before the answer: while the agent
+    // waits for a fetch (the token dropped, the endpoint slow)…
+    let post = call(
+        &rt,
+        &t,
+        Method::POST,
+        "/v1/invalidate/lowcode",
+        &[("Tokensmith-Request", "1")],
+        &token,
+    );
+    assert_eq!(post.status, 204);
+    deyel.set_latency(Duration::from_millis(500));
+    let issued = deyel.tokens_issued();
+    rt.block_on(async {
+        let mut gone = Vec::new();
+        for request in [TOKEN, METRICS] {
+            for _ in 0..EACH {
+                let mut stream = UnixStream::connect(&socket).await.unwrap();
+                stream.write_all(request).await.unwrap();
+                gone.push(stream);
+            }
+        }
+        // …and with the answer ready (a cache hit, /metrics): closed unread.
+        drop(gone);
+    });
+    wait_until(|| (deyel.tokens_issued() > issued).then_some(())).expect("the fetch ends");
+    deyel.set_latency(Duration::ZERO);
+    rt.block_on(async {
+        for _ in 0..EACH {
+            for request in [TOKEN, METRICS] {
+                let mut stream = UnixStream::connect(&socket).await.unwrap();
+                stream.write_all(request).await.unwrap();
+            }
+        }
+    });
+    assert_eq!(deyel.tokens_issued(), issued + 1, "one fetch for every client that left");
+
+    // 2. Gone half-way through the request: the head, or the body.
+    rt.block_on(async {
+        for partial in [&TOKEN[..20], &TOKEN[..TOKEN.len() - 2], INVALIDATE_HEAD] {
+            for _ in 0..EACH {
+                let mut stream = UnixStream::connect(&socket).await.unwrap();
+                stream.write_all(partial).await.unwrap();
+                if partial == INVALIDATE_HEAD {
+                    stream.write_all(b"only-part").await.unwrap();
+                }
+            }
+        }
+    });
+
+    // 3. Stalled: nothing sent, a head that never ends, a body that never
+    // comes. Each is cut by the agent; others are served meanwhile.
+    let stalled = rt.block_on(async {
+        let mut stalled = Vec::new();
+        for sent in [&b""[..], &TOKEN[..TOKEN.len() - 2], INVALIDATE_HEAD] {
+            for _ in 0..EACH {
+                let mut stream = UnixStream::connect(&socket).await.unwrap();
+                stream.write_all(sent).await.unwrap();
+                stalled.push((sent, stream));
+            }
+        }
+        stalled
+    });
+    for _ in 0..20 {
+        assert_eq!(get(&rt, &t, "/v1/header/lowcode").status, 200, "others are served");
+    }
+    rt.block_on(async {
+        let cuts = stalled.into_iter().map(|(sent, mut stream)| {
+            tokio::spawn(async move {
+                let mut answer = Vec::new();
+                let read = tokio::time::timeout(CUT_GUARD, stream.read_to_end(&mut answer)).await;
+                assert!(read.is_ok(), "a stalled connection ({sent:?}) is still open");
+                String::from_utf8_lossy(&answer).into_owned()
+            })
+        });
+        for (i, cut) in cuts.collect::<Vec<_>>().into_iter().enumerate() {
+            let answer = cut.await.unwrap();
+            if i >= 2 * EACH {
+                // The body timed out: the agent says so before hanging up.
+                assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+            }
+        }
+    });
+
+    // Nothing left behind: one connection (the one asking), no more file
+    // descriptors than before, still serving, no panic.
+    wait_until(|| (open_connections(&rt, &t) == 1).then_some(()))
+        .unwrap_or_else(|| panic!("connections left open: {}", open_connections(&rt, &t)));
+    wait_until(|| (open_fds(&served) <= baseline).then_some(()))
+        .unwrap_or_else(|| panic!("{} fds open, {baseline} before", open_fds(&served)));
+    let after = get(&rt, &t, "/v1/token/lowcode");
+    assert_eq!(after.status, 200, "{after:#?}");
+    assert!(!served.stderr().contains("panicked"), "{}", served.stderr());
+}

@@ -1,0 +1,369 @@
+//! Load and soak (issue 15, `docs/robustness.md` "Load and soak"): 10,000
+//! concurrent callers for 20 s on one provider built by the registry (so
+//! through the cache, as users get it), against a testkit emulator on
+//! 127.0.0.1 issuing 2-second tokens, with 50 ms of added latency on every
+//! token request and every 10th request answered `503` (a deterministic
+//! pattern, the same on every run).
+//!
+//! It asserts: no caller ever gets an error (with every 10th request failing
+//! there is always a retry that succeeds, so no error is legitimate; an
+//! error while a fetched token had not expired is counted apart); upstream
+//! requests stay within the bound the token's lifetime, the refresh-ahead
+//! and the run time allow (one token per refresh period, plus the failed
+//! requests, each followed by one retry); and nothing grows over the run:
+//! the runtime's live tasks and the process's resident memory, read before
+//! the callers start and after they finish.
+//!
+//! Its own test binary, so the resident memory and the task count are this
+//! test's alone and no other test shares its two cores. It runs on real
+//! time (the issue asks for a bounded wall-clock run); its assertions are
+//! counts, except the upstream bound, which is computed from the measured
+//! run time. The figures are written to stdout directly (not with `print!`,
+//! which the test harness captures), so `cargo test` shows them.
+//!
+//! ```sh
+//! cargo test -p tokensmith-tests --test load
+//! ```
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokensmith_core::{Clock as _, Registry, SystemClock, TokenProvider};
+use tokensmith_testkit::{Emulator, Fault, Vendor};
+
+/// Concurrent callers.
+const CALLERS: usize = 10_000;
+/// How long they call.
+const RUN: Duration = Duration::from_secs(20);
+/// The lifetime of the emulator's tokens (`expires_in: 2`).
+const LIFETIME: Duration = Duration::from_secs(2);
+/// `expiry_margin`: what a user of 2 s tokens would keep for skew and a
+/// slow resource request (also the default for 2 s: a tenth).
+const MARGIN: Duration = Duration::from_millis(200);
+/// `refresh_ahead`: the refresh starts 500 ms before expiry (up to 10 %
+/// earlier, with jitter), 300 ms before the token goes stale: room for a
+/// request and, often, a retry. (The default for 2 s, half the lifetime,
+/// would refresh twice per lifetime.)
+const REFRESH_AHEAD: Duration = Duration::from_millis(500);
+/// Added to every token request by the emulator.
+const LATENCY: Duration = Duration::from_millis(50);
+/// Every `FAULT_EVERY`-th token request is answered `503` (10 %).
+const FAULT_EVERY: u64 = 10;
+/// What the runtime may hold besides the callers at the end (the HTTP
+/// client's pooled connection tasks).
+const TASK_SLACK: usize = 2;
+/// What the process's resident memory may grow by over the run.
+const RSS_SLACK_KIB: u64 = 16 * 1024;
+/// Guards against a hang (never a timing assertion).
+const GUARD: Duration = Duration::from_secs(60);
+
+#[test]
+fn ten_thousand_callers_get_no_error_and_upstream_requests_stay_bounded() {
+    let clock = SystemClock;
+    // The emulator on a runtime of its own: a server elsewhere, whose tasks
+    // are not counted with the callers'.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("emulator")
+        .enable_all()
+        .build()
+        .unwrap();
+    let emulator = server_rt.block_on(Emulator::start(Vendor::ConfigApi)).unwrap();
+    emulator.set_token_lifetime(LIFETIME);
+    emulator.set_latency(LATENCY);
+    emulator.set_fault_every(FAULT_EVERY, Fault::Status(503));
+    let config = format!(
+        "{}expiry_margin = \"{}ms\"\nrefresh_ahead = \"{}ms\"\n",
+        emulator.config_snippet("api"),
+        MARGIN.as_millis(),
+        REFRESH_AHEAD.as_millis(),
+    );
+    let providers =
+        Registry::new().with(tokensmith_configapi::ConfigApi).load_str(&config).unwrap();
+    let provider = providers.get("api").unwrap();
+
+    // The callers' runtime: two workers, as CI has two cores.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let figures = rt.block_on(async {
+        let started = clock.monotonic();
+        provider.token().await.expect("the first token");
+        let tasks_start = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        let rss_start = rss_kib();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let latest_expiry = Arc::new(AtomicU64::new(0));
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|i| {
+                let (provider, stop) = (provider.clone(), stop.clone());
+                let latest_expiry = latest_expiry.clone();
+                // Each caller pauses 10–30 ms between calls: about 500,000
+                // calls a second in all, spread over the refresh moments.
+                let pause = Duration::from_millis(10 + (i % 21) as u64);
+                tokio::spawn(async move {
+                    let mut report = CallerReport::default();
+                    let mut last = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = clock.monotonic();
+                        let result = provider.token().await;
+                        report.latency.record(clock.monotonic().saturating_sub(sent));
+                        report.calls += 1;
+                        match result {
+                            Ok(token) => {
+                                if !last.as_ref().is_some_and(|l| token.same_token(l)) {
+                                    let expiry = token.expires_at().map_or(0, unix_ms);
+                                    latest_expiry.fetch_max(expiry, Ordering::Relaxed);
+                                    last = Some(token);
+                                }
+                            }
+                            Err(err) => {
+                                report.errors += 1;
+                                let now = unix_ms(clock.now());
+                                if now < latest_expiry.load(Ordering::Relaxed) {
+                                    report.errors_while_valid += 1;
+                                }
+                                report.first_error.get_or_insert_with(|| err.to_string());
+                            }
+                        }
+                        clock.sleep(pause).await;
+                    }
+                    report
+                })
+            })
+            .collect();
+
+        clock.sleep(RUN).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut total = CallerReport::default();
+        for caller in callers {
+            let report = tokio::time::timeout(GUARD, caller).await.expect("a caller hung");
+            total.add(report.unwrap());
+        }
+        // A request still in flight (started by the last calls) ends within
+        // the latency; wait for it so every count is final.
+        let settled = tokio::time::timeout(GUARD, async {
+            loop {
+                clock.sleep(LATENCY * 2).await;
+                let stats = providers.cache_stats("api").unwrap();
+                if emulator.requests() == stats.fetches
+                    && stats.fetches == emulator.tokens_issued() + stats.failures
+                {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(settled.is_ok(), "the last request never ended");
+        let ran = clock.monotonic().saturating_sub(started);
+        Figures {
+            total,
+            ran,
+            tasks_start,
+            tasks_end: tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+            rss_start,
+            rss_end: rss_kib(),
+        }
+    });
+
+    let stats = providers.cache_stats("api").unwrap();
+    let requests = emulator.requests();
+    let issued = emulator.tokens_issued();
+    let faults = emulator.faults_applied();
+    let Figures { total, ran, tasks_start, tasks_end, rss_start, rss_end } = figures;
+    // A token is sent for at `s`; the next request starts no earlier than
+    // its refresh window opens, `s + LIFETIME - REFRESH_AHEAD * 1.1`
+    // (jitter), so at most one token per such period, plus the first.
+    let period = LIFETIME.saturating_sub(REFRESH_AHEAD.mul_f64(1.1));
+    let most_tokens = 1 + (ran.as_secs_f64() / period.as_secs_f64()).ceil() as u64;
+    // Callers never waited for a stale token only if a new one came at
+    // least once per usable lifetime.
+    let fewest_tokens = (ran.as_secs_f64() / LIFETIME.as_secs_f64()).floor() as u64;
+    let (p50, p99, p999, max) = (
+        total.latency.quantile(0.50),
+        total.latency.quantile(0.99),
+        total.latency.quantile(0.999),
+        total.latency.max(),
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\nload: {CALLERS} callers for {:.1} s, {} ms tokens (margin {} ms, refresh-ahead {} ms), \
+         {} ms latency, every {FAULT_EVERY}th request 503\n\
+         load: calls {} (errors {}, while a token was valid {}), waited for a fetch {}\n\
+         load: upstream requests {requests} (tokens {issued}, bound {fewest_tokens}..={most_tokens}; \
+         503s {faults}, each retried), background refreshes {}\n\
+         load: call latency p50 {p50:?}, p99 {p99:?}, p99.9 {p999:?}, max {max:?}\n\
+         load: live tasks {tasks_start} -> {tasks_end}, RSS {} KiB -> {} KiB",
+        ran.as_secs_f64(),
+        LIFETIME.as_millis(),
+        MARGIN.as_millis(),
+        REFRESH_AHEAD.as_millis(),
+        LATENCY.as_millis(),
+        total.calls,
+        total.errors,
+        total.errors_while_valid,
+        stats.misses,
+        stats.refreshes,
+        rss_start,
+        rss_end,
+    );
+    drop(out);
+
+    assert_eq!(
+        (total.errors, total.errors_while_valid),
+        (0, 0),
+        "callers saw errors, e.g. {:?}",
+        total.first_error
+    );
+    assert!(total.calls >= CALLERS as u64 * 100, "the callers hardly called: {}", total.calls);
+    // Every request counted by the emulator was the cache's, and every 10th
+    // failed: each failure was a 503, each followed by a retry.
+    assert_eq!(stats.fetches, requests, "{stats:?}");
+    assert_eq!(faults, requests / FAULT_EVERY, "{stats:?}");
+    assert_eq!((stats.failures, issued), (faults, requests - faults), "{stats:?}");
+    assert!(
+        (fewest_tokens..=most_tokens).contains(&issued),
+        "{issued} tokens in {ran:?}: expected {fewest_tokens}..={most_tokens}"
+    );
+    assert!(
+        tasks_end <= tasks_start + TASK_SLACK,
+        "live tasks grew from {tasks_start} to {tasks_end}"
+    );
+    assert!(
+        rss_end <= rss_start + RSS_SLACK_KIB,
+        "resident memory grew from {rss_start} KiB to {rss_end} KiB"
+    );
+}
+
+/// The run's figures, read inside the callers' runtime.
+struct Figures {
+    total: CallerReport,
+    ran: Duration,
+    tasks_start: usize,
+    tasks_end: usize,
+    rss_start: u64,
+    rss_end: u64,
+}
+
+/// What one caller saw (and, summed, all of them).
+#[derive(Default)]
+struct CallerReport {
+    calls: u64,
+    errors: u64,
+    errors_while_valid: u64,
+    first_error: Option<String>,
+    latency: Histogram,
+}
+
+impl CallerReport {
+    fn add(&mut self, other: CallerReport) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.errors_while_valid += other.errors_while_valid;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.latency.add(&other.latency);
+    }
+}
+
+/// Latencies in log-linear buckets: four per power of two of nanoseconds
+/// (a quarter's precision), up to 2^36 ns (about 69 s).
+struct Histogram {
+    buckets: [u32; BUCKETS],
+    max: Duration,
+}
+
+const BUCKETS: usize = 4 + 35 * 4;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self { buckets: [0; BUCKETS], max: Duration::ZERO }
+    }
+}
+
+impl Histogram {
+    fn index(ns: u64) -> usize {
+        if ns < 4 {
+            return ns as usize;
+        }
+        let log = u64::from(63 - ns.leading_zeros()).min(36);
+        let sub = (ns >> (log - 2)) & 3;
+        (4 + (log - 2) * 4 + sub).min(BUCKETS as u64 - 1) as usize
+    }
+
+    /// The smallest value of bucket `i`, in nanoseconds.
+    fn floor(i: usize) -> u64 {
+        if i < 4 {
+            return i as u64;
+        }
+        let (log, sub) = ((i as u64 - 4) / 4 + 2, (i as u64 - 4) % 4);
+        (4 + sub) << (log - 2)
+    }
+
+    fn record(&mut self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.buckets[Self::index(ns)] += 1;
+        self.max = self.max.max(d);
+    }
+
+    fn add(&mut self, other: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.max = self.max.max(other.max);
+    }
+
+    /// The `q` quantile: the upper edge of its bucket.
+    fn quantile(&self, q: f64) -> Duration {
+        let total: u64 = self.buckets.iter().map(|&n| u64::from(n)).sum();
+        let rank = (total as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += u64::from(n);
+            if seen >= rank.max(1) {
+                let upper = if i + 1 < BUCKETS { Self::floor(i + 1) } else { u64::MAX };
+                return Duration::from_nanos(upper).min(self.max);
+            }
+        }
+        self.max
+    }
+
+    fn max(&self) -> Duration {
+        self.max
+    }
+}
+
+/// The process's resident memory, in KiB (`VmRSS` of `/proc/self/status`).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[test]
+fn the_histogram_buckets_are_ordered_and_quantiles_land_in_them() {
+    let mut previous = 0;
+    for i in 1..BUCKETS {
+        assert!(Histogram::floor(i) > previous, "bucket {i}");
+        assert_eq!(Histogram::index(Histogram::floor(i)), i, "bucket {i}");
+        previous = Histogram::floor(i);
+    }
+    let mut h = Histogram::default();
+    for us in 1..=1000 {
+        h.record(Duration::from_micros(us));
+    }
+    let p50 = h.quantile(0.5);
+    assert!(p50 >= Duration::from_micros(500) && p50 <= Duration::from_micros(640), "{p50:?}");
+    assert_eq!(h.quantile(1.0), Duration::from_micros(1000));
+}
