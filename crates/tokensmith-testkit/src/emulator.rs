@@ -216,7 +216,8 @@ impl Emulator {
     /// Applies `fault` to the next `n` requests only; the ones after them
     /// are answered normally. `n = 0` clears the fault.
     pub fn set_fault_next(&self, n: u64, fault: Fault) {
-        self.shared.lock().fault = (n > 0).then_some(FaultPlan { fault, schedule: Schedule::Next(n) });
+        self.shared.lock().fault =
+            (n > 0).then_some(FaultPlan { fault, schedule: Schedule::Next(n) });
     }
 
     /// Applies `fault` to every `n`-th request from now on (the `n`-th,

@@ -602,6 +602,40 @@ fn open_connections(rt: &tokio::runtime::Runtime, target: &Target) -> u64 {
     value.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
+/// Requests the misbehaving clients below send (whole or in part).
+const TOKEN_REQUEST: &[u8] =
+    b"GET /v1/token/lowcode HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n\r\n";
+const METRICS_REQUEST: &[u8] =
+    b"GET /metrics HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n\r\n";
+/// A head promising a 100-byte body.
+const INVALIDATE_HEAD: &[u8] = b"POST /v1/invalidate/lowcode HTTP/1.1\r\nHost: agent\r\n\
+    Tokensmith-Request: 1\r\nContent-Length: 100\r\n\r\n";
+/// The same with 9 bytes of the body.
+const INVALIDATE_PART: &[u8] = b"POST /v1/invalidate/lowcode HTTP/1.1\r\nHost: agent\r\n\
+    Tokensmith-Request: 1\r\nContent-Length: 100\r\n\r\nonly-part";
+
+/// `each` connections to `socket` per item of `sends`, each having sent it:
+/// returned open, with what they sent.
+fn connect_and_send(
+    rt: &tokio::runtime::Runtime,
+    socket: &std::path::Path,
+    sends: &[&'static [u8]],
+    each: usize,
+) -> Vec<(&'static [u8], tokio::net::UnixStream)> {
+    use tokio::io::AsyncWriteExt as _;
+    rt.block_on(async {
+        let mut open = Vec::new();
+        for &sent in sends {
+            for _ in 0..each {
+                let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+                stream.write_all(sent).await.unwrap();
+                open.push((sent, stream));
+            }
+        }
+        open
+    })
+}
+
 /// The fault table's row "an agent client that disconnects mid-response"
 /// (`docs/robustness.md`): clients that send a request and close before
 /// reading the answer (while the agent waits on a slow endpoint, and for a
@@ -613,19 +647,13 @@ fn open_connections(rt: &tokio::runtime::Runtime, target: &Target) -> u64 {
 /// and holds no more file descriptors than before.
 #[test]
 fn clients_that_disconnect_or_stall_are_cut_and_leak_nothing() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::UnixStream;
+    use tokio::io::AsyncReadExt as _;
 
     /// Misbehaving connections of each kind.
     const EACH: usize = 100;
     /// Well past the agent's longest timeout (10 s for a body).
     const CUT_GUARD: Duration = Duration::from_secs(40);
-    const TOKEN: &[u8] =
-        b"GET /v1/token/lowcode HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n\r\n";
-    const METRICS: &[u8] =
-        b"GET /metrics HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n\r\n";
-    const INVALIDATE_HEAD: &[u8] = b"POST /v1/invalidate/lowcode HTTP/1.1\r\nHost: agent\r\n\
-        Tokensmith-Request: 1\r\nContent-Length: 100\r\n\r\n";
+    const UNFINISHED_HEAD: &[u8] = TOKEN_REQUEST.split_at(TOKEN_REQUEST.len() - 2).0;
 
     let env = TestEnv::new();
     let deyel = env.emulator(Vendor::Deyel);
@@ -642,82 +670,52 @@ fn clients_that_disconnect_or_stall_are_cut_and_leak_nothing() {
 
     // 1. A full request, then gone before the answer: while the agent
     // waits for a fetch (the token dropped, the endpoint slow)…
-    let post = call(
-        &rt,
-        &t,
-        Method::POST,
-        "/v1/invalidate/lowcode",
-        &[("Tokensmith-Request", "1")],
-        &token,
-    );
+    let headers = [("Tokensmith-Request", "1")];
+    let post = call(&rt, &t, Method::POST, "/v1/invalidate/lowcode", &headers, &token);
     assert_eq!(post.status, 204);
     deyel.set_latency(Duration::from_millis(500));
     let issued = deyel.tokens_issued();
-    rt.block_on(async {
-        let mut gone = Vec::new();
-        for request in [TOKEN, METRICS] {
-            for _ in 0..EACH {
-                let mut stream = UnixStream::connect(&socket).await.unwrap();
-                stream.write_all(request).await.unwrap();
-                gone.push(stream);
-            }
-        }
-        // …and with the answer ready (a cache hit, /metrics): closed unread.
-        drop(gone);
-    });
+    drop(connect_and_send(&rt, &socket, &[TOKEN_REQUEST, METRICS_REQUEST], EACH));
     wait_until(|| (deyel.tokens_issued() > issued).then_some(())).expect("the fetch ends");
     deyel.set_latency(Duration::ZERO);
-    rt.block_on(async {
-        for _ in 0..EACH {
-            for request in [TOKEN, METRICS] {
-                let mut stream = UnixStream::connect(&socket).await.unwrap();
-                stream.write_all(request).await.unwrap();
-            }
-        }
-    });
+    // …and with the answer ready (a cache hit, /metrics): closed unread.
+    for _ in 0..EACH {
+        drop(connect_and_send(&rt, &socket, &[TOKEN_REQUEST, METRICS_REQUEST], 1));
+    }
     assert_eq!(deyel.tokens_issued(), issued + 1, "one fetch for every client that left");
 
     // 2. Gone half-way through the request: the head, or the body.
-    rt.block_on(async {
-        for partial in [&TOKEN[..20], &TOKEN[..TOKEN.len() - 2], INVALIDATE_HEAD] {
-            for _ in 0..EACH {
-                let mut stream = UnixStream::connect(&socket).await.unwrap();
-                stream.write_all(partial).await.unwrap();
-                if partial == INVALIDATE_HEAD {
-                    stream.write_all(b"only-part").await.unwrap();
-                }
-            }
-        }
-    });
+    let partial = [&TOKEN_REQUEST[..20], UNFINISHED_HEAD, INVALIDATE_PART];
+    for _ in 0..EACH {
+        drop(connect_and_send(&rt, &socket, &partial, 1));
+    }
 
     // 3. Stalled: nothing sent, a head that never ends, a body that never
     // comes. Each is cut by the agent; others are served meanwhile.
-    let stalled = rt.block_on(async {
-        let mut stalled = Vec::new();
-        for sent in [&b""[..], &TOKEN[..TOKEN.len() - 2], INVALIDATE_HEAD] {
-            for _ in 0..EACH {
-                let mut stream = UnixStream::connect(&socket).await.unwrap();
-                stream.write_all(sent).await.unwrap();
-                stalled.push((sent, stream));
-            }
-        }
-        stalled
-    });
+    let stalled = connect_and_send(&rt, &socket, &[b"", UNFINISHED_HEAD, INVALIDATE_HEAD], EACH);
     for _ in 0..20 {
         assert_eq!(get(&rt, &t, "/v1/header/lowcode").status, 200, "others are served");
     }
+    // The agent holds them (so the counts below can see a leak).
+    let (held, stalled_count) = (open_connections(&rt, &t), stalled.len());
+    assert!(held > u64::try_from(stalled_count).unwrap(), "{held} connections counted");
+    assert!(open_fds(&served) >= baseline + stalled_count, "{} fds", open_fds(&served));
     rt.block_on(async {
-        let cuts = stalled.into_iter().map(|(sent, mut stream)| {
-            tokio::spawn(async move {
-                let mut answer = Vec::new();
-                let read = tokio::time::timeout(CUT_GUARD, stream.read_to_end(&mut answer)).await;
-                assert!(read.is_ok(), "a stalled connection ({sent:?}) is still open");
-                String::from_utf8_lossy(&answer).into_owned()
+        let cuts: Vec<_> = stalled
+            .into_iter()
+            .map(|(sent, mut stream)| {
+                tokio::spawn(async move {
+                    let mut answer = Vec::new();
+                    let read =
+                        tokio::time::timeout(CUT_GUARD, stream.read_to_end(&mut answer)).await;
+                    assert!(read.is_ok(), "a stalled connection ({sent:?}) is still open");
+                    (sent, String::from_utf8_lossy(&answer).into_owned())
+                })
             })
-        });
-        for (i, cut) in cuts.collect::<Vec<_>>().into_iter().enumerate() {
-            let answer = cut.await.unwrap();
-            if i >= 2 * EACH {
+            .collect();
+        for cut in cuts {
+            let (sent, answer) = cut.await.unwrap();
+            if sent == INVALIDATE_HEAD {
                 // The body timed out: the agent says so before hanging up.
                 assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
             }
