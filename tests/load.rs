@@ -105,6 +105,9 @@ fn ten_thousand_callers_get_no_error_and_upstream_requests_stay_bounded() {
     let stats = providers.cache_stats("api").unwrap();
     let (requests, issued) = (emulator.requests(), emulator.tokens_issued());
     let faults = emulator.faults_applied();
+    // A retry is a request after a failed one: with every 10th failing,
+    // every failure but a last request's was retried.
+    let retries = requests.saturating_sub(1) / FAULT_EVERY;
     // A token is sent for at `s`; the next request starts no earlier than
     // its refresh window opens, `s + LIFETIME - REFRESH_AHEAD * 1.1`
     // (jitter): at most one token per such period, plus the first.
@@ -122,7 +125,7 @@ fn ten_thousand_callers_get_no_error_and_upstream_requests_stay_bounded() {
          {} ms latency, every {FAULT_EVERY}th request 503\n\
          load: calls {} (errors {}, while a token was valid {}), waited for a fetch {}\n\
          load: upstream requests {requests} (tokens {issued}, bound {fewest_tokens}..={most_tokens}; \
-         503s {faults}, each retried), background refreshes {}\n\
+         503s {faults}, retries {retries}), background refreshes {}\n\
          load: call latency p50 {:?}, p99 {:?}, p99.9 {:?}, max {:?}\n\
          load: live tasks {} before the callers -> {} after them; \
          RSS {rss_start} KiB before, {rss_warm} KiB after {WARM:?} of calls, \
@@ -160,6 +163,7 @@ fn ten_thousand_callers_get_no_error_and_upstream_requests_stay_bounded() {
     assert_eq!(stats.fetches, requests, "{stats:?}");
     assert_eq!(faults, requests / FAULT_EVERY, "{stats:?}");
     assert_eq!((stats.failures, issued), (faults, requests - faults), "{stats:?}");
+    assert_eq!(retries, faults, "the last request failed: not retried");
     assert!(
         (fewest_tokens..=most_tokens).contains(&issued),
         "{issued} tokens in {:?}: expected {fewest_tokens}..={most_tokens}",
