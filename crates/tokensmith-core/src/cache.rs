@@ -27,7 +27,9 @@
 //! A refresh that fails while the token is still valid keeps the token in
 //! service and is retried with exponential backoff and full jitter
 //! ([`BACKOFF_BASE`], [`BACKOFF_CAP`]), checked lazily by callers (no timer
-//! runs). A failure retrying cannot fix (`invalid_client`) is logged at once
+//! runs); such a backoff ends by the time the token goes stale at the latest
+//! (unless the server sent `Retry-After`), so a short token's last callers
+//! get a fetch rather than the refresh's error. A failure retrying cannot fix (`invalid_client`) is logged at once
 //! and not retried while the token lasts. Once stale with the endpoint down,
 //! callers share the one fetch in flight, and during the backoff that follows
 //! get its error at once without a request.
@@ -1209,10 +1211,22 @@ impl Shared {
             self.refresh_failures.fetch_add(1, Ordering::Relaxed);
         }
         state.failures = state.failures.saturating_add(1);
-        let delay = backoff_delay(state.failures, err.retry_after());
+        let mut delay = backoff_delay(state.failures, err.retry_after());
+        let serving_until =
+            self.current.load().as_deref().map(|e| e.stale_at).filter(|stale| now < *stale);
+        let serving = serving_until.is_some();
+        // A backoff drawn while a token is in service ends when that token
+        // goes stale, unless the server asked for a delay (`Retry-After`):
+        // a short-lived token's refresh window can be shorter than the
+        // backoff, and callers arriving once it is stale must get a fetch,
+        // not an error from a request made while they were being served.
+        if let Some(stale_at) = serving_until
+            && err.retry_after().is_none()
+        {
+            delay = delay.min(stale_at.saturating_sub(now));
+        }
         state.next_attempt_at = Some(now.saturating_add(delay));
         state.last_error = Some(err.clone());
-        let serving = self.current.load().as_deref().is_some_and(|e| now < e.stale_at);
         self.export(state, now);
         #[cfg(feature = "metrics")]
         if serving && state.backoff_hits_from.is_none() {

@@ -188,6 +188,7 @@ impl Emulator {
         self.shared.requests.store(0, Ordering::SeqCst);
         self.shared.tokens_issued.store(0, Ordering::SeqCst);
         self.shared.redirect_follows.store(0, Ordering::SeqCst);
+        self.shared.faults_applied.store(0, Ordering::SeqCst);
         let mut inner = self.shared.lock();
         inner.grants.clear();
         inner.log.clear();
@@ -209,18 +210,56 @@ impl Emulator {
     /// Applies `fault` to every request from now on, until
     /// [`clear_fault`](Emulator::clear_fault).
     pub fn set_fault(&self, fault: Fault) {
-        self.shared.lock().fault = Some(FaultPlan { fault, remaining: None });
+        self.shared.lock().fault = Some(FaultPlan { fault, schedule: Schedule::Always });
     }
 
     /// Applies `fault` to the next `n` requests only; the ones after them
     /// are answered normally. `n = 0` clears the fault.
     pub fn set_fault_next(&self, n: u64, fault: Fault) {
-        self.shared.lock().fault = (n > 0).then_some(FaultPlan { fault, remaining: Some(n) });
+        self.shared.lock().fault =
+            (n > 0).then_some(FaultPlan { fault, schedule: Schedule::Next(n) });
     }
 
-    /// Removes any fault: requests are answered normally.
+    /// Applies `fault` to every `n`-th request from now on (the `n`-th,
+    /// `2n`-th, … counted from this call), until
+    /// [`clear_fault`](Emulator::clear_fault): a deterministic ratio of
+    /// faults, so a load test is the same on every run (`n = 10` faults 10 %
+    /// of the requests). `n = 1` faults every request; `n = 0` clears the
+    /// fault.
+    ///
+    /// ```
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use tokensmith_testkit::{Emulator, Fault, Vendor};
+    ///
+    /// let emulator = Emulator::start(Vendor::ConfigApi).await?;
+    /// // Requests 10, 20, 30, … answer 503; the others get a token.
+    /// emulator.set_fault_every(10, Fault::Status(503));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_fault_every(&self, n: u64, fault: Fault) {
+        self.shared.lock().fault =
+            (n > 0).then_some(FaultPlan { fault, schedule: Schedule::Every { n, seen: 0 } });
+    }
+
+    /// Removes any fault: requests are answered normally (the
+    /// [latency](Emulator::set_latency) stays).
     pub fn clear_fault(&self) {
         self.shared.lock().fault = None;
+    }
+
+    /// How many requests a fault was applied to (set with any of the
+    /// `set_fault…` methods), since the start or
+    /// [`reset_counters`](Emulator::reset_counters).
+    pub fn faults_applied(&self) -> u64 {
+        self.shared.faults_applied.load(Ordering::SeqCst)
+    }
+
+    /// Adds `latency` to every token request from now on, faulted or not,
+    /// before it is answered (as a distant or busy server takes);
+    /// `Duration::ZERO` (the start) removes it. It adds to a
+    /// [`Fault::Delay`].
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
     }
 
     /// Issues a single-use authorization code for the default client, as if
@@ -413,6 +452,7 @@ pub(crate) struct Shared {
     requests: AtomicU64,
     tokens_issued: AtomicU64,
     redirect_follows: AtomicU64,
+    faults_applied: AtomicU64,
     random: RandomState,
     random_counter: AtomicU64,
     inner: Mutex<Inner>,
@@ -422,6 +462,7 @@ pub(crate) struct Shared {
 pub(crate) struct Inner {
     pub(crate) lifetime: Duration,
     fault: Option<FaultPlan>,
+    latency: Duration,
     grants: HashMap<String, u64>,
     log: RequestLog,
     pub(crate) codes: HashMap<String, IssuedCode>,
@@ -456,8 +497,17 @@ impl Inner {
 
 struct FaultPlan {
     fault: Fault,
-    /// `None`: until cleared.
-    remaining: Option<u64>,
+    schedule: Schedule,
+}
+
+/// Which requests a [`FaultPlan`] applies to.
+enum Schedule {
+    /// Every request, until cleared.
+    Always,
+    /// The next this many requests.
+    Next(u64),
+    /// Every `n`-th request; `seen` requests so far.
+    Every { n: u64, seen: u64 },
 }
 
 /// An authorization code issued by a test.
@@ -483,11 +533,13 @@ impl Shared {
             requests: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
             redirect_follows: AtomicU64::new(0),
+            faults_applied: AtomicU64::new(0),
             random: RandomState::new(),
             random_counter: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 lifetime: vendor.default_token_lifetime(),
                 fault: None,
+                latency: Duration::ZERO,
                 grants: HashMap::new(),
                 log: RequestLog::new(),
                 codes: HashMap::new(),
@@ -517,12 +569,24 @@ impl Shared {
         inner.log.push(request);
         let plan = inner.fault.as_mut()?;
         let fault = plan.fault.clone();
-        match &mut plan.remaining {
-            None => {}
-            Some(1) => inner.fault = None,
-            Some(n) => *n -= 1,
+        match &mut plan.schedule {
+            Schedule::Always => {}
+            Schedule::Next(1) => inner.fault = None,
+            Schedule::Next(n) => *n -= 1,
+            Schedule::Every { n, seen } => {
+                *seen += 1;
+                if *seen % *n != 0 {
+                    return None;
+                }
+            }
         }
+        self.faults_applied.fetch_add(1, Ordering::SeqCst);
         Some(fault)
+    }
+
+    /// The latency added to every token request.
+    pub(crate) fn latency(&self) -> Duration {
+        self.lock().latency
     }
 
     /// Records a discovery request; returns the discovery settings.

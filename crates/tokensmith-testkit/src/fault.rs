@@ -4,11 +4,15 @@
 use std::time::Duration;
 
 /// Something the emulator does instead of (or before) answering a token
-/// request, set with [`Emulator::set_fault`](crate::Emulator::set_fault) or
-/// [`Emulator::set_fault_next`](crate::Emulator::set_fault_next).
+/// request, set with [`Emulator::set_fault`](crate::Emulator::set_fault)
+/// (every request), [`Emulator::set_fault_next`](crate::Emulator::set_fault_next)
+/// (the next `n`) or [`Emulator::set_fault_every`](crate::Emulator::set_fault_every)
+/// (every `n`-th: a deterministic ratio for load tests).
 ///
 /// Faults apply to requests to the token endpoint whatever their content; the
 /// request is still counted and recorded.
+/// [`Emulator::set_latency`](crate::Emulator::set_latency) adds a delay to
+/// every request, faulted or not.
 ///
 /// ```
 /// use std::time::Duration;

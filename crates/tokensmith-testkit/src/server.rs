@@ -119,6 +119,14 @@ async fn dispatch(
         body,
     };
     let fault = shared.arrive(RecordedRequest::new(&request, parts.uri.to_string()));
+    let latency = shared.latency();
+    if !latency.is_zero() {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test server's added latency is real time by design"
+        )]
+        tokio::time::sleep(latency).await;
+    }
     let Some(fault) = fault else {
         return Ok(vendors::answer(&shared, &request));
     };

@@ -181,12 +181,33 @@ fn spawn<S>(
         async move { Ok::<_, Infallible>(router.handle(req).await) }
     });
     let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+    let open = OpenConnection::new(slot);
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "connection ended with an error");
         }
-        drop(slot);
+        drop(open);
     });
+}
+
+/// One open connection: counted in `tokensmith_agent_connections` and
+/// holding one of the [`MAX_CONNECTIONS`] slots until dropped, however its
+/// task ends.
+struct OpenConnection {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    fn new(slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+        metrics::gauge!("tokensmith_agent_connections").increment(1.0);
+        Self { _slot: slot }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("tokensmith_agent_connections").decrement(1.0);
+    }
 }
 
 /// A short pause after a failed `accept` (out of file descriptors), so the

@@ -587,3 +587,148 @@ fn slow_clients_time_out_and_oversized_heads_are_refused_while_others_are_served
         assert_eq!(client.get("/v1/providers").await.unwrap().status, 200);
     });
 }
+
+/// The agent's open file descriptors (`/proc/PID/fd`).
+fn open_fds(served: &Served) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", served.child.id())).unwrap().count()
+}
+
+/// The agent's `tokensmith_agent_connections` gauge, read over a connection
+/// of its own (which it counts).
+fn open_connections(rt: &tokio::runtime::Runtime, target: &Target) -> u64 {
+    let metrics = get(rt, target, "/metrics").body;
+    let line = metrics.lines().find(|l| l.starts_with("tokensmith_agent_connections "));
+    let value = line.unwrap_or_else(|| panic!("no connections gauge in {metrics}"));
+    value.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Requests the misbehaving clients below send (whole or in part).
+const TOKEN_REQUEST: &[u8] =
+    b"GET /v1/token/lowcode HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n\r\n";
+const METRICS_REQUEST: &[u8] =
+    b"GET /metrics HTTP/1.1\r\nHost: agent\r\nTokensmith-Request: 1\r\n\r\n";
+/// A head promising a 100-byte body.
+const INVALIDATE_HEAD: &[u8] = b"POST /v1/invalidate/lowcode HTTP/1.1\r\nHost: agent\r\n\
+    Tokensmith-Request: 1\r\nContent-Length: 100\r\n\r\n";
+/// The same with 9 bytes of the body.
+const INVALIDATE_PART: &[u8] = b"POST /v1/invalidate/lowcode HTTP/1.1\r\nHost: agent\r\n\
+    Tokensmith-Request: 1\r\nContent-Length: 100\r\n\r\nonly-part";
+
+/// `each` connections to `socket` per item of `sends`, each having sent it:
+/// returned open, with what they sent.
+fn connect_and_send(
+    rt: &tokio::runtime::Runtime,
+    socket: &std::path::Path,
+    sends: &[&'static [u8]],
+    each: usize,
+) -> Vec<(&'static [u8], tokio::net::UnixStream)> {
+    use tokio::io::AsyncWriteExt as _;
+    rt.block_on(async {
+        let mut open = Vec::new();
+        for &sent in sends {
+            for _ in 0..each {
+                let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+                stream.write_all(sent).await.unwrap();
+                open.push((sent, stream));
+            }
+        }
+        open
+    })
+}
+
+/// The fault table's row "an agent client that disconnects mid-response"
+/// (`docs/robustness.md`): clients that send a request and close before
+/// reading the answer (while the agent waits on a slow endpoint, and for a
+/// finished answer), that close half-way through the request, and that
+/// stall (nothing sent, a head that never ends, a body that never comes).
+/// Meanwhile other clients are served; the stalled ones are cut by the
+/// agent's timeouts (5 s for a head, 10 s for a body, within a generous
+/// guard); afterwards the agent counts one open connection (the one asking)
+/// and holds no more file descriptors than before.
+#[test]
+fn clients_that_disconnect_or_stall_are_cut_and_leak_nothing() {
+    use tokio::io::AsyncReadExt as _;
+
+    /// Misbehaving connections of each kind.
+    const EACH: usize = 100;
+    /// Well past the agent's longest timeout (10 s for a body).
+    const CUT_GUARD: Duration = Duration::from_secs(40);
+    const UNFINISHED_HEAD: &[u8] = TOKEN_REQUEST.split_at(TOKEN_REQUEST.len() - 2).0;
+
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&deyel, "lowcode"));
+    let served = Served::start(&env, &[]);
+    let Target::Unix(socket) = served.target.clone() else { unreachable!() };
+    let rt = client_rt();
+    let t = served.target.clone();
+    let token =
+        get(&rt, &t, "/v1/token/lowcode").json()["access_token"].as_str().unwrap().to_owned();
+    // Settled: only the asking connection is open.
+    wait_until(|| (open_connections(&rt, &t) == 1).then_some(())).expect("connections settle");
+    let baseline = open_fds(&served);
+
+    // 1. A full request, then gone before the answer: while the agent
+    // waits for a fetch (the token dropped, the endpoint slow)…
+    let headers = [("Tokensmith-Request", "1")];
+    let post = call(&rt, &t, Method::POST, "/v1/invalidate/lowcode", &headers, &token);
+    assert_eq!(post.status, 204);
+    deyel.set_latency(Duration::from_millis(500));
+    let issued = deyel.tokens_issued();
+    drop(connect_and_send(&rt, &socket, &[TOKEN_REQUEST, METRICS_REQUEST], EACH));
+    wait_until(|| (deyel.tokens_issued() > issued).then_some(())).expect("the fetch ends");
+    deyel.set_latency(Duration::ZERO);
+    // …and with the answer ready (a cache hit, /metrics): closed unread.
+    for _ in 0..EACH {
+        drop(connect_and_send(&rt, &socket, &[TOKEN_REQUEST, METRICS_REQUEST], 1));
+    }
+    assert_eq!(deyel.tokens_issued(), issued + 1, "one fetch for every client that left");
+
+    // 2. Gone half-way through the request: the head, or the body.
+    let partial = [&TOKEN_REQUEST[..20], UNFINISHED_HEAD, INVALIDATE_PART];
+    for _ in 0..EACH {
+        drop(connect_and_send(&rt, &socket, &partial, 1));
+    }
+
+    // 3. Stalled: nothing sent, a head that never ends, a body that never
+    // comes. Each is cut by the agent; others are served meanwhile.
+    let stalled = connect_and_send(&rt, &socket, &[b"", UNFINISHED_HEAD, INVALIDATE_HEAD], EACH);
+    for _ in 0..20 {
+        assert_eq!(get(&rt, &t, "/v1/header/lowcode").status, 200, "others are served");
+    }
+    // The agent holds them (so the counts below can see a leak).
+    let (held, stalled_count) = (open_connections(&rt, &t), stalled.len());
+    assert!(held > u64::try_from(stalled_count).unwrap(), "{held} connections counted");
+    assert!(open_fds(&served) >= baseline + stalled_count, "{} fds", open_fds(&served));
+    rt.block_on(async {
+        let cuts: Vec<_> = stalled
+            .into_iter()
+            .map(|(sent, mut stream)| {
+                tokio::spawn(async move {
+                    let mut answer = Vec::new();
+                    let read =
+                        tokio::time::timeout(CUT_GUARD, stream.read_to_end(&mut answer)).await;
+                    assert!(read.is_ok(), "a stalled connection ({sent:?}) is still open");
+                    (sent, String::from_utf8_lossy(&answer).into_owned())
+                })
+            })
+            .collect();
+        for cut in cuts {
+            let (sent, answer) = cut.await.unwrap();
+            if sent == INVALIDATE_HEAD {
+                // The body timed out: the agent says so before hanging up.
+                assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+            }
+        }
+    });
+
+    // Nothing left behind: one connection (the one asking), no more file
+    // descriptors than before, still serving, no panic.
+    wait_until(|| (open_connections(&rt, &t) == 1).then_some(()))
+        .unwrap_or_else(|| panic!("connections left open: {}", open_connections(&rt, &t)));
+    wait_until(|| (open_fds(&served) <= baseline).then_some(()))
+        .unwrap_or_else(|| panic!("{} fds open, {baseline} before", open_fds(&served)));
+    let after = get(&rt, &t, "/v1/token/lowcode");
+    assert_eq!(after.status, 200, "{after:#?}");
+    assert!(!served.stderr().contains("panicked"), "{}", served.stderr());
+}

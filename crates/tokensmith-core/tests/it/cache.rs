@@ -342,6 +342,61 @@ async fn an_error_retrying_cannot_fix_is_not_retried_while_the_token_is_valid() 
     assert_eq!(upstream.calls(), 3);
 }
 
+/// A 2 s token (default margin 200 ms, refresh window from 1 s, stale at
+/// 1.8 s): a refresh that fails late in the window draws a backoff (at least
+/// 100 ms) that would outlast the token. Callers once it is stale get a
+/// fetch, not the refresh's error from a request made while they were
+/// being served (found by the load test, `tokensmith-tests --test load`).
+#[tokio::test]
+async fn a_failed_refresh_backs_off_no_longer_than_the_token_in_service() {
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    upstream.set_lifetime(Some(secs(2)));
+    let cache = cached(&upstream, CacheConfig::default());
+    let first = cache.token().await.unwrap();
+    let ms = Duration::from_millis;
+
+    for round in 0..20 {
+        // Late in the refresh window: the refresh fails.
+        upstream.fail_with(Some(TokenError::server("test", 503, None, b"")));
+        clock.advance(ms(1750));
+        let served = cache.token().await.expect("the valid token is served");
+        assert!(!served.same_token(&first) || round == 0, "round {round}");
+        wait_until("the refresh fails", || {
+            let s = cache.stats();
+            s.refreshes == s.refresh_failures
+        })
+        .await;
+        let calls = upstream.calls();
+        // Stale 50 ms later, still inside the backoff it drew (≥ 100 ms):
+        // the next caller fetches at once and gets the new token.
+        upstream.fail_with(None);
+        clock.advance(ms(50));
+        let fresh = cache.token().await.expect("a fetch, not the refresh's error");
+        assert!(!fresh.same_token(&served), "round {round}: a new token");
+        assert_eq!(upstream.calls(), calls + 1, "round {round}: one fetch");
+    }
+
+    // With `Retry-After` the server's delay holds, stale or not.
+    let busy = TokenError::server("test", 503, None, b"").with_retry_after(Some(secs(5)));
+    upstream.fail_with(Some(busy));
+    clock.advance(ms(1750));
+    let served = cache.token().await.unwrap();
+    wait_until("the refresh fails", || {
+        let s = cache.stats();
+        s.refreshes == s.refresh_failures
+    })
+    .await;
+    let calls = upstream.calls();
+    upstream.fail_with(None);
+    clock.advance(ms(50));
+    let err = cache.token().await.expect_err("Retry-After: 5 s is honoured");
+    assert_eq!(err.retry_after(), Some(secs(5)), "{err}");
+    assert_eq!(upstream.calls(), calls, "no request before the server's delay");
+    clock.advance(secs(5));
+    assert!(!cache.token().await.unwrap().same_token(&served));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_with_the_upstream_down_every_caller_errs_and_one_request_at_a_time() {
     let clock = clock();

@@ -1,4 +1,5 @@
-//! Fault injection: each fault as the client sees it, and the next-N rule.
+//! Fault injection: each fault as the client sees it, the next-N and
+//! every-N rules, and the added latency.
 
 use std::time::Duration;
 
@@ -37,6 +38,45 @@ async fn next_n_requests_then_normal() {
     emulator.clear_fault();
     assert_eq!(post(&emulator, SOTI_BASIC, &SOTI_FORM).await.0, 200);
     assert_eq!((emulator.requests(), emulator.tokens_issued()), (7, 2));
+}
+
+#[tokio::test]
+async fn every_nth_request_is_faulted_and_latency_delays_every_request() {
+    let emulator = start(Vendor::SotiConnect).await;
+    emulator.set_fault_next(1, Fault::Status(500));
+    assert_eq!(post(&emulator, SOTI_BASIC, &SOTI_FORM).await.0, 500);
+    assert_eq!(emulator.faults_applied(), 1);
+
+    // Counted from the call: requests 3, 6 and 9 of the next ten.
+    emulator.set_fault_every(3, Fault::Status(503));
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(post(&emulator, SOTI_BASIC, &SOTI_FORM).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 503, 200, 200, 503, 200, 200, 503, 200]);
+    assert_eq!((emulator.requests(), emulator.tokens_issued()), (11, 7));
+    assert_eq!(emulator.faults_applied(), 4);
+
+    // A latency on every request, faulted or not: a client whose timeout is
+    // shorter gives up on each (the guard is generous; no timing asserted).
+    emulator.set_latency(Duration::from_secs(30));
+    let impatient = crate::client_builder().timeout(Duration::from_millis(200)).build().unwrap();
+    for _ in 0..2 {
+        let sent = impatient
+            .post(emulator.token_url())
+            .basic_auth("Application1", Some("Application1Password"))
+            .form(&SOTI_FORM)
+            .send()
+            .await;
+        assert!(sent.is_err_and(|e| e.is_timeout()), "the latency applies to every request");
+    }
+    emulator.set_latency(Duration::ZERO);
+    emulator.clear_fault();
+    assert_eq!(post(&emulator, SOTI_BASIC, &SOTI_FORM).await.0, 200);
+    emulator.set_fault_every(0, Fault::Status(503));
+    assert_eq!(post(&emulator, SOTI_BASIC, &SOTI_FORM).await.0, 200, "n = 0 clears");
+    emulator.reset_counters();
+    assert_eq!(emulator.faults_applied(), 0);
 }
 
 #[tokio::test]
