@@ -57,7 +57,7 @@ fn another_kind_names_the_crate_and_feature_to_add() {
 #[tokio::test]
 async fn the_redis_feature_registers_the_redis_store_for_the_store_table() {
     // The store crate is reachable through the facade's module.
-    let _factory = tokensmith::redis::RedisStoreFactory;
+    assert_eq!(tokensmith::StoreFactory::kind(&tokensmith::redis::RedisStoreFactory), "redis");
     let server = RedisServer::start();
     let emulator = Emulator::start(Vendor::Deyel).await.unwrap();
     let config = format!(
