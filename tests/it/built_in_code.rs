@@ -137,9 +137,47 @@ fn cases() -> Vec<Case> {
         },
     ]
     .into_iter()
+    .chain(custom())
     .chain(oauth2_client_credentials())
     .chain(oauth2_renewals())
     .collect()
+}
+
+/// Deyel described as `kind = "custom"`: the description part, shared by the
+/// table and the code.
+const CUSTOM_DEYEL: &str = r#"
+request = { auth = "basic", fields = { grant_type = "client_credentials" }, headers = { X-Operator = "{username}", X-Tenant-Key = "{tenant_key}" } }
+response = { token = "/access_token", expires_in = "/expires_in", error_code = "/error" }
+present = { header = "X-Auth-Token", value = "{token}" }
+"#;
+
+/// custom: a vendor described in config, and the same description with
+/// typed credentials in code.
+fn custom() -> Vec<Case> {
+    vec![Case {
+        what: "custom: Deyel described (Basic, form, pointers, a presentation)",
+        vendor: Vendor::Deyel,
+        issue: none,
+        toml: |e, _| {
+            let c = e.credentials();
+            format!(
+                "[providers.p]\nkind = \"custom\"\ntoken_url = {:?}\nclient_id = {:?}\nclient_secret = {:?}\n\
+                     username = \"ops\"\nsecrets = {{ tenant_key = \"north-key-1\" }}\n{CUSTOM_DEYEL}",
+                e.token_url(),
+                c.client_id(),
+                c.client_secret().unwrap(),
+            )
+        },
+        code: |e, _, b| {
+            let c = e.credentials();
+            let config = tokensmith_custom::CustomConfig::new(url(e), c.client_id(), CUSTOM_DEYEL)
+                .unwrap()
+                .with_client_secret(secret(c.client_secret()))
+                .with_username("ops")
+                .with_secret("tenant_key", ConfigSecret::literal("north-key-1"));
+            b.add("p", config)
+        },
+    }]
 }
 
 /// oauth2 with `client_credentials`: one row per client-auth style, and discovery.
@@ -368,6 +406,7 @@ fn registry() -> Registry {
         .with(tokensmith_configapi::ConfigApi)
         .with(tokensmith_oauth2::OAuth2)
         .with(tokensmith_deyel::Deyel)
+        .with(tokensmith_custom::Custom)
 }
 
 #[tokio::test]
@@ -448,10 +487,39 @@ fn a_config_built_in_code_is_validated_as_a_table_is() {
     let err = Registry::new().build("mdm", soti("s", "")).unwrap_err();
     assert!(err.to_string().contains("\"password\"") && err.to_string().contains("empty"), "{err}");
     // configapi's: a blank scope.
-    let blank =
-        tokensmith_configapi::ConfigApiConfig::new(url, "a", ConfigSecret::literal("s"), " ");
+    let blank = tokensmith_configapi::ConfigApiConfig::new(
+        url.clone(),
+        "a",
+        ConfigSecret::literal("s"),
+        " ",
+    );
     let err = Registry::new().build("cfg", blank).unwrap_err();
     assert!(err.to_string().contains("scope"), "{err}");
+    // custom's: the description's own checks at build, as for a table (an
+    // unknown name, a secret written out in a literal), and the text's shape
+    // at `new` (credentials belong in the typed methods).
+    let custom = |description: &str| {
+        tokensmith_custom::CustomConfig::new(url.clone(), "app", description)
+            .map(|c| c.with_password(ConfigSecret::literal("S3CRET-pw")))
+    };
+    let unknown =
+        custom("response = { token = \"/t\" }\nrequest = { fields = { a = \"{nope}\" } }");
+    let err = Registry::new().build("acme", unknown.unwrap()).unwrap_err();
+    assert!(
+        err.to_string().contains("request.fields.a") && err.to_string().contains("nope"),
+        "{err}"
+    );
+    let literal =
+        custom("response = { token = \"/t\" }\nrequest = { fields = { a = \"S3CRET-pw\" } }");
+    let err = Registry::new().build("acme", literal.unwrap()).unwrap_err();
+    assert!(err.is_config() && !err.to_string().contains("S3CRET"), "{err}");
+    let err = custom("password = \"S3CRET-pw\"\nresponse = { token = \"/t\" }").unwrap_err();
+    assert!(
+        err.to_string().contains("with_password") && !err.to_string().contains("S3CRET"),
+        "{err}"
+    );
+    let err = custom("response = { token = \"/t\" }\nrequest = { frields = {} }").unwrap_err();
+    assert!(err.to_string().contains("frields"), "{err}");
 }
 
 #[test]

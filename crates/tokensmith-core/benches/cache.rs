@@ -481,17 +481,7 @@ fn fetch(c: &mut Criterion) {
     let server = LocalEndpoint::start();
     let url = server.url("token");
     let helper = Fetcher::Helper(Arc::new(ClientCredentials::new(url.clone())));
-    // A plain reqwest client with the settings the helper uses for a loopback
-    // endpoint: the default timeout, no redirects, no proxy.
-    // reqwest 0.13 with `rustls-no-provider` (as core enables it) needs a
-    // process-wide provider to build a client without a rustls config.
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .timeout(HttpSettings::default().timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .expect("client");
+    let client = raw_client();
     let raw = Fetcher::Raw { client, url };
     rt.block_on(helper.once());
     rt.block_on(raw.once());
@@ -542,33 +532,81 @@ fn fetch(c: &mut Criterion) {
 
     // Requests per second under concurrency: batches of each side
     // alternating (which goes first alternating too), the ratio taken per
-    // pair of batches run back to back, its median reported.
+    // pair of batches run back to back, its median reported. Measured twice:
+    // on the two-worker runtime above, and on a current-thread runtime (with
+    // its own endpoint and clients, so no connection crosses runtimes). On
+    // two workers the caller task and each connection's driver task may land
+    // on the same worker or on different ones, and that placement holds for
+    // a whole run: concurrency 1 then swings between two modes (see
+    // docs/BENCHMARKS.md). One thread has no placement to draw, so it shows
+    // the helper's own cost per request.
     if bench_mode() && selected("fetch/rps") {
-        let rounds = 40;
-        let requests: u64 = 1024;
-        for concurrency in CONCURRENCY {
-            let (raw_rps, helper_rps, ratio) = rt.block_on(async {
-                let (mut raw_rps, mut helper_rps, mut ratios) = (vec![], vec![], vec![]);
-                for round in 0..rounds {
-                    let (raw_time, helper_time) = if round % 2 == 0 {
-                        let r = raw.batch(concurrency, requests).await;
-                        (r, helper.batch(concurrency, requests).await)
-                    } else {
-                        let h = helper.batch(concurrency, requests).await;
-                        (raw.batch(concurrency, requests).await, h)
-                    };
-                    let rps = |t: Duration| requests as f64 / t.as_secs_f64();
-                    raw_rps.push(rps(raw_time));
-                    helper_rps.push(rps(helper_time));
-                    ratios.push(rps(raw_time) / rps(helper_time));
-                }
-                (median_f64(raw_rps), median_f64(helper_rps), median_f64(ratios))
-            });
-            report(&format!(
-                "fetch/rps interleaved (concurrency {concurrency}, {rounds} x {requests} requests each): raw_reqwest {raw_rps:.0}/s, request_helper {helper_rps:.0}/s, raw/helper ratio {ratio:.3}"
-            ));
+        let single = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("current-thread runtime");
+        let single_server = LocalEndpoint::start();
+        let single_url = single_server.url("token");
+        let (single_raw, single_helper) = single.block_on(async {
+            let helper = Fetcher::Helper(Arc::new(ClientCredentials::new(single_url.clone())));
+            let raw = Fetcher::Raw { client: raw_client(), url: single_url };
+            helper.once().await;
+            raw.once().await;
+            (raw, helper)
+        });
+        let sides = [
+            ("multi-thread, 2 workers", &rt, &raw, &helper),
+            ("current-thread", &single, &single_raw, &single_helper),
+        ];
+        for (runtime_name, rt, raw, helper) in sides {
+            for concurrency in CONCURRENCY {
+                let (raw_rps, helper_rps, ratio) = rt.block_on(rps_ratio(raw, helper, concurrency));
+                report(&format!(
+                    "fetch/rps interleaved ({runtime_name}, concurrency {concurrency}, {RPS_ROUNDS} x {RPS_REQUESTS} requests each): raw_reqwest {raw_rps:.0}/s, request_helper {helper_rps:.0}/s, raw/helper ratio {ratio:.3}"
+                ));
+            }
         }
     }
+}
+
+/// Pairs of batches per requests-per-second comparison.
+const RPS_ROUNDS: usize = 40;
+/// Requests per batch in the requests-per-second comparison.
+const RPS_REQUESTS: u64 = 1024;
+
+/// Median requests/s of each side and median raw/helper ratio over
+/// [`RPS_ROUNDS`] interleaved pairs of batches.
+#[allow(clippy::cast_precision_loss, reason = "request counts stay far below 2^52")]
+async fn rps_ratio(raw: &Fetcher, helper: &Fetcher, concurrency: usize) -> (f64, f64, f64) {
+    let (mut raw_rps, mut helper_rps, mut ratios) = (vec![], vec![], vec![]);
+    for round in 0..RPS_ROUNDS {
+        let (raw_time, helper_time) = if round % 2 == 0 {
+            let r = raw.batch(concurrency, RPS_REQUESTS).await;
+            (r, helper.batch(concurrency, RPS_REQUESTS).await)
+        } else {
+            let h = helper.batch(concurrency, RPS_REQUESTS).await;
+            (raw.batch(concurrency, RPS_REQUESTS).await, h)
+        };
+        let rps = |t: Duration| RPS_REQUESTS as f64 / t.as_secs_f64();
+        raw_rps.push(rps(raw_time));
+        helper_rps.push(rps(helper_time));
+        ratios.push(rps(raw_time) / rps(helper_time));
+    }
+    (median_f64(raw_rps), median_f64(helper_rps), median_f64(ratios))
+}
+
+/// A plain reqwest client with the settings the helper uses for a loopback
+/// endpoint: the default timeout, no redirects, no proxy.
+fn raw_client() -> reqwest::Client {
+    // reqwest 0.13 with `rustls-no-provider` (as core enables it) needs a
+    // process-wide provider to build a client without a rustls config.
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(HttpSettings::default().timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client")
 }
 
 fn median_f64(mut values: Vec<f64>) -> f64 {

@@ -15,19 +15,21 @@ use tokensmith_core::{
 
 use crate::template::Template;
 
-/// The kind-specific fields of a `kind = "custom"` table.
+/// The kind-specific fields of a `kind = "custom"` table: the description
+/// and the named values it uses. Read from a table by the factory, or made
+/// by [`CustomConfig`](crate::CustomConfig) in code.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CustomFields {
+pub struct CustomFields {
     /// A user name, for `{username}`.
     #[serde(default)]
-    username: Option<String>,
+    pub(crate) username: Option<String>,
     /// A password (secret), for `{password}`.
     #[serde(default)]
-    password: Option<ConfigSecret>,
+    pub(crate) password: Option<ConfigSecret>,
     /// Named extra secrets, for `{name}`.
     #[serde(default)]
-    secrets: BTreeMap<String, ConfigSecret>,
+    pub(crate) secrets: BTreeMap<String, ConfigSecret>,
     /// How the request is sent.
     #[serde(default)]
     request: RequestFields,
@@ -36,6 +38,18 @@ pub(crate) struct CustomFields {
     /// How the token is presented to resource servers.
     #[serde(default)]
     present: PresentFields,
+}
+
+impl fmt::Debug for CustomFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The names only: the values are secrets or parts of the description.
+        let secrets: Vec<&str> = self.secrets.keys().map(String::as_str).collect();
+        f.debug_struct("CustomFields")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("secrets", &secrets)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[providers.NAME.request]`.

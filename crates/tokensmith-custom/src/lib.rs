@@ -1,5 +1,6 @@
-//! Vendors described in config: the factory [`Custom`] (kind [`KIND`]) and
-//! the provider it builds, [`CustomProvider`], with its [`Presentation`].
+//! Vendors described in config: the factory [`Custom`] (kind [`KIND`]), the
+//! typed config [`CustomConfig`] for building a provider in code, and the
+//! provider they build, [`CustomProvider`], with its [`Presentation`].
 //!
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
@@ -12,11 +13,11 @@ use std::sync::Arc;
 
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::{
-    AccessToken, AdapterFactory, ProviderContext, SharedTokenProvider, TokenEndpoint, TokenError,
-    TokenProvider, async_trait,
+    AccessToken, AdapterConfig, AdapterFactory, CommonConfig, ConfigSecret, ProviderContext,
+    SharedTokenProvider, TokenEndpoint, TokenError, TokenProvider, Url, async_trait,
 };
 
-pub use description::Presentation;
+pub use description::{CustomFields, Presentation};
 use description::{Plan, PlanBody, Sent};
 
 /// The `kind` of providers described in config.
@@ -38,6 +39,133 @@ impl AdapterFactory for Custom {
 
     fn details(&self, ctx: &ProviderContext) -> Vec<(&'static str, String)> {
         description::plan(ctx).map(|plan| vec![("request", plan.summary)]).unwrap_or_default()
+    }
+}
+
+/// A vendor described in code: the description as TOML text (the
+/// `request`, `response` and `present` tables of a `[providers.NAME]`
+/// table, which hold no secret), the credentials typed. Build it with
+/// [`Registry::build`](tokensmith_core::Registry::build) or
+/// [`Providers::builder`](tokensmith_core::Providers::builder): the same
+/// validation as a table (pointers, templates, names, no secret in a
+/// literal), cached once.
+///
+/// ```
+/// use tokensmith_core::{ConfigSecret, Registry, Url, secrecy::SecretString};
+/// use tokensmith_custom::CustomConfig;
+///
+/// let description = r#"
+///     request = { body = "json", fields = { user = "{username}", pass = "{password}" } }
+///     response = { token = "/data/token", expires_in = "/data/ttl" }
+///     present = { header = "X-Auth-Token", value = "{token}" }
+/// "#;
+/// let password = SecretString::from("s3cr3t"); // e.g. fetched from a vault
+/// let config = CustomConfig::new(
+///     Url::parse("https://api.acme.example/v2/login").unwrap(),
+///     "reporting-app",
+///     description,
+/// )?
+/// .with_username("reporting")
+/// .with_password(password);
+/// let acme = Registry::new().build("acme", config)?; // validated; no request yet
+/// # let _ = acme;
+/// # Ok::<(), tokensmith_core::TokenError>(())
+/// ```
+#[derive(Clone)]
+pub struct CustomConfig {
+    common: CommonConfig,
+    fields: CustomFields,
+}
+
+impl fmt::Debug for CustomConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomConfig")
+            .field("common", &self.common)
+            .field("fields", &self.fields)
+            .finish()
+    }
+}
+
+/// The table keys a description given as text may hold: the credentials
+/// (`username`, `password`, `secrets`) come typed through [`CustomConfig`]'s
+/// methods, the common fields through [`CustomConfig::with_common`].
+const DESCRIPTION_KEYS: [&str; 3] = ["request", "response", "present"];
+
+impl CustomConfig {
+    /// A provider of the endpoint `token_url` for `client_id`, described by
+    /// `description`: TOML with the `request`, `response` and `present`
+    /// tables (as in a `[providers.NAME]` table). A description that is not
+    /// TOML, holds another key, or does not have those tables' shape is a
+    /// config error naming the field; the rest (pointers, templates, names)
+    /// is checked when the provider is built, as for a table.
+    pub fn new(
+        token_url: Url,
+        client_id: impl Into<String>,
+        description: &str,
+    ) -> Result<Self, TokenError> {
+        let invalid = |field: Option<&str>, message: String| {
+            TokenError::config(None, field, format!("in the description: {message}"))
+        };
+        let table: toml::Table =
+            toml::from_str(description).map_err(|e| invalid(None, e.message().to_owned()))?;
+        if let Some(key) = table.keys().find(|k| !DESCRIPTION_KEYS.contains(&k.as_str())) {
+            let hint = match key.as_str() {
+                "username" => "; give it with `with_username`",
+                "password" => "; give it with `with_password`",
+                "secrets" => "; give each with `with_secret`",
+                _ => "; a description holds only `request`, `response` and `present`",
+            };
+            return Err(invalid(Some(key), format!("`{key}` is not allowed here{hint}")));
+        }
+        let fields: CustomFields =
+            table.try_into().map_err(|e: toml::de::Error| invalid(None, e.message().to_owned()))?;
+        let common = CommonConfig::new(KIND, client_id).with_token_url(token_url);
+        Ok(Self { common, fields })
+    }
+
+    /// The client secret, for `{client_secret}` (and `auth = "basic"` or
+    /// `"body"`).
+    #[must_use]
+    pub fn with_client_secret(mut self, secret: impl Into<ConfigSecret>) -> Self {
+        self.common = self.common.with_client_secret(secret);
+        self
+    }
+
+    /// The user name, for `{username}`.
+    #[must_use]
+    pub fn with_username(mut self, username: impl Into<String>) -> Self {
+        self.fields.username = Some(username.into());
+        self
+    }
+
+    /// The password, for `{password}`.
+    #[must_use]
+    pub fn with_password(mut self, password: impl Into<ConfigSecret>) -> Self {
+        self.fields.password = Some(password.into());
+        self
+    }
+
+    /// A named extra secret, for `{name}` (as under `secrets` in a table).
+    #[must_use]
+    pub fn with_secret(mut self, name: impl Into<String>, secret: impl Into<ConfigSecret>) -> Self {
+        self.fields.secrets.insert(name.into(), secret.into());
+        self
+    }
+
+    /// Changes the common fields (`timeout`, `expiry_margin`, `ca_file`, …).
+    #[must_use]
+    pub fn with_common(mut self, change: impl FnOnce(CommonConfig) -> CommonConfig) -> Self {
+        self.common = change(self.common);
+        self
+    }
+}
+
+impl AdapterConfig for CustomConfig {
+    type Factory = Custom;
+    type Fields = CustomFields;
+
+    fn into_parts(self) -> (CommonConfig, CustomFields) {
+        (self.common, self.fields)
     }
 }
 

@@ -38,6 +38,11 @@
 //! | `oauth2` | [`oauth2`] (`tokensmith-oauth2`) | `oauth2` | any RFC 6749 server: three grants, PKCE, three client-auth methods |
 //! | `deyel` | [`deyel`] (`tokensmith-deyel`) | `deyel` | Deyel: Basic client credentials |
 //! | `custom` | [`custom`] (`tokensmith-custom`) | `custom` | any vendor described in config: method, body, headers, JSON Pointers into the response |
+//!
+//! Two more features are off by default: `metrics` (the cache's counters and
+//! histograms through the `metrics` facade) and `redis` (the Redis token
+//! store, `tokensmith-redis`, re-exported as `tokensmith::redis` and
+//! registered for `[store] kind = "redis"` by `with_enabled_adapters()`).
 
 #![forbid(unsafe_code)]
 
@@ -68,16 +73,20 @@ pub use tokensmith_custom as custom;
 pub use tokensmith_deyel as deyel;
 #[cfg(feature = "oauth2")]
 pub use tokensmith_oauth2 as oauth2;
+#[cfg(feature = "redis")]
+pub use tokensmith_redis as redis;
 #[cfg(feature = "soti")]
 pub use tokensmith_soti as soti;
 
 /// Adds [`with_enabled_adapters`](RegistryExt::with_enabled_adapters) to
 /// [`Registry`].
 pub trait RegistryExt: Sized {
-    /// A registry of every adapter enabled by this crate's features.
+    /// A registry of every adapter enabled by this crate's features (and,
+    /// with the `redis` feature, the Redis token store's factory).
     fn with_enabled_adapters() -> Self;
 
-    /// Registers every adapter enabled by this crate's features.
+    /// Registers every adapter enabled by this crate's features (and, with
+    /// the `redis` feature, the Redis token store's factory).
     #[must_use]
     fn add_enabled_adapters(self) -> Self;
 }
@@ -99,6 +108,8 @@ impl RegistryExt for Registry {
         let registry = registry.with(deyel::Deyel);
         #[cfg(feature = "custom")]
         let registry = registry.with(custom::Custom);
+        #[cfg(feature = "redis")]
+        let registry = registry.with_store_factory(redis::RedisStoreFactory);
         registry
     }
 }
