@@ -9,6 +9,8 @@ mod commands;
 mod config_errors;
 mod demo;
 mod exit_codes;
+#[cfg(unix)]
+mod leak_audit;
 mod no_leak;
 mod output;
 mod redis;
