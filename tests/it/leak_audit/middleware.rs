@@ -22,18 +22,19 @@ fn reqwest_client() -> reqwest::Client {
 
 /// A Deyel provider with the audit's client secret (refused) and one with
 /// the emulator's (served).
-fn deyel_providers(emulator: &Emulator) -> (Providers, Providers) {
+fn deyel_providers(emulator: &Emulator, audit: &Audit) -> (Providers, Providers) {
     let good = emulator.config_snippet("api");
     let secret = emulator.credentials().client_secret().unwrap();
+    audit.scanner.basic("test client secret", "APIUSER", secret);
     let bad = good.replace(&toml_str(secret), &toml_str(&SECRETS.client_secret));
     let registry = || Registry::new().with(tokensmith_deyel::Deyel).without_store();
     (registry().load_str(&bad).unwrap(), registry().load_str(&good).unwrap())
 }
 
-/// A 400 from the token endpoint echoing the audit's client secret in every
-/// spelling.
-fn echoing_refusal() -> Fault {
-    let echoed = echo(&[("APIUSER".to_owned(), SECRETS.client_secret.clone())]);
+/// A 400 from the token endpoint echoing the client secret the request sent
+/// (`secret`) in every spelling.
+fn echoing_refusal(secret: &str) -> Fault {
+    let echoed = echo(&[("APIUSER".to_owned(), secret.to_owned())]);
     let json = tokensmith_testkit::leak::json_escaped(&echoed);
     Fault::Custom {
         status: 400,
@@ -74,7 +75,7 @@ async fn the_middleware_shows_no_secret_on_any_error_path() {
     let audit = Audit::new();
     let emulator = Emulator::start(Vendor::Deyel).await.unwrap();
     let api = ResourceServer::start().await.unwrap();
-    let (bad, good) = deyel_providers(&emulator);
+    let (bad, good) = deyel_providers(&emulator, &audit);
     let recorder = Recorder::default();
     let client = |providers: &Providers| {
         reqwest_middleware::ClientBuilder::new(reqwest_client())
@@ -88,12 +89,13 @@ async fn the_middleware_shows_no_secret_on_any_error_path() {
     assert!(tokensmith_reqwest::token_error(&err).is_some_and(|e| e.is_rejected()), "{err}");
     scan_reqwest_error(&audit, "middleware / refused", err);
     // The token endpoint echoing them.
-    emulator.set_fault(echoing_refusal());
+    emulator.set_fault(echoing_refusal(&SECRETS.client_secret));
     let err = client(&bad).get(api.url("/devices")).send().await.unwrap_err();
     scan_reqwest_error(&audit, "middleware / 400 echo", err);
     emulator.clear_fault();
     assert_eq!(api.requests(), 0);
 
+    let test_secret = emulator.credentials().client_secret().unwrap();
     let client = client(&good);
     audit.text("middleware / client", &format!("{client:?}"));
     assert_eq!(client.get(api.url("/devices")).send().await.unwrap().status(), 200);
@@ -118,7 +120,7 @@ async fn the_middleware_shows_no_secret_on_any_error_path() {
     // A 401, then the token endpoint refuses: the middleware's error (last:
     // the cache then backs off).
     api.rotate();
-    emulator.set_fault(echoing_refusal());
+    emulator.set_fault(echoing_refusal(test_secret));
     let err = client.post(api.url("/devices")).body("replayable").send().await.unwrap_err();
     let token_err = tokensmith_reqwest::token_error(&err).expect("the token endpoint's error");
     assert_eq!(token_err.status(), Some(400), "{token_err}");
@@ -149,7 +151,7 @@ async fn the_tower_layer_shows_no_secret_on_any_error_path() {
 
     let audit = Audit::new();
     let emulator = Emulator::start(Vendor::Deyel).await.unwrap();
-    let (bad, good) = deyel_providers(&emulator);
+    let (bad, good) = deyel_providers(&emulator, &audit);
     let plan: Plan = Arc::default();
     let seen = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let upstream = {
@@ -186,12 +188,13 @@ async fn the_tower_layer_shows_no_secret_on_any_error_path() {
     let err = layer.layer(upstream.clone()).oneshot(request()).await.unwrap_err();
     assert!(matches!(err, tokensmith_tower::AuthError::Token(_)), "{err:?}");
     scan("tower / refused", err);
-    emulator.set_fault(echoing_refusal());
+    emulator.set_fault(echoing_refusal(&SECRETS.client_secret));
     let err = layer.layer(upstream.clone()).oneshot(request()).await.unwrap_err();
     scan("tower / 400 echo", err);
     emulator.clear_fault();
     assert!(seen.lock().unwrap().is_empty());
 
+    let test_secret = emulator.credentials().client_secret().unwrap();
     let layer = tokensmith_tower::AuthLayer::new(good.get("api").unwrap());
     let service = layer.layer(upstream);
     audit.text("tower / service", &format!("{service:?}"));
@@ -214,7 +217,7 @@ async fn the_tower_layer_shows_no_secret_on_any_error_path() {
     // A 401, then the token endpoint refuses: the layer's error (last: the
     // cache then backs off).
     plan.lock().unwrap().push_back(Ok(401));
-    emulator.set_fault(echoing_refusal());
+    emulator.set_fault(echoing_refusal(test_secret));
     let err = service.clone().oneshot(request()).await.unwrap_err();
     assert!(matches!(&err, tokensmith_tower::AuthError::Token(e) if e.status() == Some(400)));
     scan("tower / token failure on the retry", err);

@@ -21,9 +21,9 @@ use std::sync::{Arc, LazyLock, Mutex, Once};
 use std::time::Duration;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{Registry, StoreConfig, TokenError, decode_token, error_line};
+use tokensmith_core::{Registry, TokenError, error_line};
 use tokensmith_testkit::leak::{Scanner, distinctive, form_encoded as form, json_escaped};
 use tokensmith_testkit::{Emulator, Fault, Vendor};
 
@@ -62,7 +62,7 @@ pub(crate) static SECRETS: LazyLock<Secrets> = LazyLock::new(|| Secrets {
 
 /// The `private_key_jwt` key (a test fixture of the oauth2 crate).
 const PRIVATE_KEY_PEM: &str =
-    include_str!("../../crates/tokensmith-oauth2/testdata/ec-p256-pkcs8.pem");
+    include_str!("../../../crates/tokensmith-oauth2/testdata/ec-p256-pkcs8.pem");
 
 // ---------------------------------------------------------------------------
 // The captured log

@@ -20,7 +20,6 @@ use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
 use std::hash::BuildHasher as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -474,9 +473,9 @@ async fn no_redis_key_or_value_holds_a_secret_or_a_plaintext_token_and_no_redis_
 
     // A wrong password, and Redis down.
     let bad_url = redis.url.replace("Red1sPw-", "Wr0ngPw-");
-    let config = RedisStoreConfig::new(bad_url, &redis.key).unwrap();
-    audit.text("config Debug", &format!("{config:?}"));
-    let err = RedisTokenStore::connect(config.with_call_timeout(Duration::from_millis(500)))
+    let bad_config = RedisStoreConfig::new(bad_url, &redis.key).unwrap();
+    audit.text("config Debug", &format!("{bad_config:?}"));
+    let err = RedisTokenStore::connect(bad_config.with_call_timeout(Duration::from_millis(500)))
         .await
         .unwrap_err();
     audit.token_error("redis / wrong password", &err);
