@@ -173,6 +173,8 @@ impl Audit {
             self.learn_token(args, &run.stdout);
         }
         assert!(!run.stderr.contains("panicked"), "{what}: a panic: {run:#?}");
+        eprintln!("DEBUG {what} => {} / {} / {}", run.code, run.stdout.len(), run.stderr.lines().count());
+        eprintln!("DEBUGERR {}", run.stderr.lines().filter(|l| !l.contains("TRACE")).collect::<Vec<_>>().join("\nDEBUGERR "));
         let allowed: &[&str] = if prints_tokens { &[ACCESS] } else { &[] };
         self.scanner.check_except(&format!("{what}: stdout"), &run.stdout, allowed);
         self.scanner.check(&format!("{what}: stderr"), &run.stderr);
@@ -737,6 +739,7 @@ fn scan_answer(audit: &Audit, what: &str, answer: &Answer, may_hold_token: bool)
     }
     let allowed: &[&str] = if may_hold_token && answer.status == 200 { &[ACCESS] } else { &[] };
     audit.scanner.check_except(&format!("agent: {what}: body"), &answer.body, allowed);
+    eprintln!("ANSWER {what} {} {}", answer.status, answer.body.chars().take(300).collect::<String>());
     audit.scanner.check(&format!("agent: {what}: headers"), &format!("{:?}", answer.headers));
 }
 
@@ -826,6 +829,7 @@ fn no_agent_response_metric_or_log_shows_a_secret() {
     assert!(log.contains("keeping the token warm failed"), "{log}");
     assert!(log.contains("redis"), "{log}");
     audit.scanner.check("agent: the -vvv log", &log);
+    eprintln!("AGENTLOG {}", log.lines().filter(|l| !l.contains("TRACE") && !l.contains("hyper_util")).collect::<Vec<_>>().join("\nAGENTLOG "));
     audit.scanner.assert_clean(2 * answers);
 }
 
