@@ -32,7 +32,7 @@ use tokensmith_core::{
 };
 use tokensmith_redis::{RedisStoreConfig, RedisStoreFactory, RedisTokenStore};
 use tokensmith_testkit::leak::{Scanner, json_escaped};
-use tokensmith_testkit::redis::RedisServer;
+use tokensmith_testkit::redis::{QuotingRedis, RedisServer};
 use tokensmith_testkit::{Emulator, Vendor};
 
 use super::{Audit, SECRETS, adapters, toml_str};
@@ -524,44 +524,6 @@ async fn the_redis_scan_reports_a_planted_key_and_the_plaintext_values_of_encryp
     assert!(report.is_err(), "the audit fails on them");
 }
 
-/// A hostile or broken Redis on 127.0.0.1: every command is answered with
-/// an error quoting every byte it was sent (a proxy in front of Redis, a
-/// MITM, or a server in a bad state); with `auth_ok`, the connection
-/// set-up (`AUTH`, `HELLO`, `CLIENT`, `SELECT`, `PING`) is answered `+OK`
-/// and only the token commands are quoted back.
-fn echoing_redis(auth_ok: bool) -> u16 {
-    use std::io::{Read as _, Write as _};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            std::thread::spawn(move || {
-                let mut buf = vec![0; 64 * 1024];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let got = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    let commands = got.lines().filter(|l| l.starts_with('*')).count().max(1);
-                    let setup = ["AUTH", "HELLO", "CLIENT", "SELECT", "PING"];
-                    let is_setup = setup.iter().any(|c| got.to_ascii_uppercase().contains(c));
-                    let reply = if auth_ok && is_setup {
-                        "+OK\r\n".repeat(commands)
-                    } else {
-                        let quoted = got.replace(['\r', '\n'], " ");
-                        format!("-ERR unexpected command: {quoted}\r\n").repeat(commands)
-                    };
-                    if stream.write_all(reply.as_bytes()).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_quotes_what_it_was_sent_shows_no_password_and_no_token() {
     let audit = Audit::new();
@@ -571,7 +533,8 @@ async fn a_redis_that_quotes_what_it_was_sent_shows_no_password_and_no_token() {
         .expires_in(Duration::from_hours(1))
         .build();
     for auth_ok in [false, true] {
-        let url = format!("redis://audit:{password}@127.0.0.1:{}", echoing_redis(auth_ok));
+        let quoting = QuotingRedis::start(auth_ok);
+        let url = format!("redis://audit:{password}@127.0.0.1:{}", quoting.port());
         audit.scanner.secret("redis URL", &url);
         for encrypted in [true, false] {
             let what = format!("redis quoting (set-up answered: {auth_ok}, encrypted: {encrypted})");

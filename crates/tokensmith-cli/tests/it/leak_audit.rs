@@ -23,11 +23,12 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use hyper::Method;
 use tokensmith_testkit::leak::{Scanner, distinctive, json_escaped};
-use tokensmith_testkit::redis::RedisServer;
+use tokensmith_testkit::redis::{QuotingRedis, RedisServer};
 use tokensmith_testkit::{Emulator, Fault, Vendor};
 
 use crate::agent_client::{Answer, Target};
@@ -94,11 +95,15 @@ impl Secrets {
     }
 }
 
-/// One audit: the secrets, the scanner looking for them, and runners that
-/// scan everything a process shows.
+/// One audit: the secrets, the scanner looking for them, runners that
+/// capture everything a process shows, and what was captured (scanned by
+/// [`finish`](Audit::finish), so a needle learned late, a token or the
+/// store's key, is looked for in every earlier output too).
 struct Audit {
     s: Secrets,
     scanner: Scanner,
+    /// `(what, text, labels allowed in it)`.
+    outputs: Mutex<Vec<(String, String, &'static [&'static str])>>,
 }
 
 impl Audit {
@@ -134,7 +139,40 @@ impl Audit {
         for line in PRIVATE_KEY_PEM.lines().filter(|l| !l.starts_with("-----") && l.len() > 16) {
             scanner.exact("private key line", line);
         }
-        Self { s, scanner }
+        Self { s, scanner, outputs: Mutex::default() }
+    }
+
+    /// Keeps `text` (shown as `what`) for the scan; `allowed` labels may
+    /// show in it.
+    fn capture(&self, what: &str, text: &str, allowed: &'static [&'static str]) {
+        self.outputs.lock().unwrap().push((what.to_owned(), text.to_owned(), allowed));
+    }
+
+    /// Looks for the file store's naming key in `dir` (hex, base64) and its
+    /// entries' names, when there are any.
+    fn learn_file_store(&self, dir: &Path) {
+        use base64::Engine as _;
+        let Ok(key) = std::fs::read(dir.join("key")) else { return };
+        self.scanner.exact("file store key", &hex(&key));
+        self.scanner.exact("file store key", &base64::engine::general_purpose::STANDARD.encode(&key));
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+                self.scanner.exact("file store entry name", &stem);
+            }
+        }
+    }
+
+    /// Scans everything captured, then fails with every finding, or when
+    /// fewer than `min_outputs` outputs were captured.
+    #[track_caller]
+    fn finish(&self, min_outputs: usize) {
+        let outputs = self.outputs.lock().unwrap();
+        for (what, text, allowed) in outputs.iter() {
+            self.scanner.check_except(what, text, allowed);
+        }
+        self.scanner.assert_clean(min_outputs);
     }
 
     /// `tokensmith -vvv --config <config> ARGS…` with `RUST_BACKTRACE=1`
@@ -173,11 +211,9 @@ impl Audit {
             self.learn_token(args, &run.stdout);
         }
         assert!(!run.stderr.contains("panicked"), "{what}: a panic: {run:#?}");
-        eprintln!("DEBUG {what} => {} / {} / {}", run.code, run.stdout.len(), run.stderr.lines().count());
-        eprintln!("DEBUGERR {}", run.stderr.lines().filter(|l| !l.contains("TRACE")).collect::<Vec<_>>().join("\nDEBUGERR "));
-        let allowed: &[&str] = if prints_tokens { &[ACCESS] } else { &[] };
-        self.scanner.check_except(&format!("{what}: stdout"), &run.stdout, allowed);
-        self.scanner.check(&format!("{what}: stderr"), &run.stderr);
+        let allowed: &'static [&'static str] = if prints_tokens { &[ACCESS] } else { &[] };
+        self.capture(&format!("{what}: stdout"), &run.stdout, allowed);
+        self.capture(&format!("{what}: stderr"), &run.stderr, &[]);
     }
 
     /// Looks for the access token `token`/`header` printed from now on.
@@ -574,6 +610,7 @@ fn no_cli_command_shows_a_secret_on_any_path_at_trace_level() {
         audit.run_with(&env, name, false, &["token", name]);
         runs += 1;
     }
+    audit.learn_file_store(&env.cache_dir());
     for args in [&["check"][..], &["list"], &["cache", "clear"], &["token", "nope"]] {
         let run = audit.run(&env, "the config", args);
         assert_eq!(run.code, if args[0] == "token" { 2 } else { 0 }, "{run:#?}");
@@ -621,7 +658,7 @@ fn no_cli_command_shows_a_secret_on_any_path_at_trace_level() {
     let run = audit.run(&env, "demo", &["demo"]);
     assert_eq!(run.code, 0, "{run:#?}");
     runs += 3;
-    audit.scanner.assert_clean(2 * runs);
+    audit.finish(2 * runs);
 }
 
 impl Audit {
@@ -678,8 +715,8 @@ fn no_cli_run_over_a_redis_store_shows_a_secret_when_redis_works_breaks_or_is_do
     let keys = server.dump().unwrap();
     assert!(!keys.is_empty());
     for (key, value) in &keys {
-        audit.scanner.check_bytes("a Redis key", key);
-        audit.scanner.check_bytes("a Redis value", value);
+        audit.capture("a Redis key", &String::from_utf8_lossy(key), &[]);
+        audit.capture("a Redis value", &String::from_utf8_lossy(value), &[]);
     }
     // A wrong password; another encryption key (the value does not open).
     let wrong_password = url.replace("Red1sPw-", "Wr0ngPw-");
@@ -696,6 +733,21 @@ fn no_cli_run_over_a_redis_store_shows_a_secret_when_redis_works_breaks_or_is_do
         for verbose in [true, false] {
             let run = audit.run_with(&env, "redis broken", verbose, &["token", "good"]);
             assert_eq!(run.code, 0, "{run:#?}");
+        }
+    }
+    // A server that quotes back what it is sent, the value (a plaintext
+    // token with `encrypt = false`) and the password: nothing of it shows.
+    let quoting = QuotingRedis::start(true);
+    let quoting_url = quoting.url().replace("redis://", &format!("redis://audit:{}@", audit.s.redis_password));
+    for store in [
+        redis_store(&audit.s, &quoting_url, None),
+        format!("[store]\nkind = \"redis\"\nurl = {}\nencrypt = false\n", toml_str(&quoting_url)),
+    ] {
+        env.write_config(&format!("{store}\n{good}"));
+        for verbose in [true, false] {
+            let run = audit.run_with(&env, "redis quoting", verbose, &["token", "good", "--json"]);
+            assert_eq!(run.code, 0, "{run:#?}");
+            assert!(run.stderr.contains("redis store: response error (ERR"), "{run:#?}");
         }
     }
     // Tampered values.
@@ -719,7 +771,7 @@ fn no_cli_run_over_a_redis_store_shows_a_secret_when_redis_works_breaks_or_is_do
         let run = audit.run_with(&env, "redis down", verbose, &["cache", "clear"]);
         assert_ne!(run.code, 0, "{run:#?}");
     }
-    audit.scanner.assert_clean(30);
+    audit.finish(30);
 }
 
 // ---------------------------------------------------------------------------
@@ -737,10 +789,10 @@ fn scan_answer(audit: &Audit, what: &str, answer: &Answer, may_hold_token: bool)
             audit.scanner.exact(ACCESS, &token);
         }
     }
-    let allowed: &[&str] = if may_hold_token && answer.status == 200 { &[ACCESS] } else { &[] };
-    audit.scanner.check_except(&format!("agent: {what}: body"), &answer.body, allowed);
-    eprintln!("ANSWER {what} {} {}", answer.status, answer.body.chars().take(300).collect::<String>());
-    audit.scanner.check(&format!("agent: {what}: headers"), &format!("{:?}", answer.headers));
+    let allowed: &'static [&'static str] =
+        if may_hold_token && answer.status == 200 { &[ACCESS] } else { &[] };
+    audit.capture(&format!("agent: {what}: body"), &answer.body, allowed);
+    audit.capture(&format!("agent: {what}: headers"), &format!("{:?}", answer.headers), &[]);
 }
 
 #[test]
@@ -828,9 +880,9 @@ fn no_agent_response_metric_or_log_shows_a_secret() {
     assert!(!log.contains("panicked"), "{log}");
     assert!(log.contains("keeping the token warm failed"), "{log}");
     assert!(log.contains("redis"), "{log}");
-    audit.scanner.check("agent: the -vvv log", &log);
-    eprintln!("AGENTLOG {}", log.lines().filter(|l| !l.contains("TRACE") && !l.contains("hyper_util")).collect::<Vec<_>>().join("\nAGENTLOG "));
-    audit.scanner.assert_clean(2 * answers);
+    audit.capture("agent: the -vvv log", &log, &[]);
+    audit.learn_file_store(&env.cache_dir());
+    audit.finish(2 * answers);
 }
 
 // ---------------------------------------------------------------------------
@@ -868,10 +920,13 @@ fn a_token_on_stdout_a_secret_on_stderr_and_in_an_agent_answer_and_log_are_repor
     logged.exact("socket path", path.to_str().unwrap());
     assert!(!logged.scan("the agent's log", &log).is_empty(), "{log}");
     // A scan of these fails the audit.
-    audit.scanner.check("stdout of a command that prints no token", &printed.stdout);
-    audit.scanner.check("stderr", &run.stderr);
-    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| audit.scanner.assert_clean(1)));
-    assert!(report.is_err());
+    audit.capture("stdout of a command that prints no token", &printed.stdout, &[]);
+    audit.capture("stderr", &run.stderr, &[]);
+    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| audit.finish(1)));
+    let report = report.unwrap_err();
+    let report = report.downcast_ref::<String>().unwrap();
+    assert!(report.contains("stdout of a command that prints no token: shows the access token"), "{report}");
+    assert!(report.contains("stderr: shows the client secret"), "{report}");
 }
 
 /// Set in the child process of
