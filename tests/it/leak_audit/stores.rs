@@ -548,17 +548,18 @@ async fn a_redis_that_quotes_what_it_was_sent_shows_no_password_and_no_token() {
             )
             .unwrap();
             let key = ProviderIdentity::new("audit").key(&tokensmith_core::NamingKey::new(b"k"));
-            let err = store.store(&key, &planted, Duration::from_mins(1)).await.unwrap_err();
-            audit.error(&format!("{what}: store"), &err);
-            let err = store.load(&key).await.unwrap_err();
-            audit.error(&format!("{what}: load"), &err);
-            if !encrypted {
-                let err = store.naming_key().await.unwrap_err();
-                audit.error(&format!("{what}: naming key"), &err);
-            }
-            if let Err(err) = store.ping().await {
-                audit.error(&format!("{what}: ping"), &err);
-            }
+            let scan = |call: &str, result: Result<String, tokensmith_core::StoreError>| match result {
+                Ok(shown) => audit.text(&format!("{what}: {call}"), &shown),
+                Err(err) => audit.error(&format!("{what}: {call}"), &err),
+            };
+            // The SET of the value is quoted back, whatever else succeeds.
+            let stored = store.store(&key, &planted, Duration::from_mins(1)).await;
+            assert!(stored.is_err(), "{what}: {stored:?}");
+            scan("store", stored.map(|()| String::new()));
+            scan("load", store.load(&key).await.map(|t| format!("{t:?}")));
+            scan("naming key", store.naming_key().await.map(|k| format!("{k:?}")));
+            scan("lock", store.try_lock(&key, Duration::from_secs(1)).await.map(|l| format!("{l:?}")));
+            scan("ping", store.ping().await.map(|()| String::new()));
         }
     }
     assert!(super::log_text().contains("redis unusable"), "the failures were logged");
