@@ -681,7 +681,11 @@ mod tests {
         ));
         assert_eq!(describe(&general), "authentication failed (the server's message is not shown)");
         // An I/O failure is the operating system's text.
-        let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert_eq!(describe(&io), std::io::Error::from(std::io::ErrorKind::ConnectionRefused).to_string());
+        let io =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            describe(&io),
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).to_string()
+        );
     }
 }

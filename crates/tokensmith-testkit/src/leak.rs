@@ -106,7 +106,8 @@ impl Scanner {
     pub fn basic(&self, label: &str, id: &str, secret: &str) {
         self.secret(label, secret);
         let mut needles = self.needles.lock().unwrap();
-        for pair in [format!("{id}:{secret}"), format!("{}:{}", form_encoded(id), form_encoded(secret))]
+        for pair in
+            [format!("{id}:{secret}"), format!("{}:{}", form_encoded(id), form_encoded(secret))]
         {
             needles.push((format!("{label} (Basic)"), STANDARD.encode(pair)));
         }

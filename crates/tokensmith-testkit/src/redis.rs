@@ -232,10 +232,8 @@ fn quote(stream: TcpStream, setup_ok: bool) {
     let Ok(mut writer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(stream);
     while let Ok(command) = read_command(&mut reader) {
-        let words: Vec<String> = command
-            .iter()
-            .map(|arg| String::from_utf8_lossy(arg).to_ascii_uppercase())
-            .collect();
+        let words: Vec<String> =
+            command.iter().map(|arg| String::from_utf8_lossy(arg).to_ascii_uppercase()).collect();
         let name = words.first().map_or("", String::as_str);
         let reply = match name {
             _ if !setup_ok => None,
@@ -280,8 +278,11 @@ fn read_command(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<Vec<u8
     for _ in 0..count {
         let mut head = String::new();
         reader.read_line(&mut head)?;
-        let len: usize =
-            head.trim_end().strip_prefix('$').and_then(|n| n.parse().ok()).ok_or_else(|| bad("bulk"))?;
+        let len: usize = head
+            .trim_end()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad("bulk"))?;
         let mut arg = vec![0; len + 2];
         reader.read_exact(&mut arg)?;
         arg.truncate(len);

@@ -5,12 +5,14 @@
 //! error), the API unreachable or the inner service failing — with their
 //! errors (`Display`, `Debug`, source chain, the `TokenError` behind them,
 //! the panic of unwrapping them), the requests as the next layer sees them
-//! (`Debug`: the token header is marked sensitive) and the TRACE log.
+//! (`Debug`: the token header is marked sensitive) and the TRACE log; and
+//! the tonic interceptor without a current token and with one.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tokensmith_core::{Providers, Registry, async_trait};
+use tokensmith_core::secrecy::ExposeSecret as _;
+use tokensmith_core::{Providers, Registry, TokenProvider as _, async_trait};
 use tokensmith_testkit::{Emulator, Fault, INVALID_TOKEN_CHALLENGE, ResourceServer, Vendor};
 
 use super::{Audit, SECRETS, echo, log_text, toml_str};
@@ -232,4 +234,30 @@ async fn the_tower_layer_shows_no_secret_on_any_error_path() {
         audit.text("tower / the request as the inner service sees it", request);
     }
     audit.finish(16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tonic_interceptor_shows_no_secret_with_or_without_a_token() {
+    use tonic::service::Interceptor as _;
+
+    let audit = Audit::new();
+    let emulator = Emulator::start(Vendor::Deyel).await.unwrap();
+    let (bad, good) = deyel_providers(&emulator, &audit);
+    for (what, providers) in [("refused", &bad), ("served", &good)] {
+        let cache = providers.cache("api").unwrap().clone();
+        let mut interceptor = tokensmith_tower::AuthInterceptor::new(cache.clone());
+        audit.text(&format!("interceptor / {what}"), &format!("{interceptor:?}"));
+        // No current token yet.
+        let status = interceptor.call(tonic::Request::new(())).unwrap_err();
+        audit.text(&format!("interceptor / {what}: no token"), &format!("{status} {status:?}"));
+        if let Ok(token) = providers.get("api").unwrap().token().await {
+            let value = token.secret().expose_secret();
+            audit.scanner.exact("presented access token", value);
+            let request = interceptor.call(tonic::Request::new(())).unwrap();
+            let shown = format!("{request:?} {:?}", request.metadata());
+            assert!(shown.contains("Sensitive"), "the metadata is marked sensitive: {shown}");
+            audit.text(&format!("interceptor / {what}: the request"), &shown);
+        }
+    }
+    audit.finish(6);
 }

@@ -591,4 +591,3 @@ fn no_config_error_shows_a_secret() {
     audit.token_error("broken key file", &registry().load_str(&config).unwrap_err());
     audit.finish(6);
 }
-

@@ -75,7 +75,10 @@ impl StoreWorld {
         let refresh_dir = tempfile::tempdir().unwrap();
         let refresh_store = |name: &str| {
             let path = refresh_dir.path().join(format!("{name}.refresh"));
-            format!("refresh_token_store = {{ file = {} }}\n", toml_str(&path.display().to_string()))
+            format!(
+                "refresh_token_store = {{ file = {} }}\n",
+                toml_str(&path.display().to_string())
+            )
         };
         let refresh = oauth2.issue_refresh_token();
         let code = oauth2.issue_code();
@@ -316,7 +319,6 @@ async fn no_store_error_shows_a_token_or_the_store_key() {
     audit.finish(hostile.len() * 2);
 }
 
-
 // ---------------------------------------------------------------------------
 // The Redis store
 
@@ -365,8 +367,7 @@ impl RedisWorld {
     /// A store built in code on this server.
     fn store(&self, key: &SecretString) -> RedisTokenStore {
         let config = RedisStoreConfig::new(self.url.clone(), key).unwrap().with_prefix("audit");
-        RedisTokenStore::new(config.unwrap().with_call_timeout(Duration::from_millis(500)))
-            .unwrap()
+        RedisTokenStore::new(config.unwrap().with_call_timeout(Duration::from_millis(500))).unwrap()
     }
 
     /// Scans every key and value in Redis; returns how many keys there are.
@@ -423,7 +424,9 @@ async fn no_redis_key_or_value_holds_a_secret_or_a_plaintext_token_and_no_redis_
         .build();
     store.store(&key, &planted, Duration::from_mins(10)).await.unwrap();
     let loaded = store.load(&key).await.unwrap().unwrap();
-    assert!(loaded.same_token(&planted) || loaded.secret().expose_secret() == SECRETS.planted_access);
+    assert!(
+        loaded.same_token(&planted) || loaded.secret().expose_secret() == SECRETS.planted_access
+    );
     redis.scan(&audit);
     let name = store.token_key(&key);
 
@@ -486,9 +489,10 @@ async fn no_redis_key_or_value_holds_a_secret_or_a_plaintext_token_and_no_redis_
     audit.error("redis / down: store", &err);
     let err = store.try_lock(&key, Duration::from_secs(1)).await.unwrap_err();
     audit.error("redis / down: lock", &err);
-    let down = RedisTokenStore::connect(RedisStoreConfig::new(redis.url.clone(), &redis.key).unwrap())
-        .await
-        .unwrap_err();
+    let down =
+        RedisTokenStore::connect(RedisStoreConfig::new(redis.url.clone(), &redis.key).unwrap())
+            .await
+            .unwrap_err();
     audit.token_error("redis / down: connect", &down);
     // The cache fetches for itself, and says why in the log.
     world.tokens_with(&audit, &redis_registry(), &config).await;
@@ -514,7 +518,10 @@ async fn the_redis_scan_reports_a_planted_key_and_the_plaintext_values_of_encryp
     store.store(&key, &token, Duration::from_mins(10)).await.unwrap();
     redis.scan(&audit);
     let findings = audit.scanner.findings();
-    assert!(findings.iter().any(|f| f.starts_with("a Redis key: shows the client secret")), "{findings:#?}");
+    assert!(
+        findings.iter().any(|f| f.starts_with("a Redis key: shows the client secret")),
+        "{findings:#?}"
+    );
     assert!(
         findings.iter().any(|f| f.contains("the Redis value of audit:token:")
             && f.contains("shows the planted access token")),
@@ -537,28 +544,35 @@ async fn a_redis_that_quotes_what_it_was_sent_shows_no_password_and_no_token() {
         let url = format!("redis://audit:{password}@127.0.0.1:{}", quoting.port());
         audit.scanner.secret("redis URL", &url);
         for encrypted in [true, false] {
-            let what = format!("redis quoting (set-up answered: {auth_ok}, encrypted: {encrypted})");
+            let what =
+                format!("redis quoting (set-up answered: {auth_ok}, encrypted: {encrypted})");
             let config = if encrypted {
-                RedisStoreConfig::new(url.clone(), &SecretString::from(STANDARD.encode(random_bytes())))
+                RedisStoreConfig::new(
+                    url.clone(),
+                    &SecretString::from(STANDARD.encode(random_bytes())),
+                )
             } else {
                 RedisStoreConfig::unencrypted(url.clone())
             };
-            let store = RedisTokenStore::new(
-                config.unwrap().with_call_timeout(Duration::from_millis(500)),
-            )
-            .unwrap();
+            let store =
+                RedisTokenStore::new(config.unwrap().with_call_timeout(Duration::from_millis(500)))
+                    .unwrap();
             let key = ProviderIdentity::new("audit").key(&tokensmith_core::NamingKey::new(b"k"));
-            let scan = |call: &str, result: Result<String, tokensmith_core::StoreError>| match result {
-                Ok(shown) => audit.text(&format!("{what}: {call}"), &shown),
-                Err(err) => audit.error(&format!("{what}: {call}"), &err),
-            };
+            let scan =
+                |call: &str, result: Result<String, tokensmith_core::StoreError>| match result {
+                    Ok(shown) => audit.text(&format!("{what}: {call}"), &shown),
+                    Err(err) => audit.error(&format!("{what}: {call}"), &err),
+                };
             // The SET of the value is quoted back, whatever else succeeds.
             let stored = store.store(&key, &planted, Duration::from_mins(1)).await;
             assert!(stored.is_err(), "{what}: {stored:?}");
             scan("store", stored.map(|()| String::new()));
             scan("load", store.load(&key).await.map(|t| format!("{t:?}")));
             scan("naming key", store.naming_key().await.map(|k| format!("{k:?}")));
-            scan("lock", store.try_lock(&key, Duration::from_secs(1)).await.map(|l| format!("{l:?}")));
+            scan(
+                "lock",
+                store.try_lock(&key, Duration::from_secs(1)).await.map(|l| format!("{l:?}")),
+            );
             scan("ping", store.ping().await.map(|()| String::new()));
         }
     }

@@ -154,7 +154,8 @@ impl Audit {
         use base64::Engine as _;
         let Ok(key) = std::fs::read(dir.join("key")) else { return };
         self.scanner.exact("file store key", &hex(&key));
-        self.scanner.exact("file store key", &base64::engine::general_purpose::STANDARD.encode(&key));
+        self.scanner
+            .exact("file store key", &base64::engine::general_purpose::STANDARD.encode(&key));
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "json") {
@@ -295,8 +296,8 @@ fn custom_table(s: &Secrets, name: &str, token_url: &str) -> String {
 /// server's error page does.
 fn echo(s: &Secrets) -> String {
     use base64::Engine as _;
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("APIUSER:{}", s.client_secret));
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("APIUSER:{}", s.client_secret));
     format!(
         "raw {} form client_secret={} json \"{}\" Authorization: Basic {basic}; password={} code={}",
         s.client_secret,
@@ -371,29 +372,25 @@ fn world(env: &TestEnv, s: &Secrets) -> World {
         soti.config_snippet("refused-soti")
             .replace(&toml_str("Application1Password"), &cs)
             .replace("password = \"1\"\n", &soti_password),
-        configapi.config_snippet("refused-configapi").replace(
-            &toml_str(configapi.credentials().client_secret().unwrap()),
-            &cs,
-        ),
-        oauth2.config_snippet("refused-oauth2").replace(
-            &toml_str(oauth2.credentials().client_secret().unwrap()),
-            &cs,
-        ),
+        configapi
+            .config_snippet("refused-configapi")
+            .replace(&toml_str(configapi.credentials().client_secret().unwrap()), &cs),
+        oauth2
+            .config_snippet("refused-oauth2")
+            .replace(&toml_str(oauth2.credentials().client_secret().unwrap()), &cs),
         deyel_with(&good, "env", &format!("{{ env = \"{SECRET_VAR}\" }}")),
         deyel_with(
             &good,
             "file",
             &format!("{{ file = {} }}", toml_str(&secret_file.display().to_string())),
         ),
-        oauth2
-            .config_snippet("jwt")
-            .replace(
-                &format!(
-                    "client_secret = {}\n",
-                    toml_str(oauth2.credentials().client_secret().unwrap())
-                ),
-                &format!("private_key = {}\n", toml_str(PRIVATE_KEY_PEM)),
+        oauth2.config_snippet("jwt").replace(
+            &format!(
+                "client_secret = {}\n",
+                toml_str(oauth2.credentials().client_secret().unwrap())
             ),
+            &format!("private_key = {}\n", toml_str(PRIVATE_KEY_PEM)),
+        ),
         oauth2_with(
             "code",
             &format!(
@@ -485,10 +482,7 @@ fn broken_configs(s: &Secrets, redis_url: &str) -> Vec<(&'static str, String)> {
             "a password on a kind without one",
             deyel(&format!("{secret_line}password = {}\n", toml_str(&s.password))),
         ),
-        (
-            "a secret at the top level",
-            format!("client_secret = {cs}\n{}", deyel(&secret_line)),
-        ),
+        ("a secret at the top level", format!("client_secret = {cs}\n{}", deyel(&secret_line))),
         (
             "a missing secret file",
             deyel("client_secret = { file = \"/nonexistent/tokensmith-audit\" }\n"),
@@ -537,7 +531,10 @@ fn broken_configs(s: &Secrets, redis_url: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "a file store with redis fields",
-            format!("[store]\nkind = \"file\"\nurl = {url}\nencryption_key = {key}\n\n{}", deyel(&secret_line)),
+            format!(
+                "[store]\nkind = \"file\"\nurl = {url}\nencryption_key = {key}\n\n{}",
+                deyel(&secret_line)
+            ),
         ),
     ]
 }
@@ -653,7 +650,11 @@ fn no_cli_command_shows_a_secret_on_any_path_at_trace_level() {
     let broken_table = custom_table(&audit.s, "vendor", "http://127.0.0.1/login")
         .replace("token = \"/access_token\"", "token = \"access_token\"");
     std::fs::write(&broken, broken_table).unwrap();
-    let run = audit.run(&env, "mock-server", &["mock-server", "--vendor", "custom", "--describe", broken.to_str().unwrap()]);
+    let run = audit.run(
+        &env,
+        "mock-server",
+        &["mock-server", "--vendor", "custom", "--describe", broken.to_str().unwrap()],
+    );
     assert_eq!(run.code, 2, "{run:#?}");
     let run = audit.run(&env, "demo", &["demo"]);
     assert_eq!(run.code, 0, "{run:#?}");
@@ -667,12 +668,8 @@ impl Audit {
     fn mock_server(&self, env: &TestEnv, describe: &str) {
         let args = ["mock-server", "--vendor", "custom", "--describe", describe];
         let mut cmd = self.command(env, true, &args);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();
         while !banner.contains("Press Ctrl-C") {
@@ -738,7 +735,8 @@ fn no_cli_run_over_a_redis_store_shows_a_secret_when_redis_works_breaks_or_is_do
     // A server that quotes back what it is sent, the value (a plaintext
     // token with `encrypt = false`) and the password: nothing of it shows.
     let quoting = QuotingRedis::start(true);
-    let quoting_url = quoting.url().replace("redis://", &format!("redis://audit:{}@", audit.s.redis_password));
+    let quoting_url =
+        quoting.url().replace("redis://", &format!("redis://audit:{}@", audit.s.redis_password));
     for store in [
         redis_store(&audit.s, &quoting_url, None),
         format!("[store]\nkind = \"redis\"\nurl = {}\nencrypt = false\n", toml_str(&quoting_url)),
@@ -906,9 +904,17 @@ fn a_token_on_stdout_a_secret_on_stderr_and_in_an_agent_answer_and_log_are_repor
     assert!(found.iter().any(|f| f.contains("shows the client secret")), "{found:#?}");
     // The agent: a token in an answer that may not hold one, and its log.
     let socket = env.dir().join("planted.sock");
-    let mut served = Served::start_with(&env, env.command(), "-vvv", &["--socket", socket.to_str().unwrap()]);
+    let mut served =
+        Served::start_with(&env, env.command(), "-vvv", &["--socket", socket.to_str().unwrap()]);
     let rt = client_rt();
-    let answer = call(&rt, &served.target, Method::GET, "/v1/header/good", &[("Tokensmith-Request", "1")], "");
+    let answer = call(
+        &rt,
+        &served.target,
+        Method::GET,
+        "/v1/header/good",
+        &[("Tokensmith-Request", "1")],
+        "",
+    );
     assert_eq!(answer.status, 200);
     let found = audit.scanner.scan("an agent error answer", &answer.body);
     assert!(found.iter().any(|f| f.contains("shows the access token")), "{found:#?}");
@@ -925,7 +931,10 @@ fn a_token_on_stdout_a_secret_on_stderr_and_in_an_agent_answer_and_log_are_repor
     let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| audit.finish(1)));
     let report = report.unwrap_err();
     let report = report.downcast_ref::<String>().unwrap();
-    assert!(report.contains("stdout of a command that prints no token: shows the access token"), "{report}");
+    assert!(
+        report.contains("stdout of a command that prints no token: shows the access token"),
+        "{report}"
+    );
     assert!(report.contains("stderr: shows the client secret"), "{report}");
 }
 
