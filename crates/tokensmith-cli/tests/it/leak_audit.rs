@@ -772,6 +772,53 @@ fn no_cli_run_over_a_redis_store_shows_a_secret_when_redis_works_breaks_or_is_do
     audit.finish(30);
 }
 
+/// The secrets of the exit-code cases (`exit_codes.rs`), looked for too.
+fn exit_code_secrets(audit: &Audit) {
+    use crate::exit_codes::CASE_SECRET;
+    use crate::support::WRONG_SECRET;
+    for secret in [WRONG_SECRET, CASE_SECRET, "pw-Kq2-secret"] {
+        audit.scanner.secret("an exit-code case's secret", secret);
+    }
+}
+
+#[test]
+fn no_exit_code_case_shows_a_secret_at_trace_level() {
+    let audit = Audit::new();
+    exit_code_secrets(&audit);
+    let env = TestEnv::new();
+    let cases = crate::exit_codes::failing_cases(&env);
+    for case in &cases {
+        env.write_config(&case.config);
+        let run = audit.run(&env, case.what, &case.args);
+        assert_eq!(run.code, case.code, "{}: {run:#?}", case.what);
+        assert!(run.stdout.is_empty(), "{}: {run:#?}", case.what);
+    }
+    audit.finish(2 * cases.len());
+}
+
+#[test]
+fn a_success_at_trace_level_shows_neither_secrets_nor_the_token_nor_the_cache_names() {
+    let audit = Audit::new();
+    exit_code_secrets(&audit);
+    let env = TestEnv::new();
+    let emulators: Vec<_> = Vendor::ALL.iter().map(|v| env.emulator(*v)).collect();
+    let config: Vec<String> =
+        emulators.iter().map(|e| e.config_snippet(e.vendor().kind())).collect();
+    env.write_config(&config.join("\n"));
+    for vendor in Vendor::ALL {
+        for round in ["fetch", "cache hit"] {
+            let run = audit.run(&env, round, &["token", vendor.kind()]);
+            assert_eq!(run.code, 0, "{run:#?}");
+            assert!(!run.stderr.is_empty(), "-vvv logs something");
+        }
+    }
+    assert_eq!(env.cache_files().len(), Vendor::ALL.len());
+    // The cache's key and file names (HMACs keyed on the secrets): not for
+    // logs people paste.
+    audit.learn_file_store(&env.cache_dir());
+    audit.finish(4 * Vendor::ALL.len());
+}
+
 // ---------------------------------------------------------------------------
 // The agent
 

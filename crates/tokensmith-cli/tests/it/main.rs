@@ -11,7 +11,6 @@ mod demo;
 mod exit_codes;
 #[cfg(unix)]
 mod leak_audit;
-mod no_leak;
 mod output;
 mod redis;
 #[cfg(unix)]
