@@ -88,7 +88,10 @@ async fn the_middleware_shows_no_secret_on_any_error_path() {
 
     // The credentials refused: the request is never sent.
     let err = client(&bad).get(api.url("/devices")).send().await.unwrap_err();
-    assert!(tokensmith_reqwest::token_error(&err).is_some_and(|e| e.is_rejected()), "{err}");
+    assert!(
+        tokensmith_reqwest::token_error(&err).is_some_and(tokensmith_core::TokenError::is_rejected),
+        "{err}"
+    );
     scan_reqwest_error(&audit, "middleware / refused", err);
     // The token endpoint echoing them.
     emulator.set_fault(echoing_refusal(&SECRETS.client_secret));

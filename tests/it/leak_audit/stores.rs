@@ -209,7 +209,7 @@ async fn the_file_store_keeps_each_token_in_its_entry_and_no_secret_in_any_name_
         let name = file.file_name().unwrap().to_str().unwrap();
         audit.text(&format!("file store: the name {name}"), name);
         let contents = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
-        let entry = name.ends_with(".json");
+        let entry = file.extension().is_some_and(|e| e == "json");
         // A token's place is its entry (contract §4: the per-user cache).
         let allowed: &[&str] = if entry { &["access token"] } else { &[] };
         audit.scanner.check_except(&format!("file store: {name}"), &contents, allowed);

@@ -47,7 +47,11 @@ const PRIVATE_KEY_PEM: &str = include_str!("../../../tokensmith-oauth2/testdata/
 
 /// Lowercase hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 /// `n` random bytes (a test's, not for production).
@@ -246,15 +250,13 @@ fn bounded(mut cmd: Command) -> Run {
     std::thread::spawn(move || {
         let _ = done.send(child.wait_with_output());
     });
-    match waited.recv_timeout(Duration::from_secs(30)) {
-        Ok(output) => Run::from(output.unwrap()),
-        Err(_) => {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid.cast_signed()) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
-            panic!("{cmd:?} did not end within 30 s");
+    let Ok(output) = waited.recv_timeout(Duration::from_secs(30)) else {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid.cast_signed()) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
-    }
+        panic!("{cmd:?} did not end within 30 s");
+    };
+    Run::from(output.unwrap())
 }
 
 // ---------------------------------------------------------------------------
@@ -822,6 +824,10 @@ fn a_success_at_trace_level_shows_neither_secrets_nor_the_token_nor_the_cache_na
 // ---------------------------------------------------------------------------
 // The agent
 
+/// A request to the agent: the status expected, method, path, headers,
+/// body.
+type AgentRequest<'a> = (u16, Method, &'a str, &'a [(&'a str, &'a str)], &'a str);
+
 /// What the agent answered, and whether its body may hold a token.
 fn scan_answer(audit: &Audit, what: &str, answer: &Answer, may_hold_token: bool) {
     if may_hold_token && answer.status == 200 {
@@ -845,7 +851,7 @@ fn no_agent_response_metric_or_log_shows_a_secret() {
     let audit = Audit::new();
     let env = TestEnv::new();
     let world = world(&env, &audit.s);
-    let (mut server, url) = redis_server(&audit.s);
+    let (mut redis, url) = redis_server(&audit.s);
     // `unsaved`: the agent keeps the rotated refresh token in memory (no
     // run ends), so it is not a failure here.
     env.write_config(&format!("{}\n{}", redis_store(&audit.s, &url, None), world.config));
@@ -885,7 +891,7 @@ fn no_agent_response_metric_or_log_shows_a_secret() {
     let oversized = format!("{good}{}", "x".repeat(17 * 1024));
     let origin = [ok[0], ("Origin", "https://evil.example")];
     let forwarded = [ok[0], ("X-Forwarded-For", "10.1.2.3")];
-    let requests: [(u16, Method, &str, &[(&str, &str)], &str); 16] = [
+    let requests: [AgentRequest<'_>; 16] = [
         (404, Method::GET, "/v1/token/nope", &ok, ""),
         (404, Method::GET, "/v1/header/nope", &ok, ""),
         (404, Method::POST, "/v1/invalidate/nope", &ok, &good),
@@ -911,7 +917,7 @@ fn no_agent_response_metric_or_log_shows_a_secret() {
         answers += 1;
     }
     // Redis down: the agent fetches for itself and logs why.
-    server.kill();
+    redis.kill();
     let fresh = ask(Method::GET, "/v1/token/good", &ok, "");
     assert_eq!(fresh.status, 200, "{fresh:#?}");
     scan_answer(&audit, "/v1/token/good with Redis down", &fresh, true);
@@ -995,8 +1001,7 @@ fn a_panic_with_a_secret_in_a_child_process_is_reported_from_its_stderr() {
     if let Ok(secret) = std::env::var(PANIC_VAR) {
         // The child (this test run again by itself): panics as a bug would,
         // unwrapping an error that holds a secret.
-        let refused: Result<(), String> = Err(format!("the server refused refresh token {secret}"));
-        refused.unwrap();
+        refuse(&secret).unwrap();
     }
     let audit = Audit::new();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
@@ -1013,4 +1018,9 @@ fn a_panic_with_a_secret_in_a_child_process_is_reported_from_its_stderr() {
     assert!(run.stderr.contains("stack backtrace"), "RUST_BACKTRACE=1: {run:#?}");
     let found = audit.scanner.scan("a panic on stderr", &run.stderr);
     assert!(found.iter().any(|f| f.contains("shows the refresh token")), "{found:#?}");
+}
+
+/// An error holding `secret`, as a careless error type would.
+fn refuse(secret: &str) -> Result<(), String> {
+    Err(format!("the server refused refresh token {secret}"))
 }
