@@ -217,14 +217,14 @@ mod tests {
         assert!(matches!(cli.command, Command::Token { json: true, .. }));
         let cli = Cli::try_parse_from(["tokensmith", "header", "mdm", "--no-cache", "-v"]).unwrap();
         assert_eq!(cli.verbose, 1);
-        let cli = Cli::try_parse_from(["tokensmith", "-vvv", "list"]).unwrap();
-        assert_eq!(cli.verbose, 3);
-        let cli = Cli::try_parse_from(["tokensmith", "list"]).unwrap();
-        assert_eq!(cli.verbose, 0);
         assert!(matches!(
             cli.command,
             Command::Header { cache: CacheFlags { no_cache: true }, .. }
         ));
+        let cli = Cli::try_parse_from(["tokensmith", "-vvv", "list"]).unwrap();
+        assert_eq!(cli.verbose, 3);
+        let cli = Cli::try_parse_from(["tokensmith", "list"]).unwrap();
+        assert_eq!(cli.verbose, 0);
         let cli =
             Cli::try_parse_from(["tokensmith", "mock-server", "--vendor", "soti-connect"]).unwrap();
         assert!(matches!(
