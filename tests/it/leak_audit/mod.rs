@@ -1,18 +1,23 @@
 //! The secret-leak audit (issue 15), library half: every error path of every
-//! adapter (soti, configapi, oauth2 in five shapes, deyel, custom in two),
-//! the file token store and `decode_token`, the reqwest middleware and the
-//! tower layer are driven against real servers on 127.0.0.1 with every log
-//! line captured at TRACE, and no secret may show in any log line, error
-//! `Display`/`Debug`/`{:#?}`/`error_line`, source chain, error body or
-//! detail, or panic message. The CLI and agent half is
-//! `crates/tokensmith-cli/tests/it/leak_audit.rs`.
+//! adapter (soti, configapi, oauth2 in five shapes, deyel, custom in two)
+//! and config errors (here), the token stores (`stores`: the file store's
+//! names and contents, `decode_token`, every Redis key and value and the
+//! Redis store's failures) and the integrations (`middleware`: the reqwest
+//! middleware, the tower layer, the tonic interceptor) are driven against
+//! real servers on 127.0.0.1 with every log line captured at TRACE, and no
+//! secret may show in any log line, error `Display`/`Debug`/`{:#?}`/
+//! `error_line`, source chain, error body or detail, panic message, file or
+//! Redis key or value. The CLI and agent half is
+//! `crates/tokensmith-cli/tests/it/leak_audit.rs`; both use the testkit's
+//! `leak::Scanner`.
 //!
 //! Each secret is distinctive (`S3cr3t-<random>…`, with characters that form
 //! encoding and JSON escaping change) and searched in every spelling it
 //! travels in: raw, form-urlencoded, JSON-escaped, base64, and base64 of the
 //! Basic `id:secret` pair (raw and form-encoded). The scanner's self-test
 //! (`the_scanner_reports_a_planted_leak_in_every_spelling`) shows it fails
-//! on a planted leak.
+//! on a planted leak; each channel has its own planted leak (see
+//! `docs/robustness.md`).
 
 use std::fmt::{self, Write as _};
 use std::io::Write;
