@@ -30,9 +30,10 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Log what happens to stderr (never a secret)
-    #[arg(long, short, global = true)]
-    pub(crate) verbose: bool,
+    /// Log what happens to stderr (never a secret); -vv adds tokensmith's
+    /// trace events, -vvv every library's too
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
 
     /// What to do.
     #[command(subcommand)]
@@ -215,11 +216,15 @@ mod tests {
         assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("x.toml")));
         assert!(matches!(cli.command, Command::Token { json: true, .. }));
         let cli = Cli::try_parse_from(["tokensmith", "header", "mdm", "--no-cache", "-v"]).unwrap();
-        assert!(cli.verbose);
+        assert_eq!(cli.verbose, 1);
         assert!(matches!(
             cli.command,
             Command::Header { cache: CacheFlags { no_cache: true }, .. }
         ));
+        let cli = Cli::try_parse_from(["tokensmith", "-vvv", "list"]).unwrap();
+        assert_eq!(cli.verbose, 3);
+        let cli = Cli::try_parse_from(["tokensmith", "list"]).unwrap();
+        assert_eq!(cli.verbose, 0);
         let cli =
             Cli::try_parse_from(["tokensmith", "mock-server", "--vendor", "soti-connect"]).unwrap();
         assert!(matches!(

@@ -2,7 +2,7 @@
 //! command line.
 //!
 //! ```text
-//! tokensmith [--config FILE] [--verbose] <command>
+//! tokensmith [--config FILE] [-v|-vv|-vvv] <command>
 //!
 //!   token NAME [--json] [--no-cache]   the access token alone, or a JSON object
 //!   header NAME [--line] [--no-cache]  the header value, `Bearer …` (`--line`: `Name: value`)
@@ -50,8 +50,8 @@ fn main() -> ExitCode {
             return ExitCode::from(if err.use_stderr() { exit::USAGE } else { exit::SUCCESS });
         }
     };
-    if cli.verbose {
-        init_tracing();
+    if cli.verbose > 0 {
+        init_tracing(cli.verbose);
     } else {
         init_store_warnings();
     }
@@ -124,19 +124,24 @@ fn init_store_warnings() {
 
 /// `--verbose`: tokensmith's debug events on stderr (every `tokensmith*`
 /// crate), and only warnings from the libraries below it (not hyper's
-/// connection-pool chatter). Nothing logged by tokensmith carries a secret
-/// (a house rule the tests check).
-fn init_tracing() {
+/// connection-pool chatter). `-vv`: tokensmith's trace events and the
+/// libraries' info; `-vvv`: every event of every library. Nothing logged by
+/// tokensmith carries a secret, at any level (a house rule the secret-leak
+/// audit checks at `-vvv`).
+fn init_tracing(verbosity: u8) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt as _;
+    let (ours, libraries) = match verbosity {
+        0 | 1 => (LevelFilter::DEBUG, LevelFilter::WARN),
+        2 => (LevelFilter::TRACE, LevelFilter::INFO),
+        _ => (LevelFilter::TRACE, LevelFilter::TRACE),
+    };
     // A prefix: `tokensmith` (this binary), `tokensmith_core`, the adapters.
-    let targets = Targets::new()
-        .with_default(LevelFilter::WARN)
-        .with_target("tokensmith", LevelFilter::DEBUG);
+    let targets = Targets::new().with_default(libraries).with_target("tokensmith", ours);
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_target(false)
+        .with_max_level(LevelFilter::TRACE)
+        .with_target(verbosity >= 3)
         .without_time()
         .finish()
         .with(targets);

@@ -460,11 +460,40 @@ fn install_ring_provider() {
     }
 }
 
-/// A store error for a failed Redis call (the message never holds the URL:
-/// redis-rs errors name the failure, not the connection string).
+/// A store error for a failed Redis call, in words [`describe`] chooses.
 fn redis_error(what: &str, err: &redis::RedisError) -> StoreError {
     let kind = if err.is_timeout() { StoreErrorKind::Timeout } else { StoreErrorKind::Unavailable };
-    StoreError::new(kind, format!("redis {what}: {err}"))
+    StoreError::new(kind, format!("redis {what}: {}", describe(err)))
+}
+
+/// What a failed Redis call says, never a secret: the message holds
+/// neither the URL (redis-rs errors name the failure, not the connection
+/// string) nor anything the server wrote. A server's error text may quote
+/// the command it was sent (a proxy, a misconfigured or hostile server),
+/// and a command carries the password (`AUTH`) or a value (the token
+/// itself when `encrypt = false`). So an I/O failure is the operating
+/// system's or redis-rs' own text (`Connection refused (os error 111)`,
+/// `broken pipe`), and anything else redis-rs' category of the failure and
+/// the server's error code (`response error (ERR)`, `WRONGPASS`), without
+/// its message.
+fn describe(err: &redis::RedisError) -> String {
+    if err.is_io_error() && err.detail().is_none() {
+        return err.to_string();
+    }
+    let category = match err.category() {
+        "" => "server error",
+        category => category,
+    };
+    // A code is one upper-case word (`ERR`, `NOAUTH`); anything else is
+    // not a code a server sends on its own.
+    let code = err.code().filter(|code| {
+        (1..=32).contains(&code.len())
+            && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    });
+    match code {
+        Some(code) => format!("{category} ({code}; the server's message is not shown)"),
+        None => format!("{category} (the server's message is not shown)"),
+    }
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -620,5 +649,43 @@ impl StoreLease for RedisLease {
             })
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn a_failure_never_shows_what_the_server_wrote() {
+        // A server error quoting the command it was sent (found by the
+        // secret-leak audit: `encrypt = false` put the token in the log).
+        let quoting = b"-ERR unexpected command: SET t:token:ab {\"access_token\":\"tok-s3cr3t\"} AUTH u pw-s3cr3t\r\n";
+        let redis::Value::ServerError(server) = redis::parse_redis_value(quoting).unwrap() else {
+            panic!("a server error")
+        };
+        let shown = describe(&redis::RedisError::from(server));
+        assert_eq!(shown, "response error (ERR; the server's message is not shown)");
+        // A code that is not one word of capitals is not shown either.
+        let odd = b"-pw-s3cr3t was sent\r\n";
+        let redis::Value::ServerError(server) = redis::parse_redis_value(odd).unwrap() else {
+            panic!("a server error")
+        };
+        let shown = describe(&redis::RedisError::from(server));
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        // redis-rs' own errors with a detail: the detail is withheld.
+        let general = redis::RedisError::from((
+            redis::ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+            "the server said: pw-s3cr3t".to_owned(),
+        ));
+        assert_eq!(describe(&general), "authentication failed (the server's message is not shown)");
+        // An I/O failure is the operating system's text.
+        let io =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            describe(&io),
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).to_string()
+        );
     }
 }

@@ -9,6 +9,7 @@ mod discovery;
 mod emulator;
 mod fault;
 pub mod fixtures;
+pub mod leak;
 mod recorded;
 pub mod redis;
 mod resource;

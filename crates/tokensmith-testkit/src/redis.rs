@@ -1,9 +1,12 @@
 //! A real `redis-server` on a loopback port, for tests of the Redis token
-//! store: started on a free port, no persistence, killed on drop.
+//! store: started on a free port, no persistence, killed on drop. And
+//! [`QuotingRedis`], a broken one that quotes back what it is sent.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// What to do when `redis-server` is missing.
@@ -152,6 +155,140 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Not Redis: a server on `127.0.0.1` that answers commands with an error
+/// quoting the whole command it was sent, as a proxy in front of Redis, a
+/// misconfigured or a hostile server may. For tests that what a Redis
+/// server writes never reaches an error or a log. Stops accepting when
+/// dropped.
+///
+/// With `setup_ok`, only the command that stores a token's value is quoted
+/// (a `SET` without `NX`): the connection set-up (`AUTH`, `HELLO`,
+/// `CLIENT`, `SELECT`, `PING`), the lease (`SET … NX`, the Lua release) and
+/// reading an unencrypted store's naming key succeed, and every other `GET`
+/// is a miss, so a store reaches the point of writing a token. Without it, every command is quoted, `AUTH` with its
+/// password first.
+///
+/// ```
+/// use tokensmith_testkit::redis::QuotingRedis;
+///
+/// let quoting = QuotingRedis::start(true);
+/// assert!(quoting.url().starts_with("redis://127.0.0.1:"));
+/// ```
+#[derive(Debug)]
+pub struct QuotingRedis {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl QuotingRedis {
+    /// Starts it on a free loopback port.
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound.
+    pub fn start(setup_ok: bool) -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free loopback port");
+        let port = listener.local_addr().expect("a bound port").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::Acquire) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    std::thread::spawn(move || quote(stream, setup_ok));
+                }
+            }
+        });
+        Self { port, stop }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for QuotingRedis {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+    }
+}
+
+/// Answers one connection of [`QuotingRedis`] until it closes.
+fn quote(stream: TcpStream, setup_ok: bool) {
+    const SETUP: [&str; 5] = ["AUTH", "HELLO", "CLIENT", "SELECT", "PING"];
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(mut writer) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(stream);
+    while let Ok(command) = read_command(&mut reader) {
+        let words: Vec<String> =
+            command.iter().map(|arg| String::from_utf8_lossy(arg).to_ascii_uppercase()).collect();
+        let name = words.first().map_or("", String::as_str);
+        let reply = match name {
+            _ if !setup_ok => None,
+            _ if SETUP.contains(&name) => Some("+OK\r\n"),
+            // An unencrypted store's naming key: any 64 hex digits.
+            "GET" if words.get(1).is_some_and(|k| k.ends_with(":NAMING-KEY")) => {
+                Some("$64\r\n0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n")
+            }
+            "GET" => Some("$-1\r\n"),
+            "SET" if words.iter().any(|w| w == "NX") => Some("+OK\r\n"),
+            "EVALSHA" | "EVAL" | "DEL" => Some(":1\r\n"),
+            _ => None,
+        };
+        let reply = reply.map_or_else(
+            || {
+                let quoted: Vec<String> =
+                    command.iter().map(|arg| String::from_utf8_lossy(arg).into_owned()).collect();
+                let quoted = quoted.join(" ").replace(['\r', '\n'], " ");
+                format!("-ERR unexpected command: {quoted}\r\n")
+            },
+            str::to_owned,
+        );
+        if writer.write_all(reply.as_bytes()).is_err() {
+            break;
+        }
+    }
+}
+
+/// One command: a RESP array of bulk strings (an inline command is one
+/// line of words).
+fn read_command(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let line = line.trim_end();
+    let Some(count) = line.strip_prefix('*') else {
+        return Ok(line.split(' ').map(|w| w.as_bytes().to_vec()).collect());
+    };
+    let count: usize = count.parse().map_err(|_| bad("array length"))?;
+    let mut args = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        let mut head = String::new();
+        reader.read_line(&mut head)?;
+        let len: usize = head
+            .trim_end()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad("bulk"))?;
+        let mut arg = vec![0; len + 2];
+        reader.read_exact(&mut arg)?;
+        arg.truncate(len);
+        args.push(arg);
+    }
+    Ok(args)
 }
 
 fn encode(args: &[&str]) -> Vec<u8> {

@@ -2,8 +2,8 @@
 //! token endpoint, 4 transport or server failure. Each failure is one line
 //! on stderr naming the provider.
 //!
-//! The failing cases are data ([`failing_cases`]), shared with the no-leak
-//! test, which runs them all again with `--verbose`.
+//! The failing cases are data ([`failing_cases`]), shared with the
+//! secret-leak audit (`leak_audit.rs`), which runs them all again at `-vvv`.
 
 use std::time::Duration;
 

@@ -9,7 +9,8 @@ mod commands;
 mod config_errors;
 mod demo;
 mod exit_codes;
-mod no_leak;
+#[cfg(unix)]
+mod leak_audit;
 mod output;
 mod redis;
 #[cfg(unix)]

@@ -14,10 +14,10 @@ use crate::agent_client::{Answer, Client, Target};
 use crate::support::{TestEnv, WRONG_SECRET, provider, with_wrong_secret};
 
 /// A running `tokensmith serve`, killed when dropped.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     stderr: Arc<Mutex<String>>,
-    target: Target,
+    pub(crate) target: Target,
 }
 
 /// How long a test waits for the agent to do something it was asked to.
@@ -27,8 +27,19 @@ impl Served {
     /// Starts `tokensmith -v --config … serve ARGS…` and waits for its
     /// "listening on" line.
     fn start(env: &TestEnv, args: &[&str]) -> Served {
-        let mut cmd = env.command();
-        cmd.arg("--verbose").arg("--config").arg(env.config_path()).arg("serve").args(args);
+        Self::start_with(env, env.command(), "--verbose", args)
+    }
+
+    /// Starts `cmd` (from `env.command()`, with the caller's environment)
+    /// as `tokensmith VERBOSE --config … serve ARGS…` and waits for its
+    /// "listening on" line.
+    pub(crate) fn start_with(
+        env: &TestEnv,
+        mut cmd: std::process::Command,
+        verbose: &str,
+        args: &[&str],
+    ) -> Served {
+        cmd.arg(verbose).arg("--config").arg(env.config_path()).arg("serve").args(args);
         cmd.env("XDG_RUNTIME_DIR", env.dir()).stdin(Stdio::null()).stdout(Stdio::null());
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -54,7 +65,7 @@ impl Served {
     }
 
     /// Everything it wrote on stderr so far.
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
@@ -69,13 +80,13 @@ impl Served {
         })
     }
 
-    fn signal(&self, signal: rustix::process::Signal) {
+    pub(crate) fn signal(&self, signal: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_child(&self.child);
         rustix::process::kill_process(pid, signal).unwrap();
     }
 
     /// Waits for it to exit; its exit code.
-    fn wait_exit(&mut self) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self) -> Option<i32> {
         wait_until(|| self.child.try_wait().unwrap()).and_then(|s| s.code())
     }
 }
@@ -88,7 +99,7 @@ impl Drop for Served {
 }
 
 /// Polls `check` (every 10 ms, for at most [`PATIENCE`]).
-fn wait_until<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn wait_until<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
     for _ in 0..PATIENCE.as_millis() / 10 {
         if let Some(found) = check() {
             return Some(found);
@@ -98,12 +109,12 @@ fn wait_until<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
     None
 }
 
-fn client_rt() -> tokio::runtime::Runtime {
+pub(crate) fn client_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 /// One request on a new connection.
-fn call(
+pub(crate) fn call(
     rt: &tokio::runtime::Runtime,
     target: &Target,
     method: Method,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tokensmith_testkit::{Emulator, Vendor};
+use tokensmith_testkit::{CustomEmulator, Emulator, Vendor};
 
 /// An environment variable no test sets, for the "missing env var" case.
 pub(crate) const UNSET_VAR: &str = "TOKENSMITH_IT_SURELY_UNSET";
@@ -32,6 +32,12 @@ impl TestEnv {
     /// Starts an emulator of `vendor` on 127.0.0.1 (stops when dropped).
     pub(crate) fn emulator(&self, vendor: Vendor) -> Emulator {
         self.rt.block_on(Emulator::start(vendor)).unwrap()
+    }
+
+    /// Starts the emulator of the vendor `description` describes (stops
+    /// when dropped).
+    pub(crate) fn custom_emulator(&self, description: &str) -> CustomEmulator {
+        self.rt.block_on(CustomEmulator::start(description)).unwrap()
     }
 
     /// The working directory of the binary.

@@ -1,63 +1,63 @@
 //! The secret-leak audit (issue 15), library half: every error path of every
-//! adapter (soti, configapi, oauth2 in five shapes, deyel, custom in two),
-//! the file token store and `decode_token`, the reqwest middleware and the
-//! tower layer are driven against real servers on 127.0.0.1 with every log
-//! line captured at TRACE, and no secret may show in any log line, error
-//! `Display`/`Debug`/`{:#?}`/`error_line`, source chain, error body or
-//! detail, or panic message. The CLI and agent half is
-//! `crates/tokensmith-cli/tests/it/leak_audit.rs`.
+//! adapter (soti, configapi, oauth2 in five shapes, deyel, custom in two)
+//! and config errors (here), the token stores (`stores`: the file store's
+//! names and contents, `decode_token`, every Redis key and value and the
+//! Redis store's failures) and the integrations (`middleware`: the reqwest
+//! middleware, the tower layer, the tonic interceptor) are driven against
+//! real servers on 127.0.0.1 with every log line captured at TRACE, and no
+//! secret may show in any log line, error `Display`/`Debug`/`{:#?}`/
+//! `error_line`, source chain, error body or detail, panic message, file or
+//! Redis key or value. The CLI and agent half is
+//! `crates/tokensmith-cli/tests/it/leak_audit.rs`; both use the testkit's
+//! `leak::Scanner`.
 //!
 //! Each secret is distinctive (`S3cr3t-<random>…`, with characters that form
 //! encoding and JSON escaping change) and searched in every spelling it
 //! travels in: raw, form-urlencoded, JSON-escaped, base64, and base64 of the
 //! Basic `id:secret` pair (raw and form-encoded). The scanner's self-test
 //! (`the_scanner_reports_a_planted_leak_in_every_spelling`) shows it fails
-//! on a planted leak.
+//! on a planted leak; each channel has its own planted leak (see
+//! `docs/robustness.md`).
 
-use std::collections::hash_map::RandomState;
 use std::fmt::{self, Write as _};
-use std::hash::BuildHasher as _;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Once};
 use std::time::Duration;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{Registry, StoreConfig, TokenError, decode_token, error_line};
-use tokensmith_testkit::{Emulator, Fault, ResourceServer, Vendor};
+use tokensmith_core::{Registry, TokenError, error_line};
+use tokensmith_testkit::leak::{Scanner, distinctive, form_encoded as form, json_escaped};
+use tokensmith_testkit::{Emulator, Fault, Vendor};
+
+mod middleware;
+mod stores;
 
 // ---------------------------------------------------------------------------
 // The secrets
 
-/// A value no test elsewhere uses: `prefix` and 64 random bits.
-fn distinctive(prefix: &str) -> String {
-    let random = RandomState::new().hash_one(prefix);
-    // `+ / & = "` change under form encoding, JSON escaping or both.
-    format!("{prefix}-{random:016x}+/&=\"")
-}
-
 /// The secrets the audited configs hold.
-struct Secrets {
-    client_secret: String,
-    password: String,
-    code: String,
-    code_verifier: String,
-    refresh_token: String,
-    api_key: String,
+pub(crate) struct Secrets {
+    pub(crate) client_secret: String,
+    pub(crate) password: String,
+    pub(crate) code: String,
+    pub(crate) code_verifier: String,
+    pub(crate) refresh_token: String,
+    pub(crate) api_key: String,
     /// An access token a hostile server plants in a broken response.
-    planted_access: String,
+    pub(crate) planted_access: String,
 }
 
-static SECRETS: LazyLock<Secrets> = LazyLock::new(|| Secrets {
+pub(crate) static SECRETS: LazyLock<Secrets> = LazyLock::new(|| Secrets {
     client_secret: distinctive("S3cr3t"),
     password: distinctive("Pa55w0rd"),
     code: distinctive("C0de"),
     // RFC 7636: 43 to 128 unreserved characters.
     code_verifier: {
-        let random = RandomState::new().hash_one("verifier");
+        use std::hash::BuildHasher as _;
+        let random = std::collections::hash_map::RandomState::new().hash_one("verifier");
         format!("Ver1fier-{random:016x}-{random:016x}-{random:016x}")
     },
     refresh_token: distinctive("R3fresh"),
@@ -67,84 +67,7 @@ static SECRETS: LazyLock<Secrets> = LazyLock::new(|| Secrets {
 
 /// The `private_key_jwt` key (a test fixture of the oauth2 crate).
 const PRIVATE_KEY_PEM: &str =
-    include_str!("../../crates/tokensmith-oauth2/testdata/ec-p256-pkcs8.pem");
-
-// ---------------------------------------------------------------------------
-// The scanner
-
-/// `value` form-urlencoded (`application/x-www-form-urlencoded`).
-fn form(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-/// `value` as it appears inside a JSON string.
-fn json_escaped(value: &str) -> String {
-    let quoted = serde_json::Value::from(value).to_string();
-    quoted[1..quoted.len() - 1].to_owned()
-}
-
-/// Every spelling of `value` the scanner searches for.
-fn spellings(value: &str) -> Vec<String> {
-    let mut all = vec![
-        value.to_owned(),
-        form(value),
-        json_escaped(value),
-        json_escaped(value).replace('/', "\\/"),
-        STANDARD.encode(value),
-        URL_SAFE_NO_PAD.encode(value),
-    ];
-    all.sort();
-    all.dedup();
-    all
-}
-
-/// The secrets to look for, each with a label, in every spelling.
-#[derive(Default)]
-pub(crate) struct Scanner {
-    needles: Mutex<Vec<(String, String)>>,
-}
-
-impl Scanner {
-    /// Looks for `value` in every spelling.
-    pub(crate) fn secret(&self, label: &str, value: &str) {
-        let mut needles = self.needles.lock().unwrap();
-        for spelling in spellings(value) {
-            needles.push((label.to_owned(), spelling));
-        }
-    }
-
-    /// Looks for the Basic credentials of `id:secret` (raw and form-encoded
-    /// halves, RFC 6749 §2.3.1) and for the secret itself.
-    pub(crate) fn basic(&self, label: &str, id: &str, secret: &str) {
-        self.secret(label, secret);
-        let mut needles = self.needles.lock().unwrap();
-        for pair in [format!("{id}:{secret}"), format!("{}:{}", form(id), form(secret))] {
-            needles.push((format!("{label} (Basic)"), STANDARD.encode(pair)));
-        }
-    }
-
-    /// Looks for exactly `value` (e.g. a PEM line), no other spelling.
-    pub(crate) fn exact(&self, label: &str, value: &str) {
-        self.needles.lock().unwrap().push((label.to_owned(), value.to_owned()));
-    }
-
-    /// One line per secret `text` shows.
-    pub(crate) fn scan(&self, what: &str, text: &str) -> Vec<String> {
-        self.needles
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, needle)| text.contains(needle.as_str()))
-            .map(|(label, needle)| {
-                let at = text.find(needle.as_str()).unwrap_or(0);
-                let from = at.saturating_sub(60);
-                let to = (at + needle.len() + 60).min(text.len());
-                let around = String::from_utf8_lossy(&text.as_bytes()[from..to]);
-                format!("{what}: shows the {label} as {needle:?} in …{around}…")
-            })
-            .collect()
-    }
-}
+    include_str!("../../../crates/tokensmith-oauth2/testdata/ec-p256-pkcs8.pem");
 
 // ---------------------------------------------------------------------------
 // The captured log
@@ -178,7 +101,7 @@ fn capture_logs() {
     });
 }
 
-fn log_text() -> String {
+pub(crate) fn log_text() -> String {
     String::from_utf8_lossy(&LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
         .into_owned()
 }
@@ -186,20 +109,18 @@ fn log_text() -> String {
 // ---------------------------------------------------------------------------
 // The audit
 
-/// What one audit test saw: the scanner, the findings, how much was checked.
+/// What one audit test saw: the testkit's scanner (findings, how much was
+/// checked), with every log line captured.
 pub(crate) struct Audit {
     pub(crate) scanner: Scanner,
-    findings: Mutex<Vec<String>>,
-    checked: AtomicUsize,
 }
 
 impl Audit {
     /// An audit of every secret in [`SECRETS`] and the private key, with
     /// logs captured.
-    fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         capture_logs();
-        let audit =
-            Self { scanner: Scanner::default(), findings: Mutex::default(), checked: 0.into() };
+        let audit = Self { scanner: Scanner::new() };
         let s = &*SECRETS;
         for (label, value) in [
             ("client secret", &s.client_secret),
@@ -227,9 +148,7 @@ impl Audit {
 
     /// Scans `text`, shown as `what`.
     pub(crate) fn text(&self, what: &str, text: &str) {
-        self.checked.fetch_add(1, Ordering::Relaxed);
-        let found = self.scanner.scan(what, text);
-        self.findings.lock().unwrap().extend(found);
+        self.scanner.check(what, text);
     }
 
     /// Scans `Display`, `{:?}`, `{:#?}`, `{:#}` and the source chain of `err`.
@@ -244,7 +163,7 @@ impl Audit {
 
     /// Scans a `TokenError` everywhere it can show, and the panic message of
     /// unwrapping it.
-    fn token_error(&self, what: &str, err: &TokenError) {
+    pub(crate) fn token_error(&self, what: &str, err: &TokenError) {
         self.error(what, err);
         self.text(what, &error_line(err));
         if let Some(body) = err.body() {
@@ -257,7 +176,7 @@ impl Audit {
     }
 
     /// Scans the panic message of `result.unwrap()`.
-    fn panic_of<T, E: fmt::Debug>(&self, what: &str, result: Result<T, E>) {
+    pub(crate) fn panic_of<T, E: fmt::Debug>(&self, what: &str, result: Result<T, E>) {
         let payload = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let _ = result.unwrap();
         }));
@@ -274,13 +193,9 @@ impl Audit {
 
     /// Scans the whole captured log, then fails with every finding.
     #[track_caller]
-    fn finish(&self, min_checks: usize) {
-        let log = log_text();
-        self.text("the TRACE log", &log);
-        let checked = self.checked.load(Ordering::Relaxed);
-        assert!(checked >= min_checks, "only {checked} texts checked");
-        let findings = self.findings.lock().unwrap();
-        assert!(findings.is_empty(), "{} leaks:\n{}", findings.len(), findings.join("\n"));
+    pub(crate) fn finish(&self, min_checks: usize) {
+        self.text("the TRACE log", &log_text());
+        self.scanner.assert_clean(min_checks);
     }
 }
 
@@ -328,7 +243,7 @@ struct Case {
     sent: Vec<(String, String)>,
 }
 
-fn toml_str(s: &str) -> String {
+pub(crate) fn toml_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
@@ -465,7 +380,7 @@ fn cases() -> Vec<Case> {
 
 /// Text echoing every spelling of what the request sent, as a hostile or
 /// careless server does.
-fn echo(sent: &[(String, String)]) -> String {
+pub(crate) fn echo(sent: &[(String, String)]) -> String {
     let mut out = String::new();
     for (id, secret) in sent {
         let basic = STANDARD.encode(format!("{id}:{secret}"));
@@ -548,14 +463,19 @@ fn faults(sent: &[(String, String)]) -> Vec<(&'static str, Option<Fault>)> {
     ]
 }
 
-fn registry() -> Registry {
+/// A registry of every adapter.
+pub(crate) fn adapters() -> Registry {
     Registry::new()
         .with(tokensmith_soti::SotiConnect)
         .with(tokensmith_configapi::ConfigApi)
         .with(tokensmith_oauth2::OAuth2)
         .with(tokensmith_deyel::Deyel)
         .with(tokensmith_custom::Custom)
-        .without_store()
+}
+
+/// [`adapters`] without a token store.
+fn registry() -> Registry {
+    adapters().without_store()
 }
 
 /// Drives every fault of one case; returns how many errors it checked.
@@ -675,195 +595,4 @@ fn no_config_error_shows_a_secret() {
     );
     audit.token_error("broken key file", &registry().load_str(&config).unwrap_err());
     audit.finish(6);
-}
-
-// ---------------------------------------------------------------------------
-// The file store: hostile files, `decode_token`
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_store_error_shows_a_token_or_the_store_key() {
-    let audit = Audit::new();
-    let emulator = Emulator::start(Vendor::Deyel).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("store");
-    let load = || {
-        Registry::new()
-            .with(tokensmith_deyel::Deyel)
-            .with_default_store(StoreConfig::file(&store_dir))
-            .load_str(&emulator.config_snippet("bpm"))
-            .unwrap()
-    };
-    let first = load().get("bpm").unwrap().token().await.unwrap();
-    let access = first.secret().expose_secret().to_owned();
-    audit.scanner.exact("stored access token", &access);
-    let key = std::fs::read(store_dir.join("key")).unwrap();
-    assert_eq!(key.len(), 32);
-    let hex = key.iter().fold(String::new(), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    });
-    audit.scanner.exact("store key (hex)", &hex);
-    audit.scanner.exact("store key (HEX)", &hex.to_uppercase());
-    audit.scanner.exact("store key (base64)", &STANDARD.encode(&key));
-    audit.scanner.exact("store key (base64url)", &URL_SAFE_NO_PAD.encode(&key));
-    audit.scanner.exact("store key (debug bytes)", &format!("{:?}", &key[..8]));
-    let entry = std::fs::read_dir(&store_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .expect("the stored entry");
-    let good = std::fs::read_to_string(&entry).unwrap();
-    assert!(good.contains(&access), "the entry holds the token");
-
-    let planted = json_escaped(&SECRETS.planted_access);
-    let hostile: Vec<(&str, Vec<u8>)> = vec![
-        ("truncated", good.as_bytes()[..good.len() / 2].to_vec()),
-        ("wrong types", good.replace("\"access_token\"", "\"access_token\":1,\"x\"").into_bytes()),
-        (
-            "planted token, broken",
-            format!(r#"{{"access_token":"{planted}","expires_at":"soon"}}"#).into_bytes(),
-        ),
-        ("not UTF-8", [b"\xff\xfe".as_slice(), good.as_bytes()].concat()),
-        ("huge", format!("{good}{}", " ".repeat(2 * 1024 * 1024)).into_bytes()),
-        (
-            "control characters",
-            good.replace(&access, &format!("{access}\u{1b}[31m\n")).into_bytes(),
-        ),
-    ];
-    for (what, bytes) in &hostile {
-        let err = decode_token(bytes).expect_err(what);
-        audit.error(&format!("decode_token / {what}"), &err);
-        audit.panic_of(&format!("decode_token / {what}"), decode_token(bytes));
-        // The same bytes as the stored entry: the cache refetches, logging why.
-        std::fs::write(&entry, bytes).unwrap();
-        let token = load().get("bpm").unwrap().token().await.unwrap();
-        audit.scanner.exact("refetched access token", token.secret().expose_secret());
-    }
-    // The store's own refusals: a symlinked entry, a world-readable key.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let elsewhere = dir.path().join("elsewhere.json");
-        std::fs::write(&elsewhere, &good).unwrap();
-        std::fs::remove_file(&entry).unwrap();
-        std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
-        let token = load().get("bpm").unwrap().token().await.unwrap();
-        audit.scanner.exact("refetched access token", token.secret().expose_secret());
-        let key_file = store_dir.join("key");
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let token = load().get("bpm").unwrap().token().await.unwrap();
-        audit.scanner.exact("refetched access token", token.secret().expose_secret());
-    }
-    let providers = load();
-    audit.text("providers", &format!("{providers:?} {:?}", providers.cache("bpm")));
-    assert!(emulator.tokens_issued() >= 2, "hostile entries were refetched");
-    audit.finish(hostile.len() * 2);
-}
-
-// ---------------------------------------------------------------------------
-// The reqwest middleware and the tower layer
-
-fn reqwest_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-/// A Deyel provider with the audit's client secret (refused) and one with
-/// the emulator's (served).
-fn deyel_providers(
-    emulator: &Emulator,
-) -> (tokensmith_core::Providers, tokensmith_core::Providers) {
-    let good = emulator.config_snippet("api");
-    let secret = emulator.credentials().client_secret().unwrap();
-    let bad = good.replace(&toml_str(secret), &toml_str(&SECRETS.client_secret));
-    let registry = || Registry::new().with(tokensmith_deyel::Deyel).without_store();
-    (registry().load_str(&bad).unwrap(), registry().load_str(&good).unwrap())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_middleware_shows_no_secret_on_a_refusal_or_a_401_retry() {
-    let audit = Audit::new();
-    let emulator = Emulator::start(Vendor::Deyel).await.unwrap();
-    let api = ResourceServer::start().await.unwrap();
-    let (bad, good) = deyel_providers(&emulator);
-    let client = |providers: &tokensmith_core::Providers| {
-        reqwest_middleware::ClientBuilder::new(reqwest_client())
-            .with(tokensmith_reqwest::TokenMiddleware::new(providers.get("api").unwrap()))
-            .build()
-    };
-
-    let err = client(&bad).get(api.url("/devices")).send().await.unwrap_err();
-    assert!(tokensmith_reqwest::token_error(&err).is_some(), "{err}");
-    audit.error("middleware / refused", &err);
-    audit.token_error("middleware / refused", tokensmith_reqwest::token_error(&err).unwrap());
-    audit.panic_of("middleware / refused", Err::<(), _>(err));
-    emulator.set_fault(Fault::Custom {
-        status: 500,
-        content_type: "text/plain".to_owned(),
-        body: echo(&[("APIUSER".to_owned(), SECRETS.client_secret.clone())]),
-    });
-    let err = client(&bad).get(api.url("/devices")).send().await.unwrap_err();
-    audit.error("middleware / 500 echo", &err);
-    emulator.clear_fault();
-
-    let client = client(&good);
-    assert_eq!(client.get(api.url("/devices")).send().await.unwrap().status(), 200);
-    api.rotate();
-    let response = client.post(api.url("/devices")).body("replayable").send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(api.statuses(), [200, 401, 200], "one 401, one retry");
-    audit.text("middleware / response", &format!("{response:?}"));
-    for token in api.tokens().into_iter().flatten() {
-        audit.scanner.exact("presented access token", &token);
-    }
-    assert!(log_text().contains("invalidat"), "the 401 was logged");
-    audit.finish(5);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_tower_layer_shows_no_secret_on_a_refusal_or_a_401_retry() {
-    use tower::{Layer as _, ServiceExt as _};
-
-    let audit = Audit::new();
-    let emulator = Emulator::start(Vendor::Deyel).await.unwrap();
-    let (bad, good) = deyel_providers(&emulator);
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let upstream = {
-        let seen = seen.clone();
-        tower::service_fn(move |request: http::Request<String>| {
-            let seen = seen.clone();
-            async move {
-                let header = request.headers()[http::header::AUTHORIZATION].to_str().unwrap();
-                let mut seen = seen.lock().unwrap();
-                seen.push(header.to_owned());
-                let status = if seen.len() == 1 { 401 } else { 200 };
-                let response = http::Response::builder()
-                    .status(status)
-                    .header("www-authenticate", "Bearer error=\"invalid_token\"")
-                    .body(String::new())
-                    .unwrap();
-                Ok::<_, std::convert::Infallible>(response)
-            }
-        })
-    };
-    let request =
-        || http::Request::post("http://api.test/devices").body("replayable".to_owned()).unwrap();
-
-    let layer = tokensmith_tower::AuthLayer::new(bad.get("api").unwrap());
-    let err = layer.layer(upstream.clone()).oneshot(request()).await.unwrap_err();
-    assert!(matches!(err, tokensmith_tower::AuthError::Token(_)), "{err:?}");
-    audit.error("tower / refused", &err);
-    audit.panic_of("tower / refused", Err::<(), _>(err));
-
-    let layer = tokensmith_tower::AuthLayer::new(good.get("api").unwrap());
-    let response = layer.layer(upstream).oneshot(request()).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2, "one 401, one retry");
-    assert_ne!(seen[0], seen[1], "the retry carries a new token");
-    for header in &seen {
-        audit.scanner.exact("presented access token", header.trim_start_matches("Bearer "));
-    }
-    audit.text("tower / response", &format!("{response:?}"));
-    audit.finish(3);
 }
