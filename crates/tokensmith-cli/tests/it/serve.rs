@@ -577,10 +577,7 @@ fn a_single_use_grant_without_a_file_store_is_refused() {
     let refresh = oauth2.issue_refresh_token();
     let table = provider(&oauth2, "app").replace(
         "grant = \"client_credentials\"\n",
-        &format!(
-            "grant = \"refresh_token\"\nrefresh_token = {}\n",
-            crate::support::toml_str(&refresh)
-        ),
+        &format!("grant = \"refresh_token\"\nrefresh_token = {}\n", toml_str(&refresh)),
     );
     env.write_config(&table);
     let run = env.run(&["serve", "--socket", env.dir().join("x.sock").to_str().unwrap()]);
