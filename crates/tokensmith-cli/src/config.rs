@@ -184,6 +184,16 @@ pub(crate) fn provider_table(text: &str, name: &str) -> Result<toml::Table, Toke
     }
 }
 
+/// The `[store]` table of the config `text` (empty when there is none or
+/// the text is not TOML: loading it reports that).
+pub(crate) fn store_table(text: &str) -> toml::Table {
+    let doc: Result<toml::Table, _> = text.parse();
+    match doc.ok().and_then(|mut doc| doc.remove("store")) {
+        Some(toml::Value::Table(table)) => table,
+        _ => toml::Table::new(),
+    }
+}
+
 fn load_lenient(path: &Path, text: &str) -> Result<LoadReport, TokenError> {
     lenient(&registry(), path, text)
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokensmith_core::{CachedProvider, SharedTokenProvider, TokenError};
+use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
+use tokensmith_core::{CachedProvider, ConfigSecret, SharedTokenProvider, TokenError};
 
 use crate::config;
 
@@ -28,9 +29,63 @@ pub(crate) struct Entry {
     /// The same provider's cache, typed: `/metrics` asks it for exact
     /// counters before rendering.
     pub(crate) cache: Option<Arc<CachedProvider>>,
-    /// Its `[providers.NAME]` table as written: a reload keeps the provider
-    /// (and its token) when the new table is identical.
+    /// Its `[providers.NAME]` table as written, and what its secret
+    /// references held when it was loaded: a reload keeps the provider (and
+    /// its token) only when both are the same.
+    source: Source,
+}
+
+/// A table as written and the values its secret references (`{ env = … }`,
+/// `{ file = … }`) held when it was read: a secret rotated in its file or
+/// variable behind an unchanged table is a change.
+#[derive(Debug, Default)]
+struct Source {
     table: toml::Table,
+    /// Each reference's dotted path and value (`None`: unreadable).
+    resolved: Vec<(String, Option<SecretString>)>,
+}
+
+impl Source {
+    fn read(table: toml::Table) -> Self {
+        let mut resolved = Vec::new();
+        references(&table, "", &mut resolved);
+        Self { table, resolved }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        self.table == other.table
+            && self.resolved.len() == other.resolved.len()
+            && self.resolved.iter().zip(&other.resolved).all(|((p, a), (q, b))| {
+                p == q
+                    && match (a, b) {
+                        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+                        (None, None) => true,
+                        _ => false,
+                    }
+            })
+    }
+}
+
+/// Reads every secret reference under `table` (at dotted `prefix`) into
+/// `out`. A table with one key, `env` or `file`, naming a string, is a
+/// reference; `refresh_token_store = { file = … }` names a store, not a
+/// secret, and is left alone (its file changes at every rotation).
+fn references(table: &toml::Table, prefix: &str, out: &mut Vec<(String, Option<SecretString>)>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let toml::Value::Table(inner) = value else { continue };
+        if path == "refresh_token_store" {
+            continue;
+        }
+        let is_reference = inner.len() == 1
+            && inner.iter().all(|(k, v)| (k == "env" || k == "file") && v.is_str());
+        if is_reference {
+            let secret = value.clone().try_into::<ConfigSecret>().ok();
+            out.push((path, secret.map(|s| s.as_secret().clone())));
+        } else {
+            references(inner, &path, out);
+        }
+    }
 }
 
 /// The providers of one config, by name.
@@ -38,39 +93,45 @@ pub(crate) struct Entry {
 pub(crate) struct Snapshot {
     /// Every provider, sorted by name.
     pub(crate) providers: BTreeMap<String, Entry>,
+    /// The `[store]` table and its references: when they change, no
+    /// provider is kept (each would go on using the old store).
+    store: Source,
 }
 
 impl Snapshot {
     /// Loads the config file `path`: every provider must load, and none may
     /// keep single-use credentials in memory only. `old` donates the
-    /// providers whose table did not change, so their tokens survive.
+    /// providers whose table (and the secrets it refers to, and the
+    /// `[store]`) did not change, so their tokens survive.
     pub(crate) fn load(path: &Path, old: Option<&Snapshot>) -> Result<Snapshot, TokenError> {
         let text = config::read(path)?;
         let loaded = config::load_with_store(path, &text)?;
+        let store = Source::read(config::store_table(&text));
+        let old = old.filter(|old| old.store.same(&store));
         let mut providers = BTreeMap::new();
         for (info, provider) in loaded.iter() {
             crate::commands::refuse_single_use_in_memory(&loaded, &info.name)?;
-            let table = config::provider_table(&text, &info.name)?;
+            let source = Source::read(config::provider_table(&text, &info.name)?);
             let entry = match old.and_then(|old| old.providers.get(&info.name)) {
-                Some(kept) if kept.table == table && kept.kind == info.kind => {
+                Some(kept) if kept.source.same(&source) && kept.kind == info.kind => {
                     tracing::debug!(provider = %info.name, "unchanged: keeping its token");
                     Entry {
                         kind: kept.kind,
                         provider: kept.provider.clone(),
                         cache: kept.cache.clone(),
-                        table,
+                        source,
                     }
                 }
                 _ => Entry {
                     kind: info.kind,
                     provider: provider.clone(),
                     cache: loaded.cache(&info.name).cloned(),
-                    table,
+                    source,
                 },
             };
             providers.insert(info.name.clone(), entry);
         }
-        Ok(Snapshot { providers })
+        Ok(Snapshot { providers, store })
     }
 }
 

@@ -1,6 +1,11 @@
 //! Where the agent listens: a Unix socket only its user can use (created
 //! with mode 0600 from the start, a stale one replaced, a live one or a
 //! file that is no socket left alone), or a loopback TCP address.
+//!
+//! One agent per socket path: each holds an exclusive `flock` on
+//! `PATH.lock` (created 0600 beside the socket, kept on exit) for its whole
+//! life, so two agents starting at once on a stale socket cannot both
+//! replace it (the second would unlink the first one's live socket).
 
 use std::ffi::OsString;
 use std::io;
@@ -113,11 +118,46 @@ impl Listener {
 }
 
 /// The socket file this agent created: removed on drop, if it is still
-/// the same file (another agent may have replaced it).
+/// the same file (another agent may have replaced it). The lock on
+/// `PATH.lock` is released with it (or when the process dies).
 #[derive(Debug)]
 pub(crate) struct SocketFile {
     path: PathBuf,
     id: (u64, u64),
+    _lock: std::fs::File,
+}
+
+/// `PATH.lock`, beside the socket `path`.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the exclusive lock on `PATH.lock` without waiting: held, another
+/// agent owns the socket path. The file is opened without following a
+/// symbolic link, created 0600.
+fn lock_socket_path(path: &Path) -> Result<std::fs::File, Exit> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let shown = path.display();
+    let lock = lock_path(path);
+    let nofollow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or_default();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nofollow)
+        .open(&lock)
+        .map_err(|e| usage(format!("cannot open the lock file {}: {e}", lock.display())))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            Err(usage(format!("another tokensmith serve is running on {shown}")))
+        }
+        Err(e) => Err(usage(format!("cannot lock {}: {e}", lock.display()))),
+    }
 }
 
 impl Drop for SocketFile {
@@ -130,6 +170,7 @@ impl Drop for SocketFile {
 
 fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile), Exit> {
     let shown = path.display();
+    let lock = lock_socket_path(path)?;
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(usage(format!("cannot use socket path {shown}: {e}"))),
@@ -159,7 +200,7 @@ fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile), Exit> {
     let std = bound.map_err(|e| usage(format!("cannot listen on {shown}: {e}")))?;
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| usage(format!("cannot listen on {shown}: {e}")))?;
-    let file = SocketFile { path: path.to_path_buf(), id: (meta.dev(), meta.ino()) };
+    let file = SocketFile { path: path.to_path_buf(), id: (meta.dev(), meta.ino()), _lock: lock };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| usage(format!("cannot set the mode of {shown}: {e}")))?;
     std.set_nonblocking(true).map_err(|e| usage(format!("cannot listen on {shown}: {e}")))?;
@@ -171,6 +212,34 @@ fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile), Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_beside_the_socket_keeps_a_second_agent_from_replacing_a_stale_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // stale: nobody listens
+        // Another agent holds the lock (it is about to replace the stale
+        // socket): this one refuses, and leaves the socket alone.
+        let other = lock_socket_path(&path).unwrap();
+        let err = bind_unix(&path).unwrap_err();
+        assert!(err.message.contains("another tokensmith serve is running"), "{}", err.message);
+        assert!(path.exists(), "the stale socket is the lock holder's to replace");
+        drop(other);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (_listener, file) = bind_unix(&path).unwrap();
+            // The lock file is private, and a symbolic link is never followed.
+            let mode = std::fs::metadata(lock_path(&path)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            drop(file);
+        });
+        std::fs::remove_file(lock_path(&path)).unwrap();
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, lock_path(&path)).unwrap();
+        let err = lock_socket_path(&path).unwrap_err();
+        assert!(err.message.contains("cannot open the lock file"), "{}", err.message);
+        assert!(!target.exists(), "nothing created through the link");
+    }
 
     #[test]
     fn the_address_is_chosen_and_only_loopback_tcp_is_accepted() {

@@ -11,7 +11,7 @@ use hyper::Method;
 use tokensmith_testkit::{Fault, Vendor};
 
 use crate::agent_client::{Answer, Client, Target};
-use crate::support::{TestEnv, WRONG_SECRET, provider, with_wrong_secret};
+use crate::support::{TestEnv, WRONG_SECRET, provider, toml_str, with_wrong_secret};
 
 /// A running `tokensmith serve`, killed when dropped.
 pub(crate) struct Served {
@@ -78,6 +78,16 @@ impl Served {
             let status = self.child.try_wait();
             panic!("no line with {needle:?} (exit: {status:?}): {}", self.stderr())
         })
+    }
+
+    /// Waits until `n` stderr lines (counting from 1) contain `needle`;
+    /// returns the `n`-th.
+    #[track_caller]
+    fn wait_for_nth_line(&mut self, needle: &str, n: usize) -> String {
+        let found = wait_until(|| {
+            self.stderr().lines().filter(|l| l.contains(needle)).nth(n - 1).map(str::to_owned)
+        });
+        found.unwrap_or_else(|| panic!("no {n}th line with {needle:?}: {}", self.stderr()))
     }
 
     pub(crate) fn signal(&self, signal: rustix::process::Signal) {
@@ -431,6 +441,44 @@ fn sighup_keeps_unchanged_providers_drops_removed_ones_and_refuses_a_broken_conf
 }
 
 #[test]
+fn sighup_rebuilds_a_provider_whose_secret_file_changed_behind_an_unchanged_table() {
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    let secret = deyel.credentials().client_secret().unwrap().to_owned();
+    let file = env.dir().join("deyel.secret");
+    std::fs::write(&file, &secret).unwrap();
+    let table = provider(&deyel, "lowcode")
+        .replace(&toml_str(&secret), &format!("{{ file = {} }}", toml_str(file.to_str().unwrap())));
+    assert!(table.contains("{ file = "), "{table}");
+    env.write_config(&table);
+    let mut served = Served::start(&env, &[]);
+    let rt = client_rt();
+    let t = served.target.clone();
+    assert_eq!(get(&rt, &t, "/v1/token/lowcode").status, 200);
+
+    // Same table, same secret: kept with its token.
+    served.signal(rustix::process::Signal::HUP);
+    assert!(served.wait_for_nth_line("config reloaded", 1).contains("kept=1"));
+    assert_eq!(get(&rt, &t, "/v1/token/lowcode").status, 200);
+    assert_eq!(deyel.requests(), 1);
+
+    // The secret rotated in its file (here to one the vendor refuses): the
+    // provider is rebuilt and asks with the new secret at once, rather than
+    // serving the old token until a restart.
+    std::fs::write(&file, WRONG_SECRET).unwrap();
+    served.signal(rustix::process::Signal::HUP);
+    assert!(served.wait_for_nth_line("config reloaded", 2).contains("kept=0"));
+    assert_error(&get(&rt, &t, "/v1/token/lowcode"), 502, "rejected");
+    assert_eq!(deyel.requests(), 2);
+
+    // Back to the right secret: served again.
+    std::fs::write(&file, &secret).unwrap();
+    served.signal(rustix::process::Signal::HUP);
+    assert!(served.wait_for_nth_line("config reloaded", 3).contains("kept=0"));
+    assert_eq!(get(&rt, &t, "/v1/token/lowcode").status, 200);
+}
+
+#[test]
 fn two_hundred_clients_get_one_upstream_fetch_and_a_sighup_fails_no_request() {
     const CLIENTS: usize = 200;
     const REQUESTS: usize = 50;
@@ -540,10 +588,7 @@ fn a_single_use_grant_without_a_file_store_is_refused() {
     let refresh = oauth2.issue_refresh_token();
     let table = provider(&oauth2, "app").replace(
         "grant = \"client_credentials\"\n",
-        &format!(
-            "grant = \"refresh_token\"\nrefresh_token = {}\n",
-            crate::support::toml_str(&refresh)
-        ),
+        &format!("grant = \"refresh_token\"\nrefresh_token = {}\n", toml_str(&refresh)),
     );
     env.write_config(&table);
     let run = env.run(&["serve", "--socket", env.dir().join("x.sock").to_str().unwrap()]);
