@@ -230,7 +230,10 @@ impl<B> Resend<B> {
 
 /// `request` as it is to be sent (its body recording itself, for a streaming
 /// body that can be recorded), and what is needed to send it again.
-fn prepare_replay<B: ReplayBody>(request: Request<B>, limit: usize) -> (Request<B>, Option<Resend<B>>) {
+fn prepare_replay<B: ReplayBody>(
+    request: Request<B>,
+    limit: usize,
+) -> (Request<B>, Option<Resend<B>>) {
     if let Some(copy) = request.body().try_replay() {
         let head = head_of(&request);
         return (request, Some(Resend { head, body: ResendBody::Copy(copy) }));
@@ -238,7 +241,8 @@ fn prepare_replay<B: ReplayBody>(request: Request<B>, limit: usize) -> (Request<
     let (parts, body) = request.into_parts();
     let (body, recorder) = body.record(limit);
     let request = Request::from_parts(parts, body);
-    let resend = recorder.map(|r| Resend { head: head_of(&request), body: ResendBody::Recorded(r) });
+    let resend =
+        recorder.map(|r| Resend { head: head_of(&request), body: ResendBody::Recorded(r) });
     (request, resend)
 }
 

@@ -389,3 +389,211 @@ where
         self.lock().kept.as_ref().map_or(0, |k| k.len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    /// One step of a test body.
+    enum Step {
+        Data(&'static str),
+        Trailers,
+        /// Not ready: the body keeps the waker and is ready on the next poll.
+        Pending,
+        Fail,
+    }
+
+    /// A body of scripted steps; or, rebuilt by the recorder, its replay.
+    enum Scripted {
+        Steps(VecDeque<Step>, Arc<Mutex<Option<Waker>>>),
+        Replayed(Replay),
+    }
+
+    fn scripted(steps: impl IntoIterator<Item = Step>) -> (Scripted, Arc<Mutex<Option<Waker>>>) {
+        let parked = Arc::new(Mutex::new(None));
+        (Scripted::Steps(steps.into_iter().collect(), parked.clone()), parked)
+    }
+
+    impl Body for Scripted {
+        type Data = Bytes;
+        type Error = &'static str;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, &'static str>>> {
+            match &mut *self {
+                Scripted::Replayed(replay) => {
+                    Pin::new(replay).poll_frame(cx).map(|f| f.map(|f| f.map_err(|e| match e {})))
+                }
+                Scripted::Steps(steps, parked) => match steps.pop_front() {
+                    None => Poll::Ready(None),
+                    Some(Step::Data(text)) => Poll::Ready(Some(Ok(Frame::data(Bytes::from(text))))),
+                    Some(Step::Trailers) => {
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("x-done", http::HeaderValue::from_static("1"));
+                        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                    }
+                    Some(Step::Fail) => Poll::Ready(Some(Err("failed"))),
+                    Some(Step::Pending) => {
+                        *parked.lock().unwrap() = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                },
+            }
+        }
+
+        fn is_end_stream(&self) -> bool {
+            match self {
+                Scripted::Replayed(replay) => replay.is_end_stream(),
+                Scripted::Steps(steps, _) => steps.is_empty(),
+            }
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            match self {
+                Scripted::Replayed(replay) => replay.size_hint(),
+                Scripted::Steps(..) => SizeHint::default(),
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// What one poll gave, as text.
+    fn poll<B: Body<Data = Bytes> + Unpin>(body: &mut B, waker: &Waker) -> String
+    where
+        B::Error: fmt::Display,
+    {
+        match Pin::new(body).poll_frame(&mut Context::from_waker(waker)) {
+            Poll::Pending => "pending".into(),
+            Poll::Ready(None) => "end".into(),
+            Poll::Ready(Some(Err(e))) => format!("error {e}"),
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => format!("data {}", String::from_utf8_lossy(&data)),
+                Err(frame) => format!("trailers {:?}", frame.into_trailers().ok()),
+            },
+        }
+    }
+
+    /// Every frame of a body that never waits, as text, `end` included.
+    fn drain<B: Body<Data = Bytes> + Unpin>(body: &mut B) -> Vec<String>
+    where
+        B::Error: fmt::Display,
+    {
+        let mut seen = Vec::new();
+        loop {
+            let next = poll(body, Waker::noop());
+            let end = next == "end" || next == "pending";
+            seen.push(next);
+            if end {
+                return seen;
+            }
+        }
+    }
+
+    fn record(
+        steps: impl IntoIterator<Item = Step>,
+        limit: usize,
+    ) -> (Recording<Scripted>, Recorder<Scripted>, Arc<Mutex<Option<Waker>>>) {
+        let (body, parked) = scripted(steps);
+        let (recording, recorder) = Recorder::new(body, limit, Scripted::Replayed);
+        (recording, recorder, parked)
+    }
+
+    #[test]
+    fn a_body_sent_to_its_end_within_the_limit_is_replayed_with_its_trailers() {
+        let (mut sent, recorder, _) =
+            record([Step::Data("ab"), Step::Data("c"), Step::Trailers], 3);
+        let frames = drain(&mut sent);
+        assert_eq!(frames, ["data ab", "data c", r#"trailers Some({"x-done": "1"})"#, "end"]);
+        let mut replay = recorder.replay().expect("replayed");
+        assert_eq!(replay.size_hint().exact(), Some(3));
+        assert_eq!(drain(&mut replay), frames);
+        assert!(replay.is_end_stream());
+    }
+
+    #[test]
+    fn what_the_sender_has_not_read_yet_is_read_for_it_when_it_is_ready() {
+        let (mut sent, recorder, _) = record([Step::Data("a"), Step::Data("b")], 10);
+        assert_eq!(poll(&mut sent, Waker::noop()), "data a");
+        // The refusal came before the sender read the rest: the recorder
+        // reads it, and the sender still gets it, in order.
+        let mut replay = recorder.replay().expect("replayed");
+        assert_eq!(drain(&mut replay), ["data a", "data b", "end"]);
+        assert_eq!(drain(&mut sent), ["data b", "end"]);
+        assert!(sent.is_end_stream());
+    }
+
+    #[test]
+    fn a_body_still_waiting_for_data_is_not_replayed_and_its_sender_still_woken() {
+        let (mut sent, recorder, parked) =
+            record([Step::Data("a"), Step::Pending, Step::Data("b")], 10);
+        let counter = Arc::new(CountingWaker::default());
+        let sender = Waker::from(counter.clone());
+        assert_eq!(poll(&mut sent, &sender), "data a");
+        assert!(recorder.replay().is_none());
+        // The body parked the sender's waker, not another: waking it wakes
+        // the sender, which goes on as if nothing had happened.
+        parked.lock().unwrap().take().expect("parked").wake();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(drain(&mut sent), ["data b", "end"]);
+    }
+
+    #[test]
+    fn a_body_over_the_limit_or_failed_is_not_replayed() {
+        let (mut sent, recorder, _) = record([Step::Data("ab"), Step::Data("cd")], 3);
+        assert_eq!(drain(&mut sent), ["data ab", "data cd", "end"]);
+        assert!(recorder.replay().is_none());
+
+        // Over the limit in what the recorder reads for the sender.
+        let (_sent, recorder, _) = record([Step::Data("ab"), Step::Data("cd")], 3);
+        assert!(recorder.replay().is_none());
+
+        let (mut sent, recorder, _) = record([Step::Data("a"), Step::Fail], 10);
+        assert_eq!(drain(&mut sent)[..2], ["data a", "error failed"]);
+        assert!(recorder.replay().is_none());
+
+        let (_sent, recorder, _) = record([Step::Data("ab")], 0);
+        assert!(recorder.replay().is_none());
+    }
+
+    #[test]
+    fn a_body_its_sender_dropped_unread_is_read_by_the_recorder() {
+        let (sent, recorder, _) = record([Step::Data("a"), Step::Trailers], 10);
+        drop(sent);
+        let mut replay = recorder.replay().expect("replayed");
+        assert_eq!(drain(&mut replay), ["data a", r#"trailers Some({"x-done": "1"})"#, "end"]);
+    }
+
+    #[test]
+    fn an_empty_body_is_replayed_empty() {
+        let (mut sent, recorder, _) = record([], 10);
+        assert!(sent.is_end_stream());
+        assert_eq!(drain(&mut sent), ["end"]);
+        let replay = recorder.replay().expect("replayed");
+        assert!(replay.is_end_stream());
+    }
+
+    #[test]
+    fn debug_shows_sizes_never_data() {
+        let (mut sent, recorder, _) = record([Step::Data("secret-bytes")], 100);
+        drain(&mut sent);
+        let shown = format!("{recorder:?} {sent:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("recorded_bytes: 12"), "{shown}");
+        let Some(Scripted::Replayed(replay)) = recorder.replay() else { panic!("replayed") };
+        let shown = format!("{replay:?}");
+        assert!(!shown.contains("secret") && shown.contains("bytes: 12"), "{shown}");
+    }
+}

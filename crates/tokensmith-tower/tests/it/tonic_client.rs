@@ -147,7 +147,10 @@ async fn start(gate: Arc<Gate>) -> Channel {
 }
 
 /// A client through the layer.
-fn layered(cache: &Arc<CachedProvider>, channel: Channel) -> tonic::client::Grpc<AuthService<Channel>> {
+fn layered(
+    cache: &Arc<CachedProvider>,
+    channel: Channel,
+) -> tonic::client::Grpc<AuthService<Channel>> {
     tonic::client::Grpc::new(
         tower::ServiceBuilder::new().layer(AuthLayer::new(cache.clone())).service(channel),
     )
