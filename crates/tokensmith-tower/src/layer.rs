@@ -239,7 +239,7 @@ fn prepare_replay<B: ReplayBody>(
         return (request, Some(Resend { head, body: ResendBody::Copy(copy) }));
     }
     let (parts, body) = request.into_parts();
-    let (body, recorder) = body.record(limit);
+    let (body, recorder) = if limit == 0 { (body, None) } else { body.record(limit) };
     let request = Request::from_parts(parts, body);
     let resend =
         recorder.map(|r| Resend { head: head_of(&request), body: ResendBody::Recorded(r) });
