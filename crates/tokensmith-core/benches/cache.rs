@@ -628,8 +628,42 @@ fn bench_mode() -> bool {
 /// Whether the command line's filters (if any) name `bench`, as criterion's
 /// own filters would (plain substrings here).
 fn selected(bench: &str) -> bool {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters = filters(std::env::args().skip(1));
     filters.is_empty() || filters.iter().any(|f| bench.contains(f.as_str()))
+}
+
+/// The filters among criterion's arguments: what is neither an option nor
+/// the value of one (`--measurement-time 2` filters nothing).
+fn filters(args: impl Iterator<Item = String>) -> Vec<String> {
+    const TAKE_A_VALUE: [&str; 14] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--profile-time",
+        "--output-format",
+        "--color",
+        "--plotting-backend",
+    ];
+    let mut filters = Vec::new();
+    let mut value_next = false;
+    for arg in args {
+        if std::mem::take(&mut value_next) {
+            continue;
+        }
+        if arg.starts_with('-') {
+            value_next = TAKE_A_VALUE.contains(&arg.as_str()) || arg == "-c";
+        } else {
+            filters.push(arg);
+        }
+    }
+    filters
 }
 
 #[allow(clippy::print_stdout, reason = "a benchmark reports to the terminal, as criterion does")]

@@ -61,9 +61,10 @@
 //! The current token and its deadlines sit in an [`ArcSwapOption`]: a cached
 //! `token()` is one lock-free load, a coarse clock read
 //! ([`Clock::monotonic_coarse`](crate::Clock::monotonic_coarse)), a compare
-//! with the entry's horizon, a striped counter increment and an `Arc` clone,
-//! plus the boxed future `async-trait` requires. No lock, no full clock read,
-//! no other allocation.
+//! with the entry's horizon, a striped counter increment (a plain load and
+//! store on a stripe the calling thread alone writes, not a locked
+//! read-modify-write) and an `Arc` clone, plus the boxed future
+//! `async-trait` requires. No lock, no full clock read, no other allocation.
 //!
 //! The horizon is set under the lock from a precise reading, to the next
 //! deadline but never more than [`HIT_PATH_RECHECK`] ahead. The coarse clock
@@ -76,7 +77,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -1465,11 +1466,21 @@ fn nanos(d: Duration) -> u64 {
 
 /// A counter with one cache line per thread stripe, so threads hitting the
 /// same provider do not contend on it.
+///
+/// A thread that owns a stripe ([`OWNED_STRIPES`] of them, each held by at
+/// most one live thread at a time, across every cache) is its only writer,
+/// so it adds with a plain load and store rather than a locked
+/// read-modify-write: the hit path's cheapest exact count. Threads beyond
+/// those share the last stripe and add atomically.
 struct StripedCounter {
-    stripes: [PaddedCounter; STRIPES],
+    stripes: [PaddedCounter; OWNED_STRIPES + 1],
 }
 
-const STRIPES: usize = 16;
+/// Stripes a thread can own alone.
+const OWNED_STRIPES: usize = 16;
+
+/// The stripe of threads owning none.
+const SHARED_STRIPE: usize = OWNED_STRIPES;
 
 #[repr(align(128))]
 #[derive(Default)]
@@ -1484,7 +1495,14 @@ impl Default for StripedCounter {
 impl StripedCounter {
     #[inline]
     fn increment(&self) {
-        self.stripes[stripe()].0.fetch_add(1, Ordering::Relaxed);
+        let stripe = stripe();
+        let counter = &self.stripes[stripe].0;
+        if stripe == SHARED_STRIPE {
+            counter.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // This thread is the stripe's only writer (see `stripe`).
+            counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
     }
 
     fn sum(&self) -> u64 {
@@ -1492,22 +1510,66 @@ impl StripedCounter {
     }
 }
 
-/// This thread's stripe: threads take stripes round-robin.
+/// Which owned stripes live threads hold (one bit each).
+static STRIPES_TAKEN: AtomicU64 = AtomicU64::new(0);
+
+/// A thread's stripe: claimed on its first count, given back when it exits.
+struct StripeOwner(Cell<usize>);
+
+/// Not claimed yet.
+const UNCLAIMED: usize = usize::MAX;
+
+impl StripeOwner {
+    /// Takes a free owned stripe, or the shared one when all are taken.
+    fn claim() -> usize {
+        let mut taken = STRIPES_TAKEN.load(Ordering::Relaxed);
+        loop {
+            let free = (!taken).trailing_zeros() as usize;
+            if free >= OWNED_STRIPES {
+                return SHARED_STRIPE;
+            }
+            // Acquire: the previous owner's last counts (written before
+            // its release below) are seen before this thread adds to them.
+            match STRIPES_TAKEN.compare_exchange_weak(
+                taken,
+                taken | (1 << free),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return free,
+                Err(now) => taken = now,
+            }
+        }
+    }
+}
+
+impl Drop for StripeOwner {
+    fn drop(&mut self) {
+        let stripe = self.0.get();
+        if stripe < OWNED_STRIPES {
+            STRIPES_TAKEN.fetch_and(!(1 << stripe), Ordering::Release);
+        }
+    }
+}
+
+/// This thread's stripe.
 #[inline]
 fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        // `const`: a plain thread-local load on the hit path, no lazy init.
-        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+        // `const`: no lazy initialiser on the hit path.
+        static STRIPE: StripeOwner = const { StripeOwner(Cell::new(UNCLAIMED)) };
     }
-    STRIPE.with(|s| {
-        let mut stripe = s.get();
-        if stripe == usize::MAX {
-            stripe = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-            s.set(stripe);
-        }
-        stripe
-    })
+    STRIPE
+        .try_with(|s| {
+            let mut stripe = s.0.get();
+            if stripe == UNCLAIMED {
+                stripe = StripeOwner::claim();
+                s.0.set(stripe);
+            }
+            stripe
+        })
+        // The thread is exiting and its stripe already given back.
+        .unwrap_or(SHARED_STRIPE)
 }
 
 #[cfg(test)]
@@ -1623,5 +1685,61 @@ mod tests {
             }
         });
         assert_eq!(c.sum(), 4000);
+    }
+
+    /// The tests that take many stripes at once, one at a time.
+    static MANY_THREADS: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn striped_counter_is_exact_with_more_threads_than_stripes() {
+        let _one_at_a_time = MANY_THREADS.lock().unwrap_or_else(PoisonError::into_inner);
+        let c = StripedCounter::default();
+        // Three waves of 40 threads at once (more than the owned stripes:
+        // some share the last one), each wave's stripes given back and
+        // taken again by the next.
+        for _ in 0..3 {
+            let start = std::sync::Barrier::new(40);
+            std::thread::scope(|s| {
+                for _ in 0..40 {
+                    s.spawn(|| {
+                        start.wait();
+                        (0..50_000).for_each(|_| c.increment());
+                    });
+                }
+            });
+        }
+        assert_eq!(c.sum(), 3 * 40 * 50_000);
+    }
+
+    #[test]
+    fn no_two_live_threads_own_the_same_stripe_and_exited_ones_give_theirs_back() {
+        let _one_at_a_time = MANY_THREADS.lock().unwrap_or_else(PoisonError::into_inner);
+        for _ in 0..3 {
+            // 40 threads alive at once, each with its stripe.
+            let all_claimed = std::sync::Barrier::new(40);
+            let stripes: Vec<usize> = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..40)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mine = stripe();
+                            all_claimed.wait();
+                            assert_eq!(stripe(), mine, "a thread keeps its stripe");
+                            mine
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            let mut owned: Vec<usize> =
+                stripes.iter().copied().filter(|&s| s != SHARED_STRIPE).collect();
+            let n = owned.len();
+            owned.sort_unstable();
+            owned.dedup();
+            assert_eq!(owned.len(), n, "an owned stripe held by two live threads: {stripes:?}");
+            assert!(owned.iter().all(|&s| s < OWNED_STRIPES));
+            // Given back on exit: the next wave owns stripes again (other
+            // tests' threads may hold a few meanwhile).
+            assert!(n >= OWNED_STRIPES / 2, "stripes not given back: {stripes:?}");
+        }
     }
 }

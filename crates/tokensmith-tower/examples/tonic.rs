@@ -2,7 +2,8 @@
 //! registry and its cache, sent to a tonic server on 127.0.0.1 (a
 //! hand-written raw-bytes codec: no protoc), once through the interceptor
 //! (synchronous; a background refresher keeps a token current) and once
-//! through the layer (asynchronous; invalidates a refused token).
+//! through the layer (asynchronous; invalidates a refused token and retries
+//! the call once).
 //!
 //! `cargo run -p tokensmith-tower --example tonic`
 

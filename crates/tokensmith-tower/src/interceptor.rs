@@ -19,9 +19,15 @@ use crate::present::present;
 /// a token is always current, and await `token()` once at start-up if the
 /// first call must not fail.
 ///
-/// An interceptor sees only requests: it cannot invalidate a token the
-/// server refused. For that, wrap the channel in [`AuthLayer`](crate::AuthLayer)
-/// instead (asynchronous, invalidates on `UNAUTHENTICATED`).
+/// An interceptor sees only requests: a call refused for its token fails
+/// with `UNAUTHENTICATED`, is not retried, and the token is not invalidated
+/// (every call carries it until the cache replaces it). When the server may
+/// revoke tokens before they expire, invalidate the current one on
+/// `UNAUTHENTICATED` (`cache.invalidate(&token)` with the token
+/// [`current`](CachedProvider::current) gives): the refresher fetches the
+/// next one at once. Or wrap the channel in [`AuthLayer`](crate::AuthLayer)
+/// instead: asynchronous, it invalidates the refused token and retries the
+/// call once.
 ///
 /// ```no_run
 /// # async fn demo(providers: tokensmith_core::Providers, channel: tonic::transport::Channel) -> Result<(), tokensmith_core::TokenError> {

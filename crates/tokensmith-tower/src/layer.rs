@@ -11,7 +11,7 @@ use tokensmith_core::{AccessToken, SharedTokenProvider, TokenError};
 use tower::{Layer, Service};
 
 use crate::present::present;
-use crate::replay::ReplayBody;
+use crate::replay::{DEFAULT_REPLAY_LIMIT, Recorder, ReplayBody};
 
 /// A `tower::Layer` giving every request the provider's access token, for
 /// hyper (hyper-util's client) and tonic (`Channel`) clients alike.
@@ -29,10 +29,22 @@ use crate::replay::ReplayBody;
 /// 3. otherwise returns the refusal to the caller (the next request carries
 ///    a fresh token).
 ///
+/// Which bodies can be sent again: one held in memory (`Full`, `Empty`,
+/// `String`: copied before the request is sent), and tonic's body when all
+/// of it had been in memory: it is recorded as it is sent, up to
+/// [`DEFAULT_REPLAY_LIMIT`] (64 KiB, [`with_replay_limit`](Self::with_replay_limit))
+/// bytes. So a unary or server-streaming gRPC call is retried; a
+/// client-streaming or bidirectional one whose messages were still to come,
+/// a call whose request is over the limit, and any other streaming body
+/// (`BoxBody`) are not.
+///
 /// A refusal is a `401`, a response with a `WWW-Authenticate: Bearer
 /// error="invalid_token"` challenge, or gRPC status 16 (`UNAUTHENTICATED`)
-/// in the response headers. A `403` is never one: the token is valid and
-/// lacks a permission, which a new token does not grant.
+/// in the response headers (a trailers-only response, as servers answer a
+/// call they refuse before running it; a status sent later, in trailers,
+/// reaches the caller untouched). A `403`, or gRPC status 7
+/// (`PERMISSION_DENIED`), is never one: the token is valid and lacks a
+/// permission, which a new token does not grant.
 ///
 /// Readiness is the inner service's: `poll_ready` delegates to it, and the
 /// token is fetched in the returned future, never in `poll_ready`.
@@ -55,13 +67,25 @@ use crate::replay::ReplayBody;
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
     provider: SharedTokenProvider,
+    replay_limit: usize,
 }
 
 impl AuthLayer {
     /// A layer presenting the tokens of `provider` (usually the registry's
     /// cached provider: `providers.get(name)?`).
     pub fn new(provider: SharedTokenProvider) -> Self {
-        Self { provider }
+        Self { provider, replay_limit: DEFAULT_REPLAY_LIMIT }
+    }
+
+    /// How many bytes of a streaming request body (tonic's) are kept to send
+    /// it again after a refusal ([`DEFAULT_REPLAY_LIMIT`], 64 KiB, unless
+    /// set): a longer body is not retried. Each call holds at most this
+    /// much (the data is shared with the body sent, not copied), and only
+    /// until its response arrives. `0` retries no streaming body.
+    #[must_use]
+    pub fn with_replay_limit(mut self, bytes: usize) -> Self {
+        self.replay_limit = bytes;
+        self
     }
 }
 
@@ -69,7 +93,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService::new(inner, self.provider.clone())
+        AuthService::new(inner, self.provider.clone()).with_replay_limit(self.replay_limit)
     }
 }
 
@@ -78,12 +102,20 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     provider: SharedTokenProvider,
+    replay_limit: usize,
 }
 
 impl<S> AuthService<S> {
     /// `inner`, with the tokens of `provider` on every request.
     pub fn new(inner: S, provider: SharedTokenProvider) -> Self {
-        Self { inner, provider }
+        Self { inner, provider, replay_limit: DEFAULT_REPLAY_LIMIT }
+    }
+
+    /// As [`AuthLayer::with_replay_limit`].
+    #[must_use]
+    pub fn with_replay_limit(mut self, bytes: usize) -> Self {
+        self.replay_limit = bytes;
+        self
     }
 
     /// The wrapped service.
@@ -138,16 +170,18 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let provider = self.provider.clone();
+        let limit = self.replay_limit;
         Box::pin(async move {
             let token = provider.token().await.map_err(AuthError::Token)?;
-            let replay = try_replay(&request);
+            let (request, replay) = prepare_replay(request, limit);
             let response =
                 inner.call(with_token(request, &token)?).await.map_err(AuthError::Service)?;
             if !refused(response.status(), response.headers()) {
                 return Ok(response);
             }
             provider.invalidate(&token);
-            let Some(replay) = replay else {
+            // A recorded body is complete only now, if ever.
+            let Some(replay) = replay.and_then(Resend::into_request) else {
                 tracing::debug!(
                     status = response.status().as_u16(),
                     "access token refused; invalidated (the request body cannot be replayed: no retry)"
@@ -171,15 +205,56 @@ where
     }
 }
 
-/// A copy of `request` to send again, when its body can be replayed.
-fn try_replay<B: ReplayBody>(request: &Request<B>) -> Option<Request<B>> {
-    let mut copy = Request::new(request.body().try_replay()?);
+/// What is needed to send a request again: its head, and its body copied
+/// or being recorded.
+struct Resend<B> {
+    head: Request<()>,
+    body: ResendBody<B>,
+}
+
+enum ResendBody<B> {
+    Copy(B),
+    Recorded(Recorder<B>),
+}
+
+impl<B> Resend<B> {
+    /// The request to send again, when its body can be.
+    fn into_request(self) -> Option<Request<B>> {
+        let body = match self.body {
+            ResendBody::Copy(body) => body,
+            ResendBody::Recorded(recorder) => recorder.replay()?,
+        };
+        Some(self.head.map(|()| body))
+    }
+}
+
+/// `request` as it is to be sent (its body recording itself, for a streaming
+/// body that can be recorded), and what is needed to send it again.
+fn prepare_replay<B: ReplayBody>(
+    request: Request<B>,
+    limit: usize,
+) -> (Request<B>, Option<Resend<B>>) {
+    if let Some(copy) = request.body().try_replay() {
+        let head = head_of(&request);
+        return (request, Some(Resend { head, body: ResendBody::Copy(copy) }));
+    }
+    let (parts, body) = request.into_parts();
+    let (body, recorder) = if limit == 0 { (body, None) } else { body.record(limit) };
+    let request = Request::from_parts(parts, body);
+    let resend =
+        recorder.map(|r| Resend { head: head_of(&request), body: ResendBody::Recorded(r) });
+    (request, resend)
+}
+
+/// A copy of everything of `request` but its body.
+fn head_of<B>(request: &Request<B>) -> Request<()> {
+    let mut copy = Request::new(());
     request.method().clone_into(copy.method_mut());
     request.uri().clone_into(copy.uri_mut());
     *copy.version_mut() = request.version();
     request.headers().clone_into(copy.headers_mut());
     request.extensions().clone_into(copy.extensions_mut());
-    Some(copy)
+    copy
 }
 
 /// `request` carrying `token` (replacing any header of that name).

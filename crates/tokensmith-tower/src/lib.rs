@@ -15,4 +15,4 @@ mod replay;
 #[cfg(feature = "tonic")]
 pub use interceptor::AuthInterceptor;
 pub use layer::{AuthError, AuthLayer, AuthService};
-pub use replay::ReplayBody;
+pub use replay::{DEFAULT_REPLAY_LIMIT, Recorder, Recording, Replay, ReplayBody};
