@@ -14,10 +14,10 @@ use crate::agent_client::{Answer, Client, Target};
 use crate::support::{TestEnv, WRONG_SECRET, provider, with_wrong_secret};
 
 /// A running `tokensmith serve`, killed when dropped.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     stderr: Arc<Mutex<String>>,
-    target: Target,
+    pub(crate) target: Target,
 }
 
 /// How long a test waits for the agent to do something it was asked to.
@@ -26,7 +26,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 impl Served {
     /// Starts `tokensmith -v --config … serve ARGS…` and waits for its
     /// "listening on" line.
-    fn start(env: &TestEnv, args: &[&str]) -> Served {
+    pub(crate) fn start(env: &TestEnv, args: &[&str]) -> Served {
         let mut cmd = env.command();
         cmd.arg("--verbose").arg("--config").arg(env.config_path()).arg("serve").args(args);
         cmd.env("XDG_RUNTIME_DIR", env.dir()).stdin(Stdio::null()).stdout(Stdio::null());
@@ -54,7 +54,7 @@ impl Served {
     }
 
     /// Everything it wrote on stderr so far.
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
@@ -98,7 +98,7 @@ fn wait_until<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
     None
 }
 
-fn client_rt() -> tokio::runtime::Runtime {
+pub(crate) fn client_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
@@ -117,7 +117,7 @@ fn call(
     })
 }
 
-fn get(rt: &tokio::runtime::Runtime, target: &Target, path: &str) -> Answer {
+pub(crate) fn get(rt: &tokio::runtime::Runtime, target: &Target, path: &str) -> Answer {
     call(rt, target, Method::GET, path, &[("Tokensmith-Request", "1")], "")
 }
 
