@@ -460,11 +460,37 @@ fn install_ring_provider() {
     }
 }
 
-/// A store error for a failed Redis call (the message never holds the URL:
-/// redis-rs errors name the failure, not the connection string).
+/// A store error for a failed Redis call: what went wrong, never the URL
+/// nor what the server sent ([`describe`]).
 fn redis_error(what: &str, err: &redis::RedisError) -> StoreError {
     let kind = if err.is_timeout() { StoreErrorKind::Timeout } else { StoreErrorKind::Unavailable };
-    StoreError::new(kind, format!("redis {what}: {err}"))
+    StoreError::new(kind, format!("redis {what}: {}", describe(err)))
+}
+
+/// A failed call in words. redis-rs' parse and type errors quote the reply
+/// (a value: with `encrypt = false`, a token), and a server error's text
+/// can quote a command's arguments (the sealed value, a lease owner), so
+/// those are named by their class (and a server error by its code) only.
+fn describe(err: &redis::RedisError) -> String {
+    use redis::ErrorKind;
+    if err.is_timeout() {
+        return "timed out".to_owned();
+    }
+    match err.kind() {
+        // The operating system's or rustls' words: connection refused,
+        // reset, an unknown certificate issuer.
+        ErrorKind::Io => err.to_string(),
+        ErrorKind::Parse => "the reply is not RESP (is this a Redis server?)".to_owned(),
+        ErrorKind::UnexpectedReturnType => "a reply of an unexpected type".to_owned(),
+        _ => match err.code() {
+            Some(code)
+                if code.len() <= 32 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') =>
+            {
+                format!("{} ({code})", err.category())
+            }
+            _ => err.category().to_owned(),
+        },
+    }
 }
 
 fn millis(ttl: Duration) -> u64 {

@@ -13,6 +13,8 @@ mod no_leak;
 mod output;
 mod redis;
 #[cfg(unix)]
+mod redis_faults;
+#[cfg(unix)]
 mod serve;
 mod single_use;
 mod support;
