@@ -4,6 +4,7 @@
 //! killed and shares again once it is back, and a lease whose holder was
 //! killed frees itself by expiry.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokensmith_core::{Clock as _, SystemClock};
@@ -264,4 +265,71 @@ fn a_lease_holder_killed_mid_fetch_frees_the_lease_by_expiry_and_the_waiter_fetc
     // B's token is shared: another invocation takes it from Redis.
     assert_eq!(env.run(&["token", "lowcode"]).ok(), b_token);
     assert_eq!(deyel.requests(), 2);
+}
+
+/// A private CA and a certificate for `localhost` and 127.0.0.1 signed by
+/// it, as PEM files in `dir`: (chain, key, CA).
+fn tls_files(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, "tokensmith redis test CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params.use_authority_key_identifier_extension = true;
+    let leaf = params.signed_by(&key, &ca).unwrap();
+    let (chain, key_file, ca_file) = (dir.join("chain.pem"), dir.join("key.pem"), dir.join("ca.pem"));
+    std::fs::write(&chain, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    (chain, key_file, ca_file)
+}
+
+#[test]
+fn rediss_shares_over_rustls_when_the_ca_is_trusted_and_falls_back_when_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, key, ca) = tls_files(dir.path());
+    let server = RedisServer::start_tls(&chain, &key);
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    let url = server.tls_url("localhost").unwrap();
+    env.write_config(&format!(
+        "[store]\nkind = \"redis\"\nurl = \"{url}\"\nencryption_key = \"{KEY}\"\nlock_timeout = \"5s\"\n\n{}",
+        provider(&deyel, "lowcode")
+    ));
+    // Each run is another user; `SSL_CERT_FILE` is where rustls-native-certs
+    // (the roots redis-rs' rustls uses) reads the trusted CAs from.
+    let run = |user: &str, ca: Option<&std::path::Path>| {
+        let home = dir.path().join(user);
+        let mut cmd = env.command();
+        cmd.env("HOME", &home).env("XDG_CACHE_HOME", home.join("cache")).env_remove("SSL_CERT_DIR");
+        match ca {
+            Some(ca) => cmd.env("SSL_CERT_FILE", ca),
+            None => cmd.env_remove("SSL_CERT_FILE"),
+        };
+        let output =
+            cmd.arg("--config").arg(env.config_path()).args(["token", "lowcode"]).output().unwrap();
+        crate::support::Run::from(output)
+    };
+    let first = run("a", Some(&ca));
+    let token = first.ok().to_owned();
+    assert_eq!(first.stderr, "", "{first:#?}");
+    let second = run("b", Some(&ca));
+    assert_eq!(second.ok(), token, "shared over TLS");
+    assert_eq!(deyel.tokens_issued(), 1);
+    let names: Vec<String> =
+        server.dump().unwrap().iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
+    assert!(names.iter().any(|n| n.starts_with("tokensmith:token:")), "{names:?}");
+    // The CA not trusted: the certificate is refused, the run fetches for
+    // itself and says why.
+    let third = run("c", None);
+    assert_ne!(third.ok(), token);
+    assert_eq!(deyel.tokens_issued(), 2);
+    assert!(third.stderr.starts_with("tokensmith: warning: "), "{third:#?}");
+    assert!(third.stderr.contains("certificate"), "{third:#?}");
+    assert!(!third.stderr.contains(KEY), "{third:#?}");
 }
