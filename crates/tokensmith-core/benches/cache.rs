@@ -170,11 +170,15 @@ fn hit_store(c: &mut Criterion) {
         )
     };
     let plain: SharedTokenProvider = Arc::new(cache());
-    let stored: SharedTokenProvider = Arc::new(cache().with_store(
-        Arc::new(FileTokenStore::new(dir.path())),
-        ProviderIdentity::new("bench").field("client_id", CLIENT_ID).secret("client_secret", CLIENT_SECRET),
-        Duration::from_secs(10),
-    ));
+    let stored: SharedTokenProvider = Arc::new(
+        cache().with_store(
+            Arc::new(FileTokenStore::new(dir.path())),
+            ProviderIdentity::new("bench")
+                .field("client_id", CLIENT_ID)
+                .secret("client_secret", CLIENT_SECRET),
+            Duration::from_secs(10),
+        ),
+    );
     // The first call of each fills its cache (the store's through a miss,
     // the lease, the fetch and a write); every call after is a hit.
     let rt = runtime();

@@ -127,7 +127,12 @@ fn hit(c: &mut Criterion) {
         .expires_in(Duration::from_hours(1))
         .build();
     let cache = || {
-        CachedProvider::new("bench", Arc::new(token.clone()), CacheConfig::default(), Arc::new(SystemClock))
+        CachedProvider::new(
+            "bench",
+            Arc::new(token.clone()),
+            CacheConfig::default(),
+            Arc::new(SystemClock),
+        )
     };
     let plain: SharedTokenProvider = Arc::new(cache());
     let stored: SharedTokenProvider =

@@ -484,7 +484,8 @@ fn describe(err: &redis::RedisError) -> String {
         ErrorKind::UnexpectedReturnType => "a reply of an unexpected type".to_owned(),
         _ => match err.code() {
             Some(code)
-                if code.len() <= 32 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') =>
+                if code.len() <= 32
+                    && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') =>
             {
                 format!("{} ({code})", err.category())
             }

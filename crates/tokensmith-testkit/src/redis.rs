@@ -316,7 +316,11 @@ const NOT_RESP: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n\x00\xff\xfe garbage \x01\x02\r\n";
 
 /// Answers one connection until the peer closes it or the server stops.
-fn serve_garbage(mut stream: TcpStream, garbage: Garbage, stop: &AtomicBool) -> std::io::Result<()> {
+fn serve_garbage(
+    mut stream: TcpStream,
+    garbage: Garbage,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_millis(50)))?;
     let mut pending = Vec::new();
     let mut buf = [0_u8; 4096];
@@ -330,7 +334,12 @@ fn serve_garbage(mut stream: TcpStream, garbage: Garbage, stop: &AtomicBool) -> 
         let n = match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 continue;
             }
             Err(e) => return Err(e),

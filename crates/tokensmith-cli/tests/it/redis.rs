@@ -259,7 +259,9 @@ fn a_lease_holder_killed_mid_fetch_frees_the_lease_by_expiry_and_the_waiter_fetc
     assert_eq!(deyel.tokens_issued(), 1, "A's request was never answered");
     // A generous bound that catches a hang: lock_timeout plus one fetch
     // (and two process starts) on a loaded machine.
-    println!("B waited {waited:?} for a lease whose holder was killed (lock_timeout {LOCK_TIMEOUT:?})");
+    println!(
+        "B waited {waited:?} for a lease whose holder was killed (lock_timeout {LOCK_TIMEOUT:?})"
+    );
     assert!(waited < LOCK_TIMEOUT + Duration::from_secs(7), "B waited {waited:?}");
     assert_eq!(locks(), 0, "B released the lease it took after A's expired");
     // B's token is shared: another invocation takes it from Redis.
@@ -282,7 +284,8 @@ fn tls_files(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
     params.distinguished_name.push(DnType::CommonName, "localhost");
     params.use_authority_key_identifier_extension = true;
     let leaf = params.signed_by(&key, &ca).unwrap();
-    let (chain, key_file, ca_file) = (dir.join("chain.pem"), dir.join("key.pem"), dir.join("ca.pem"));
+    let (chain, key_file, ca_file) =
+        (dir.join("chain.pem"), dir.join("key.pem"), dir.join("ca.pem"));
     std::fs::write(&chain, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
     std::fs::write(&key_file, key.serialize_pem()).unwrap();
     std::fs::write(&ca_file, ca.pem()).unwrap();
@@ -321,8 +324,12 @@ fn rediss_shares_over_rustls_when_the_ca_is_trusted_and_falls_back_when_not() {
     let second = run("b", Some(&ca));
     assert_eq!(second.ok(), token, "shared over TLS");
     assert_eq!(deyel.tokens_issued(), 1);
-    let names: Vec<String> =
-        server.dump().unwrap().iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
+    let names: Vec<String> = server
+        .dump()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .collect();
     assert!(names.iter().any(|n| n.starts_with("tokensmith:token:")), "{names:?}");
     // The CA not trusted: the certificate is refused, the run fetches for
     // itself and says why.

@@ -38,14 +38,14 @@ enum Fault {
 /// answers (all 200) until its background refresh replaced the token
 /// without Redis.
 fn row(fault: &Fault) {
-    let mut server = RedisServer::start();
+    let mut redis = RedisServer::start();
     let hostile = match fault {
         Fault::Garbage(garbage) => Some(HostileRedis::start(*garbage)),
         _ => None,
     };
     let url = match &hostile {
         Some(hostile) => format!("redis://:{PASSWORD}@127.0.0.1:{}", hostile.port()),
-        None => server.url(),
+        None => redis.url(),
     };
     let env = TestEnv::new();
     let deyel = env.emulator(Vendor::Deyel);
@@ -66,8 +66,8 @@ fn row(fault: &Fault) {
         assert_eq!(deyel.tokens_issued(), 1);
     }
     match fault {
-        Fault::Down => server.kill(),
-        Fault::Slow => server.pause_clients(PATIENCE),
+        Fault::Down => redis.kill(),
+        Fault::Slow => redis.pause_clients(PATIENCE),
         Fault::Garbage(_) => {}
     }
     let mut answers = vec![get(&rt, &served.target, "/v1/token/lowcode")];

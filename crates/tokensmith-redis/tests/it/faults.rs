@@ -160,7 +160,8 @@ mod rows {
         let ((), logs) = capture(async {
             let clock = ManualClock::default();
             let upstream = Arc::new(Upstream { clock: clock.clone(), calls: AtomicUsize::new(0) });
-            let config = RedisStoreConfig::new(url.as_str(), &key).unwrap().with_prefix("t").unwrap();
+            let config =
+                RedisStoreConfig::new(url.as_str(), &key).unwrap().with_prefix("t").unwrap();
             let store = RedisTokenStore::new(config.with_call_timeout(CALL_TIMEOUT)).unwrap();
             let cached = || {
                 CachedProvider::new(
@@ -220,7 +221,10 @@ mod rows {
             let dump = server.dump().unwrap();
             let names: Vec<String> =
                 dump.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
-            assert!(names.iter().all(|n| !n.starts_with("t:lock:")), "a lease left behind: {names:?}");
+            assert!(
+                names.iter().all(|n| !n.starts_with("t:lock:")),
+                "a lease left behind: {names:?}"
+            );
             assert_eq!(names.iter().filter(|n| n.starts_with("t:token:")).count(), 1, "{names:?}");
         }
         assert!(logs.contains("tokensmith::store"), "the failure was logged: {logs}");
@@ -238,7 +242,8 @@ mod rows {
     /// Whether a store call was logged as cut by its timeout (redis-rs'
     /// response timeout or the store's own, both the call timeout).
     fn timed_out(logs: &str) -> bool {
-        logs.contains("redis load: timed out") || logs.contains("redis load: no answer within 500ms")
+        logs.contains("redis load: timed out")
+            || logs.contains("redis load: no answer within 500ms")
     }
 
     #[test]
