@@ -159,8 +159,8 @@ fn a_fleet_survives_redis_killed_and_shares_again_once_it_is_restarted() {
             });
         }
         std::thread::sleep(LIFETIME);
-        server.kill();
         let at_kill = deyel.tokens_issued();
+        server.kill();
         phase.store(OUTAGE, Ordering::SeqCst);
         std::thread::sleep(LIFETIME);
         let at_restart = deyel.tokens_issued();
