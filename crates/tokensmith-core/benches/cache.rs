@@ -5,6 +5,10 @@
 //! - `hit`: a cached `token()` called through `Arc<dyn TokenProvider>`, the
 //!   way applications call it, next to `Arc::clone` of the same token; on one
 //!   thread and on two threads hitting the same provider at once;
+//! - `hit_store`: the same cached `token()` on a cache with a token store
+//!   under it (a `FileTokenStore`) next to one without: the store is
+//!   consulted only on a miss, so the hit path must not notice it (issue
+//!   11: an interleaved ratio of at most 1.1x);
 //! - `cold_start`: 1,000 and 10,000 concurrent callers on a cold cache
 //!   against a local endpoint answering in 50 ms (exactly one upstream
 //!   request each time, checked), next to one uncached fetch from it; the
@@ -37,8 +41,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::{
-    AccessToken, CacheConfig, CachedProvider, ClientAuth, Clock, HttpSettings, SharedTokenProvider,
-    SystemClock, TokenEndpoint, TokenError, TokenProvider, Url, async_trait,
+    AccessToken, CacheConfig, CachedProvider, ClientAuth, Clock, FileTokenStore, HttpSettings,
+    ProviderIdentity, SharedTokenProvider, SystemClock, TokenEndpoint, TokenError, TokenProvider,
+    Url, async_trait,
 };
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
@@ -147,6 +152,77 @@ fn hit(c: &mut Criterion) {
             hit_ns / clone_ns
         ));
     }
+}
+
+/// The hit path with a token store under the cache against the same cache
+/// without one, one thread, interleaved batch by batch (issue 11's target:
+/// at most 1.1x).
+fn hit_store(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let token =
+        AccessToken::builder("bench-access-token", SystemClock.now()).expires_in(HOUR).build();
+    let cache = || {
+        CachedProvider::new(
+            "bench",
+            Arc::new(token.clone()),
+            CacheConfig::default(),
+            Arc::new(SystemClock),
+        )
+    };
+    let plain: SharedTokenProvider = Arc::new(cache());
+    let stored: SharedTokenProvider = Arc::new(
+        cache().with_store(
+            Arc::new(FileTokenStore::new(dir.path())),
+            ProviderIdentity::new("bench")
+                .field("client_id", CLIENT_ID)
+                .secret("client_secret", CLIENT_SECRET),
+            Duration::from_secs(10),
+        ),
+    );
+    // The first call of each fills its cache (the store's through a miss,
+    // the lease, the fetch and a write); every call after is a hit.
+    let rt = runtime();
+    for provider in [&plain, &stored] {
+        rt.block_on(provider.token()).expect("a token");
+    }
+    assert!(cached_token(&stored).same_token(&cached_token(&stored)));
+
+    let mut group = c.benchmark_group("hit_store");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    group.bench_function("no_store/1_thread", |b| b.iter(|| cached_token(black_box(&plain))));
+    group.bench_function("file_store/1_thread", |b| {
+        b.iter(|| cached_token(black_box(&stored)));
+    });
+    group.finish();
+
+    if !bench_mode() || !selected("hit_store/ratio") {
+        return;
+    }
+    let (rounds, batch) = (200, 100_000_u32);
+    let time = |provider: &SharedTokenProvider| {
+        let began = now();
+        for _ in 0..batch {
+            drop(black_box(cached_token(black_box(provider))));
+        }
+        began.elapsed()
+    };
+    let (mut plains, mut storeds) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Which side goes first alternates too.
+        if round % 2 == 0 {
+            plains.push(time(&plain));
+            storeds.push(time(&stored));
+        } else {
+            storeds.push(time(&stored));
+            plains.push(time(&plain));
+        }
+    }
+    let per_op = |times| median(times).as_secs_f64() * 1e9 / f64::from(batch);
+    let (plain_ns, stored_ns) = (per_op(plains), per_op(storeds));
+    report(&format!(
+        "hit_store/ratio interleaved (1 thread, {rounds} x {batch} calls): no store {plain_ns:.1} ns, file store {stored_ns:.1} ns, ratio {:.3}",
+        stored_ns / plain_ns
+    ));
 }
 
 /// The synchronous `CachedProvider::current()` against `Arc::clone`, one
@@ -671,5 +747,5 @@ fn report(line: &str) {
     println!("{line}");
 }
 
-criterion_group!(benches, hit, current, cold_start, fetch);
+criterion_group!(benches, hit, hit_store, current, cold_start, fetch);
 criterion_main!(benches);

@@ -1016,6 +1016,13 @@ impl Shared {
         if let Some(token) = self.stored_token(&tier, &key, current).await {
             return (Ok(token), None);
         }
+        // The read failed (the store is down or slow, not merely empty or
+        // corrupt): no round trip for the lease. It would cost a second call
+        // timeout per fetch, and a store that is only slow could still grant
+        // a lease the cache has stopped waiting for.
+        if tier.down.load(Ordering::Acquire) {
+            return (self.upstream().await, None);
+        }
         let deadline = self.clock.monotonic().saturating_add(tier.lock_timeout);
         let mut pause = LEASE_POLL_FIRST;
         loop {

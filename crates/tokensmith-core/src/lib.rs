@@ -83,7 +83,7 @@ pub use registry::{
     AdapterConfig, AdapterFactory, KNOWN_KINDS, KNOWN_STORE_KINDS, LoadReport, ProviderContext,
     ProviderInfo, Providers, ProvidersBuilder, Registry, StoreFactory,
 };
-pub use renewal::{DEFAULT_STORE_LOCK_TIMEOUT, Renewal, RenewalGrant};
+pub use renewal::{DEFAULT_REFRESH_STORE_LOCK_TIMEOUT, Renewal, RenewalGrant};
 pub use secret::{ConfigSecret, SecretSource};
 pub use store::{
     DEFAULT_TOKEN_STORE_LOCK_TIMEOUT, FileTokenStore, MAX_ENCODED_TOKEN_LEN, NamingKey,

@@ -36,8 +36,11 @@ use crate::{
     TransportErrorKind,
 };
 
-/// How long [`Renewal::exchange`] waits for the store's lock by default.
-pub const DEFAULT_STORE_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`Renewal::exchange`] waits by default for the lock of the
+/// [`RefreshTokenStore`] that holds the single-use code and the refresh
+/// token: 30 s. (Not the token store's `lock_timeout`, which is
+/// [`DEFAULT_TOKEN_STORE_LOCK_TIMEOUT`](crate::DEFAULT_TOKEN_STORE_LOCK_TIMEOUT).)
+pub const DEFAULT_REFRESH_STORE_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The grant a [`Renewal`] hands out for the next request.
 #[derive(Clone)]
@@ -119,13 +122,13 @@ impl Renewal {
             store,
             unsaved: Mutex::new(None),
             save_error: Mutex::new(None),
-            lock_timeout: DEFAULT_STORE_LOCK_TIMEOUT,
+            lock_timeout: DEFAULT_REFRESH_STORE_LOCK_TIMEOUT,
             refused: Mutex::new(Vec::new()),
             exchanging: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Waits at most `timeout` (default [`DEFAULT_STORE_LOCK_TIMEOUT`]) for
+    /// Waits at most `timeout` (default [`DEFAULT_REFRESH_STORE_LOCK_TIMEOUT`]) for
     /// the store's lock in [`exchange`](Self::exchange); then the exchange
     /// fails, retryably, without sending anything.
     #[must_use]

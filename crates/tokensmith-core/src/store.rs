@@ -141,8 +141,12 @@ pub trait StoreLease: Send + Sync + fmt::Debug {
 /// the store: 2 s.
 pub const STORE_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The default longest wait for another process's fetch (`lock_timeout`):
-/// 10 s.
+/// The default `lock_timeout` of a token store: 10 s. It is both the
+/// longest a process waits for another process's fetch and the life of the
+/// fetch lease (a lease whose holder died frees itself after it), so no
+/// caller waits longer than it plus one fetch. (Not the lock of a
+/// [`RefreshTokenStore`](crate::RefreshTokenStore), which is
+/// [`DEFAULT_REFRESH_STORE_LOCK_TIMEOUT`](crate::DEFAULT_REFRESH_STORE_LOCK_TIMEOUT).)
 pub const DEFAULT_TOKEN_STORE_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a store call failed. Never holds a secret: say what went wrong with

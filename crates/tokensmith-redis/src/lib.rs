@@ -460,7 +460,8 @@ fn install_ring_provider() {
     }
 }
 
-/// A store error for a failed Redis call, in words [`describe`] chooses.
+/// A store error for a failed Redis call: what went wrong, never the URL
+/// nor what the server sent ([`describe`]).
 fn redis_error(what: &str, err: &redis::RedisError) -> StoreError {
     let kind = if err.is_timeout() { StoreErrorKind::Timeout } else { StoreErrorKind::Unavailable };
     StoreError::new(kind, format!("redis {what}: {}", describe(err)))
@@ -471,14 +472,23 @@ fn redis_error(what: &str, err: &redis::RedisError) -> StoreError {
 /// string) nor anything the server wrote. A server's error text may quote
 /// the command it was sent (a proxy, a misconfigured or hostile server),
 /// and a command carries the password (`AUTH`) or a value (the token
-/// itself when `encrypt = false`). So an I/O failure is the operating
-/// system's or redis-rs' own text (`Connection refused (os error 111)`,
-/// `broken pipe`), and anything else redis-rs' category of the failure and
-/// the server's error code (`response error (ERR)`, `WRONGPASS`), without
-/// its message.
+/// itself when `encrypt = false`); redis-rs' parse and type errors quote
+/// the reply. So a timeout, a reply that is not RESP and a reply of the
+/// wrong type are named by their class; an I/O failure is the operating
+/// system's, rustls' or redis-rs' own text (`Connection refused (os error
+/// 111)`, an unknown certificate issuer); anything else redis-rs' category
+/// of the failure and the server's error code (`response error (ERR)`,
+/// `WRONGPASS`), without its message.
 fn describe(err: &redis::RedisError) -> String {
-    if err.is_io_error() && err.detail().is_none() {
-        return err.to_string();
+    use redis::ErrorKind;
+    if err.is_timeout() {
+        return "timed out".to_owned();
+    }
+    match err.kind() {
+        ErrorKind::Io if err.detail().is_none() => return err.to_string(),
+        ErrorKind::Parse => return "the reply is not RESP (is this a Redis server?)".to_owned(),
+        ErrorKind::UnexpectedReturnType => return "a reply of an unexpected type".to_owned(),
+        _ => {}
     }
     let category = match err.category() {
         "" => "server error",

@@ -1,12 +1,16 @@
 //! A real `redis-server` on a loopback port, for tests of the Redis token
-//! store: started on a free port, no persistence, killed on drop. And
+//! store: started on a free port (and a TLS port, when asked), no
+//! persistence, killed on drop; and [`HostileRedis`], a loopback TCP server
+//! that answers whatever it is sent with [`Garbage`] instead of Redis; and
 //! [`QuotingRedis`], a broken one that quotes back what it is sent.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// What to do when `redis-server` is missing.
@@ -18,7 +22,24 @@ pub const REDIS_INSTALL_HINT: &str = "redis-server is not installed: run `apt-ge
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
+    tls: Option<Tls>,
     child: Option<Child>,
+}
+
+/// The TLS listener of a server started by [`RedisServer::start_tls`].
+#[derive(Debug)]
+struct Tls {
+    port: u16,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+/// A free loopback port, from the kernel (redis 7 has no `--port 0`).
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 impl RedisServer {
@@ -30,14 +51,50 @@ impl RedisServer {
     /// When `redis-server` is not installed (with [`REDIS_INSTALL_HINT`]) or
     /// does not answer within 10 s.
     pub fn start() -> Self {
-        // redis 7 has no `--port 0`: take a free port from the kernel.
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let mut server = Self { port, child: None };
+        let mut server = Self { port: free_port(), tls: None, child: None };
         server.restart();
         server
+    }
+
+    /// Starts `redis-server` as [`start`](Self::start) does, with a second,
+    /// TLS listener ([`tls_url`](Self::tls_url)) presenting the PEM
+    /// certificate chain `cert_file` with its private key `key_file`
+    /// (clients need no certificate). The plain port stays open for
+    /// [`command`](Self::command) and [`dump`](Self::dump).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start), and when this `redis-server` was built
+    /// without TLS (it exits at start).
+    pub fn start_tls(cert_file: &Path, key_file: &Path) -> Self {
+        let tls = Tls {
+            port: free_port(),
+            cert_file: cert_file.to_owned(),
+            key_file: key_file.to_owned(),
+        };
+        let mut server = Self { port: free_port(), tls: Some(tls), child: None };
+        server.restart();
+        server
+    }
+
+    /// `rediss://HOST:PORT` for the TLS listener of a server started by
+    /// [`start_tls`](Self::start_tls) (`host` is the name the certificate
+    /// must be valid for; the listener is on 127.0.0.1); `None` otherwise.
+    pub fn tls_url(&self, host: &str) -> Option<String> {
+        self.tls.as_ref().map(|tls| format!("rediss://{host}:{}", tls.port))
+    }
+
+    /// Makes the server slow: every client's commands (those of new
+    /// connections included) wait `pause` before they run, as `CLIENT PAUSE
+    /// <ms> ALL` does (Redis ≥ 6.2). Returns at once.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not accept the command.
+    pub fn pause_clients(&self, pause: Duration) {
+        let millis = pause.as_millis().to_string();
+        let reply = self.command(&["CLIENT", "PAUSE", &millis, "ALL"]);
+        assert!(reply.as_ref().is_ok_and(|r| r == "+OK"), "CLIENT PAUSE: {reply:?}");
     }
 
     /// The port.
@@ -69,6 +126,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args(self.tls.as_ref().map(Tls::args).unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -155,6 +213,184 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+impl Tls {
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--tls-port".to_owned(),
+            self.port.to_string(),
+            "--tls-cert-file".to_owned(),
+            self.cert_file.display().to_string(),
+            "--tls-key-file".to_owned(),
+            self.key_file.display().to_string(),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ]
+    }
+}
+
+/// What a [`HostileRedis`] answers instead of Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Garbage {
+    /// Bytes that are not RESP at all (an HTTP error page and binary junk),
+    /// to whatever it is sent: another service on Redis' port.
+    NotResp,
+    /// Well-formed RESP of the wrong kind: `+OK` to every command (a `GET`
+    /// answered with a status, a script with no integer, a `SET NX` that
+    /// always "succeeds").
+    WrongReplies,
+    /// To the first command of a connection: a bulk string announcing 1 GiB,
+    /// then one byte every 50 ms, forever (a client trusting the length
+    /// allocates it or waits forever).
+    EndlessBulk,
+}
+
+/// A TCP server on a free loopback port that speaks [`Garbage`] to every
+/// connection; stopped on drop.
+#[derive(Debug)]
+pub struct HostileRedis {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl HostileRedis {
+    /// Starts answering `garbage` on a free loopback port.
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound.
+    pub fn start(garbage: Garbage) -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("local address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (stop_flag, count) = (stop.clone(), connections.clone());
+        let accept = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop_flag.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let stop_flag = stop_flag.clone();
+                std::thread::spawn(move || {
+                    let _ = serve_garbage(stream, garbage, &stop_flag);
+                });
+            }
+        });
+        Self { port, stop, connections, accept: Some(accept) }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// How many connections it accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HostileRedis {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wakes the accept loop, which then sees the flag.
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// The bytes [`Garbage::NotResp`] sends.
+const NOT_RESP: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n\x00\xff\xfe garbage \x01\x02\r\n";
+
+/// Answers one connection until the peer closes it or the server stops.
+fn serve_garbage(
+    mut stream: TcpStream,
+    garbage: Garbage,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let mut pending = Vec::new();
+    let mut buf = [0_u8; 4096];
+    let mut bulk_started = false;
+    while !stop.load(Ordering::Acquire) {
+        if bulk_started {
+            stream.write_all(b"x")?;
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        // Bounded: a client sending more than 1 MiB without a complete
+        // command is cut off.
+        pending.extend_from_slice(&buf[..n]);
+        if pending.len() > 1 << 20 {
+            break;
+        }
+        match garbage {
+            Garbage::NotResp => stream.write_all(NOT_RESP)?,
+            Garbage::WrongReplies => {
+                while let Some(used) = command_len(&pending) {
+                    pending.drain(..used);
+                    stream.write_all(b"+OK\r\n")?;
+                }
+            }
+            Garbage::EndlessBulk => {
+                if command_len(&pending).is_some() {
+                    stream.write_all(b"$1073741824\r\n")?;
+                    bulk_started = true;
+                }
+            }
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+/// The length of the complete RESP command (`*N` then N bulk strings) at
+/// the start of `bytes`, if there is one; an inline command ends at its
+/// line's end.
+fn command_len(bytes: &[u8]) -> Option<usize> {
+    let line = |from: usize| -> Option<(&[u8], usize)> {
+        let end = bytes.get(from..)?.windows(2).position(|w| w == b"\r\n")? + from;
+        Some((&bytes[from..end], end + 2))
+    };
+    let (first, mut at) = line(0)?;
+    let Some(count) = first.strip_prefix(b"*") else { return Some(at) };
+    let count: usize = std::str::from_utf8(count).ok()?.parse().ok()?;
+    for _ in 0..count {
+        let (header, next) = line(at)?;
+        let len: usize = std::str::from_utf8(header.strip_prefix(b"$")?).ok()?.parse().ok()?;
+        at = next.checked_add(len)?.checked_add(2)?;
+        if bytes.len() < at {
+            return None;
+        }
+    }
+    Some(at)
 }
 
 /// Not Redis: a server on `127.0.0.1` that answers commands with an error

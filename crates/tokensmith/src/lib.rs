@@ -51,9 +51,9 @@
 pub use tokensmith_core::{
     AccessToken, AccessTokenBuilder, AdapterConfig, AdapterFactory, BodySnippet, BoxError,
     CacheConfig, CacheStats, CachedProvider, ClientAuth, Clock, CommonConfig, ConfigSecret,
-    DEFAULT_LIFETIME, DEFAULT_STORE_LOCK_TIMEOUT, DEFAULT_TOKEN_STORE_LOCK_TIMEOUT, ErrorDetail,
-    FileRefreshTokenStore, FileTokenStore, HttpSettings, InvalidPresentation, KNOWN_KINDS,
-    KNOWN_STORE_KINDS, LoadReport, MAX_ENCODED_TOKEN_LEN, MAX_EXPIRES_IN, ManualClock,
+    DEFAULT_LIFETIME, DEFAULT_REFRESH_STORE_LOCK_TIMEOUT, DEFAULT_TOKEN_STORE_LOCK_TIMEOUT,
+    ErrorDetail, FileRefreshTokenStore, FileTokenStore, HttpSettings, InvalidPresentation,
+    KNOWN_KINDS, KNOWN_STORE_KINDS, LoadReport, MAX_ENCODED_TOKEN_LEN, MAX_EXPIRES_IN, ManualClock,
     MemoryRefreshTokenStore, NamingKey, Presentation, ProviderContext, ProviderIdentity,
     ProviderInfo, ProviderKey, Providers, ProvidersBuilder, RawResponse, RefreshTokenStore,
     RefreshTokenStoreConfig, RefresherHandle, Registry, Renewal, RenewalGrant, RequestMethod,

@@ -14,6 +14,8 @@ mod leak_audit;
 mod output;
 mod redis;
 #[cfg(unix)]
+mod redis_faults;
+#[cfg(unix)]
 mod serve;
 mod single_use;
 mod support;

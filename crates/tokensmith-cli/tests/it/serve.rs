@@ -26,7 +26,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 impl Served {
     /// Starts `tokensmith -v --config … serve ARGS…` and waits for its
     /// "listening on" line.
-    fn start(env: &TestEnv, args: &[&str]) -> Served {
+    pub(crate) fn start(env: &TestEnv, args: &[&str]) -> Served {
         Self::start_with(env, env.command(), "--verbose", args)
     }
 
@@ -138,7 +138,7 @@ pub(crate) fn call(
     })
 }
 
-fn get(rt: &tokio::runtime::Runtime, target: &Target, path: &str) -> Answer {
+pub(crate) fn get(rt: &tokio::runtime::Runtime, target: &Target, path: &str) -> Answer {
     call(rt, target, Method::GET, path, &[("Tokensmith-Request", "1")], "")
 }
 
