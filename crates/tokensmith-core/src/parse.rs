@@ -543,8 +543,17 @@ fn json_string_end(b: &[u8], open: usize) -> usize {
     b.len()
 }
 
+/// A string member without its padding ([`unpadded`]); `None` when blank.
 fn str_field<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m str> {
-    map.get(key).and_then(Value::as_str).filter(|s| !s.trim().is_empty())
+    map.get(key).and_then(Value::as_str).map(unpadded).filter(|s| !s.trim().is_empty())
+}
+
+/// `s` without surrounding spaces (any white space that is not a control
+/// character): a token is never padded, and HTTP would drop the padding of
+/// a header value anyway. A surrounding CR, LF or tab stays, so the
+/// control-character rule refuses the value.
+fn unpadded(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() && !c.is_control())
 }
 
 /// The error a body carries as such (`error`, `errors`): what turns a 2xx
@@ -602,7 +611,7 @@ fn error_detail(map: &Map<String, Value>) -> Option<ErrorDetail> {
 /// Builds the token from the fields of a 2xx body, or says what is missing.
 fn token_from(map: &Map<String, Value>, received_at: Timestamp) -> Result<AccessToken, String> {
     let token = match map.get("access_token") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.as_str(),
+        Some(Value::String(s)) if !s.trim().is_empty() => unpadded(s),
         Some(Value::String(_)) => return Err("the access_token is empty".to_owned()),
         None | Some(Value::Null) => return Err("no access_token in the response".to_owned()),
         Some(other) => {
@@ -712,7 +721,7 @@ fn fast_token(response: &RawResponse<'_>, received_at: Timestamp) -> Option<Acce
     if fast.has_error {
         return None;
     }
-    let access_token = fast.access_token.as_deref().filter(|t| !t.trim().is_empty())?;
+    let access_token = non_blank(fast.access_token.as_deref())?;
     let fields = TokenFields {
         access_token,
         expires_in: fast.expires_in.as_ref(),
@@ -724,9 +733,9 @@ fn fast_token(response: &RawResponse<'_>, received_at: Timestamp) -> Option<Acce
     build_token(&fields, received_at).ok()
 }
 
-/// `value` unless blank.
+/// `value` without its padding ([`unpadded`]), unless blank.
 fn non_blank(value: Option<&str>) -> Option<&str> {
-    value.filter(|s| !s.trim().is_empty())
+    value.map(unpadded).filter(|s| !s.trim().is_empty())
 }
 
 /// A JSON string, borrowed from the body unless it has escapes.
@@ -1196,7 +1205,8 @@ impl ResponseShape {
             match at(pointer) {
                 None => Ok(None),
                 Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.as_str())),
+                // As the standard fields: without padding.
+                Some(Value::String(s)) => Ok(Some(unpadded(s))),
                 Some(other) => {
                     Err(format!("the {what} at {pointer:?} is {}, not a string", json_type(other)))
                 }
@@ -2140,6 +2150,28 @@ mod tests {
     /// A token, refresh token or token type with a control character would
     /// add lines or terminal escapes to `$(tokensmith token x)`, a header or
     /// a stored file: an invalid response, which never shows the value.
+    #[test]
+    fn padded_tokens_lose_their_padding_on_every_path() {
+        // The typed fast path, the tolerant path (a repeated member forces
+        // it), a form, and a described shape: the same unpadded token.
+        for body in [
+            r#"{"access_token":"  abc ","refresh_token":" r1\u00a0"}"#,
+            r#"{"access_token":"  abc ","refresh_token":" r1\u00a0","x":1,"x":2}"#,
+        ] {
+            let token = ok(200, JSON, body);
+            assert_eq!(token.secret().expose_secret(), "abc", "{body}");
+            assert_eq!(token.refresh_token().unwrap().expose_secret(), "r1", "{body}");
+        }
+        let form = ok(200, Some("application/x-www-form-urlencoded"), "access_token=+abc+");
+        assert_eq!(form.secret().expose_secret(), "abc");
+        let shape = ResponseShape::new("").unwrap();
+        let raw = RawResponse::new(200, JSON, br#""$ ""#);
+        let shaped = shape.parse("p", &raw, SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(shaped.secret().expose_secret(), "$", "found by fuzzing (response_shape)");
+        // Padding that is a control character is not padding: refused.
+        assert!(err(200, JSON, r#"{"access_token":"abc\r"}"#).to_string().contains("control"));
+    }
+
     #[test]
     fn control_characters_in_tokens_are_invalid() {
         #[track_caller]
