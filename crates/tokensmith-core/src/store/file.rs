@@ -293,16 +293,24 @@ impl FileTokenStore {
     }
 }
 
-/// Runs `f` (file I/O) off the async workers when there is a runtime.
+/// Runs `f` (a few small reads or writes of this store's files, and a
+/// `flock` that never waits) off the async workers of a multi-thread
+/// runtime. On a current-thread runtime (a CLI, a small agent) or without
+/// one it runs inline: there, handing it to the blocking pool would start a
+/// thread and cost more than the I/O (a CLI cache hit spent most of its own
+/// time creating and tearing down that thread).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => runtime.spawn_blocking(f).await.unwrap_or_else(|e| {
-            Err(StoreError::new(StoreErrorKind::Unavailable, "file store task failed")
-                .with_source(e))
-        }),
-        Err(_) => f(),
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread => {
+            runtime.spawn_blocking(f).await.unwrap_or_else(|e| {
+                Err(StoreError::new(StoreErrorKind::Unavailable, "file store task failed")
+                    .with_source(e))
+            })
+        }
+        Ok(_) | Err(_) => f(),
     }
 }
 
