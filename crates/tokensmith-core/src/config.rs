@@ -282,6 +282,11 @@ pub struct StoreConfig {
     /// without `encryption_key`).
     #[serde(default)]
     pub encrypt: Option<bool>,
+    /// Redis: the bound on one call to the server, connecting included
+    /// (default 1 s). A call that takes longer counts as the store being
+    /// down: the caller fetches for itself.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub call_timeout: Option<Duration>,
 }
 
 impl StoreConfig {
@@ -295,6 +300,7 @@ impl StoreConfig {
             url: None,
             encryption_key: None,
             encrypt: None,
+            call_timeout: None,
         }
     }
 
@@ -307,6 +313,14 @@ impl StoreConfig {
     #[must_use]
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets `call_timeout` (a store that talks to a server bounds each call
+    /// with it).
+    #[must_use]
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = Some(timeout);
         self
     }
 
@@ -331,6 +345,7 @@ impl StoreConfig {
             "url" => self.url.is_some(),
             "encryption_key" => self.encryption_key.is_some(),
             "encrypt" => self.encrypt.is_some(),
+            "call_timeout" => self.call_timeout.is_some(),
             _ => false,
         };
         match fields.iter().find(|f| set(f)) {

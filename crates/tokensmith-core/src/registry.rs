@@ -661,11 +661,18 @@ impl Registry {
                     "url",
                     "encryption_key",
                     "encrypt",
+                    "call_timeout",
                 ])?;
                 return Ok(None);
             }
             "file" => {
-                config.refuse_fields(&["prefix", "url", "encryption_key", "encrypt"])?;
+                config.refuse_fields(&[
+                    "prefix",
+                    "url",
+                    "encryption_key",
+                    "encrypt",
+                    "call_timeout",
+                ])?;
                 let dir = match &config.path {
                     Some(path) if path.as_os_str().is_empty() => {
                         return Err(StoreConfig::error("path", "the directory path is empty"));
@@ -1763,6 +1770,12 @@ mod tests {
         assert_eq!(field(&err).as_deref(), Some("store.url"), "{err}");
         let err = registry.load_str(&with_store("kind = \"memory\"\npath = \"/x\"")).unwrap_err();
         assert_eq!(field(&err).as_deref(), Some("store.path"), "{err}");
+        for kind in ["file", "memory"] {
+            let err = registry
+                .load_str(&with_store(&format!("kind = \"{kind}\"\ncall_timeout = \"1s\"")))
+                .unwrap_err();
+            assert_eq!(field(&err).as_deref(), Some("store.call_timeout"), "{err}");
+        }
         let err =
             registry.load_str(&with_store("kind = \"file\"\nlock_timout = \"1s\"")).unwrap_err();
         assert!(field(&err).is_some_and(|f| f.starts_with("store")), "{err}");
