@@ -58,7 +58,7 @@ pub trait StoreFactory: Send + Sync + fmt::Debug + 'static {
 #[derive(Clone, Debug)]
 enum StoreChoice {
     /// The config's `[store]`, else this one (`None`: no store).
-    FromConfig(Option<StoreConfig>),
+    FromConfig(Option<Box<StoreConfig>>),
     /// No store whatever the config says (`tokensmith token --no-cache`).
     Off,
 }
@@ -637,7 +637,7 @@ impl Registry {
     /// `StoreConfig::file(…)`, its per-user cache.
     #[must_use]
     pub fn with_default_store(mut self, config: StoreConfig) -> Self {
-        self.store = StoreChoice::FromConfig(Some(config));
+        self.store = StoreChoice::FromConfig(Some(Box::new(config)));
         self
     }
 
