@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{
     CommonConfig, RefreshTokenStoreConfig, StoreConfig, backticked, closest, from_table,
-    secret_fields, store_from_value,
+    parse_toml, secret_fields, store_from_value,
 };
 use crate::http::{ClientAuth, HttpSettings, TokenEndpoint};
 use crate::refresh_store::{
@@ -820,24 +820,7 @@ impl Registry {
     /// # Ok::<(), tokensmith_core::TokenError>(())
     /// ```
     pub fn load_str_lenient(&self, text: &str) -> Result<LoadReport, TokenError> {
-        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            // The message and position only: the error's `Display` quotes the
-            // offending line, which may hold a secret.
-            let at = e
-                .span()
-                .map(|span| {
-                    let before = text.get(..span.start).unwrap_or(text);
-                    let line = before.matches('\n').count() + 1;
-                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                    format!(" at line {line}, column {column}")
-                })
-                .unwrap_or_default();
-            TokenError::config(
-                None,
-                None,
-                format!("invalid TOML{at}: {}", crate::redact::one_line(e.message(), usize::MAX)),
-            )
-        })?;
+        let mut doc = parse_toml(text)?;
         let providers = match doc.remove("providers") {
             Some(toml::Value::Table(t)) => t,
             Some(_) => return Err(TokenError::config(None, Some("providers"), "must be a table")),
