@@ -220,7 +220,8 @@ async fn respond<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, mode: Mode, 
     read_request(stream).await;
     let answer = match mode {
         Mode::Token => response("200 OK", "", &token_body(shared)),
-        // Not reached: a closed port accepts nothing.
+        // Closed unanswered (`Refused` is not reached: a closed port
+        // accepts nothing).
         Mode::Refused | Mode::Dropped => return,
         Mode::ResetMidBody => {
             let body = token_body(shared);

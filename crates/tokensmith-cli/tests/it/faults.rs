@@ -103,6 +103,12 @@ const fn unavailable(says: &'static str, status: Option<u16>) -> Expect {
     Expect::Fails { exit: 4, says, status, vendor_error: None }
 }
 
+/// A server failure with an OAuth error body, exiting 4, `503 unavailable`
+/// from the agent.
+const fn failed(says: &'static str, status: u16, vendor_error: &'static str) -> Expect {
+    Expect::Fails { exit: 4, says, status: Some(status), vendor_error: Some(vendor_error) }
+}
+
 /// A refusal exiting 3, `502 rejected` from the agent.
 const fn rejected(says: &'static str, status: u16, vendor_error: &'static str) -> Expect {
     Expect::Fails { exit: 3, says, status: Some(status), vendor_error: Some(vendor_error) }
@@ -131,12 +137,7 @@ fault_table! {
         => unavailable("invalid token response (HTTP 200)", Some(200));
     /// `503` on every request.
     a_5xx_storm: Endpoint::Fault(Mode::ServerError)
-        => Expect::Fails {
-            exit: 4,
-            says: "token endpoint failed (HTTP 503)",
-            status: Some(503),
-            vendor_error: Some("temporarily_unavailable"),
-        };
+        => failed("token endpoint failed (HTTP 503)", 503, "temporarily_unavailable");
     /// `429` with `Retry-After: 7`.
     a_429_with_retry_after_in_seconds: Endpoint::Fault(Mode::TooManySeconds)
         => rejected("refused the request (HTTP 429)", 429, "slow_down");
