@@ -365,8 +365,7 @@ fn extra_roots(
 ) -> Result<rustls::RootCertStore, TokenError> {
     let mut roots = rustls::RootCertStore::empty();
     let Some(path) = ca_file else { return Ok(roots) };
-    let ca_error =
-        |message: String| TokenError::config(Some(provider), Some("ca_file"), message);
+    let ca_error = |message: String| TokenError::config(Some(provider), Some("ca_file"), message);
     // A regular file of at most 1 MiB (a system bundle is about 200 KiB).
     let (pem, _) = crate::secret::read_small_file(path, MAX_CA_FILE_BYTES)
         .map_err(|e| ca_error(format!("cannot read {}: {e}", path.display())))?;
