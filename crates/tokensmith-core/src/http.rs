@@ -1264,12 +1264,13 @@ mod tests {
             TokenError::Config { field, .. } => field,
             other => panic!("unexpected {other:?}"),
         };
-        let mut settings = HttpSettings::default();
-        settings.timeout = Duration::ZERO;
+        let settings = HttpSettings { timeout: Duration::ZERO, ..HttpSettings::default() };
         assert_eq!(field(make(&settings)).as_deref(), Some("timeout"));
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = HttpSettings::default();
-        settings.ca_file = Some(dir.path().join("missing.pem"));
+        let mut settings = HttpSettings {
+            ca_file: Some(dir.path().join("missing.pem")),
+            ..HttpSettings::default()
+        };
         assert_eq!(field(make(&settings)).as_deref(), Some("ca_file"));
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "no certificate here\n").unwrap();
