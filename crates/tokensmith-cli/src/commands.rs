@@ -161,7 +161,11 @@ pub(crate) fn cache_clear(ctx: &Context, rt: &Runtime) -> anyhow::Result<()> {
         Err(_) if !ctx.config_path.exists() => None,
         Err(e) => return Err(e.into()),
     };
-    let store = text.as_deref().map(config::store_config).transpose()?.flatten();
+    let store = text
+        .as_deref()
+        .map(|text| config::store_config(&ctx.config_path, text))
+        .transpose()?
+        .flatten();
     let dir = match &store {
         None => config::default_cache_dir()
             .context("no cache directory: neither XDG_CACHE_HOME nor HOME is set")?,

@@ -77,16 +77,11 @@ pub(crate) fn lock_timeout_from(value: Option<OsString>) -> Result<Option<Durati
     tokensmith_core::parse_duration(text).map(Some).map_err(|e| format!("{LOCK_TIMEOUT_ENV}: {e}"))
 }
 
-/// The config's `[store]` table, if it has one (validated by the registry
-/// when the providers load).
-pub(crate) fn store_config(text: &str) -> Result<Option<StoreConfig>, TokenError> {
-    let mut doc: toml::Table =
-        text.parse().map_err(|_| TokenError::config(None, None, "invalid TOML"))?;
-    let Some(store) = doc.remove("store") else { return Ok(None) };
-    store
-        .try_into::<StoreConfig>()
-        .map(Some)
-        .map_err(|e| TokenError::config(None, Some("store"), e.message().to_owned()))
+/// The config's `[store]` table, if it has one (its kind's own fields are
+/// validated by the registry when the providers load). A file-wide error
+/// names the file.
+pub(crate) fn store_config(path: &Path, text: &str) -> Result<Option<StoreConfig>, TokenError> {
+    StoreConfig::from_config_text(text).map_err(|e| naming_the_file(path, e))
 }
 
 /// Loads and validates the config file (no network).
@@ -199,13 +194,17 @@ fn load_lenient(path: &Path, text: &str) -> Result<LoadReport, TokenError> {
 }
 
 fn lenient(registry: &Registry, path: &Path, text: &str) -> Result<LoadReport, TokenError> {
-    registry.load_str_lenient(text).map_err(|e| match e {
-        // As `Registry::load_file`: a file-wide problem names the file.
+    registry.load_str_lenient(text).map_err(|e| naming_the_file(path, e))
+}
+
+/// As `Registry::load_file`: a file-wide problem names the file.
+fn naming_the_file(path: &Path, err: TokenError) -> TokenError {
+    match err {
         TokenError::Config { provider: None, field, message, .. } => {
             TokenError::config(None, field.as_deref(), format!("{}: {message}", path.display()))
         }
         other => other,
-    })
+    }
 }
 
 fn not_found(path: &Path) -> TokenError {

@@ -115,11 +115,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// used, a lock held too long), one `tokensmith: warning:` line each, so a
 /// script sees why its tokens are not cached. Nothing else is logged.
 fn init_store_warnings() {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::layer::SubscriberExt as _;
-    let targets = Targets::new().with_target("tokensmith::store", LevelFilter::WARN);
-    let subscriber = tracing_subscriber::registry().with(output::StoreWarnings).with(targets);
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    let _ = tracing::subscriber::set_global_default(output::StoreWarnings);
 }
 
 /// `--verbose`: tokensmith's debug events on stderr (every `tokensmith*`

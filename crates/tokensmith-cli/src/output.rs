@@ -135,37 +135,91 @@ pub(crate) fn table<S: AsRef<str>>(header: Option<&[&str]>, rows: &[Vec<S>]) -> 
     lines
 }
 
-/// Prints each token-store warning (`tracing` target `tokensmith::store`)
-/// as one `tokensmith: warning:` line on stderr: the message, then the
-/// provider and the error. Nothing the store logs holds a secret.
+/// The subscriber `tokensmith` runs without `--verbose`: it prints each
+/// token-store warning (`tracing` target `tokensmith::store`, level `WARN`
+/// or `ERROR`) as one `tokensmith: warning:` line on stderr: the message,
+/// then the provider and the error. Nothing the store logs holds a secret.
+///
+/// Every other event and every span is disabled at its callsite, so this
+/// needs none of `tracing-subscriber`'s registry, whose span slabs cost a
+/// cache hit more start-up work than the rest of its logging setup.
 pub(crate) struct StoreWarnings;
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StoreWarnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        #[derive(Default)]
-        struct Fields {
-            message: String,
-            provider: Option<String>,
-            error: Option<String>,
+/// The `tracing` target of the token store's events.
+const STORE_TARGET: &str = "tokensmith::store";
+
+impl StoreWarnings {
+    fn wanted(metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.is_event()
+            && *metadata.level() <= tracing::Level::WARN
+            && metadata.target().starts_with(STORE_TARGET)
+    }
+}
+
+impl tracing::Subscriber for StoreWarnings {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if Self::wanted(metadata) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
         }
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                let text = format!("{value:?}");
-                match field.name() {
-                    "message" => self.message = text,
-                    "provider" => self.provider = Some(text),
-                    "error" => self.error = Some(text),
-                    _ => {}
-                }
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        Self::wanted(metadata)
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::WARN)
+    }
+
+    // Spans are never enabled (`wanted` takes events only); an id is
+    // required all the same.
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        stderr(&warning_line(event));
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The one line a store warning is printed as.
+fn warning_line(event: &tracing::Event<'_>) -> String {
+    #[derive(Default)]
+    struct Fields {
+        message: String,
+        provider: Option<String>,
+        error: Option<String>,
+    }
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            let text = format!("{value:?}");
+            match field.name() {
+                "message" => self.message = text,
+                "provider" => self.provider = Some(text),
+                "error" => self.error = Some(text),
+                _ => {}
             }
         }
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        let provider = fields.provider.map(|p| format!("provider {p:?}: ")).unwrap_or_default();
-        let error = fields.error.map(|e| format!(" ({e})")).unwrap_or_default();
-        let line = format!("tokensmith: warning: {provider}{}{error}", fields.message);
-        stderr(&line.replace(char::is_control, " "));
     }
+    let mut fields = Fields::default();
+    event.record(&mut fields);
+    let provider = fields.provider.map(|p| format!("provider {p:?}: ")).unwrap_or_default();
+    let error = fields.error.map(|e| format!(" ({e})")).unwrap_or_default();
+    let line = format!("tokensmith: warning: {provider}{}{error}", fields.message);
+    line.replace(char::is_control, " ")
 }
 
 #[cfg(test)]

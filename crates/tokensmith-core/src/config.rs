@@ -282,6 +282,11 @@ pub struct StoreConfig {
     /// without `encryption_key`).
     #[serde(default)]
     pub encrypt: Option<bool>,
+    /// Redis: the bound on one call to the server, connecting included
+    /// (default 1 s). A call that takes longer counts as the store being
+    /// down: the caller fetches for itself.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub call_timeout: Option<Duration>,
 }
 
 impl StoreConfig {
@@ -295,6 +300,7 @@ impl StoreConfig {
             url: None,
             encryption_key: None,
             encrypt: None,
+            call_timeout: None,
         }
     }
 
@@ -310,10 +316,39 @@ impl StoreConfig {
         self
     }
 
+    /// Sets `call_timeout` (a store that talks to a server bounds each call
+    /// with it).
+    #[must_use]
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = Some(timeout);
+        self
+    }
+
     /// `lock_timeout`, or its default
     /// ([`DEFAULT_TOKEN_STORE_LOCK_TIMEOUT`](crate::DEFAULT_TOKEN_STORE_LOCK_TIMEOUT)).
     pub fn lock_timeout(&self) -> Duration {
         self.lock_timeout.unwrap_or(crate::store::DEFAULT_TOKEN_STORE_LOCK_TIMEOUT)
+    }
+
+    /// The `[store]` table of a whole config file's `text` (`None` when it
+    /// has none), with the errors [`Registry::load_str`](crate::Registry::load_str)
+    /// gives for it (invalid TOML with its line and column, the field named);
+    /// providers are not read. The store is not built: a kind's own fields
+    /// are checked when a registry builds it.
+    ///
+    /// ```
+    /// use tokensmith_core::StoreConfig;
+    ///
+    /// let text = "[store]\nkind = \"file\"\npath = \"/var/cache/app\"\n\n[providers.a]\nkind = \"x\"\n";
+    /// let store = StoreConfig::from_config_text(text).unwrap().unwrap();
+    /// assert_eq!(store.kind, "file");
+    /// assert!(StoreConfig::from_config_text("[providers]\n").unwrap().is_none());
+    /// let err = StoreConfig::from_config_text("[store\nkind = 1").unwrap_err();
+    /// assert!(err.to_string().contains("line 1"), "{err}");
+    /// ```
+    pub fn from_config_text(text: &str) -> Result<Option<Self>, TokenError> {
+        let mut doc = parse_toml(text)?;
+        doc.remove("store").map(store_from_value).transpose()
     }
 
     /// A config error about the field `field` of `[store]`.
@@ -331,6 +366,7 @@ impl StoreConfig {
             "url" => self.url.is_some(),
             "encryption_key" => self.encryption_key.is_some(),
             "encrypt" => self.encrypt.is_some(),
+            "call_timeout" => self.call_timeout.is_some(),
             _ => false,
         };
         match fields.iter().find(|f| set(f)) {
@@ -340,6 +376,28 @@ impl StoreConfig {
             None => Ok(()),
         }
     }
+}
+
+/// Parses a whole config file's text. An error gives the position and
+/// toml's message only: toml's `Display` quotes the offending line, which
+/// may hold a secret.
+pub(crate) fn parse_toml(text: &str) -> Result<toml::Table, TokenError> {
+    text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = text.get(..span.start).unwrap_or(text);
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!(" at line {line}, column {column}")
+            })
+            .unwrap_or_default();
+        TokenError::config(
+            None,
+            None,
+            format!("invalid TOML{at}: {}", crate::redact::one_line(e.message(), usize::MAX)),
+        )
+    })
 }
 
 /// Reads the `[store]` table.

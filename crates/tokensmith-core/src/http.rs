@@ -44,7 +44,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
@@ -172,14 +172,56 @@ impl From<&HttpSettings> for Limits {
 
 /// A token endpoint of one provider, with its reused HTTP client.
 ///
+/// The client is built on the first request, not with the endpoint: a
+/// provider served from a cache or token store never builds one. Every
+/// setting that can be wrong (the URL, the timeout, `ca_file`) is checked,
+/// and `ca_file` read, when the endpoint is made.
+///
 /// Cloning is cheap and shares the client (and its connection pool).
 #[derive(Clone)]
 pub struct TokenEndpoint {
     provider: Arc<str>,
     url: Url,
-    client: reqwest::Client,
+    client: Arc<LazyClient>,
     clock: SharedClock,
     limits: Limits,
+}
+
+/// An endpoint's HTTP client, built from its checked [`ClientSpec`] on
+/// first use.
+struct LazyClient {
+    spec: ClientSpec,
+    client: OnceLock<reqwest::Client>,
+}
+
+impl LazyClient {
+    /// The client, built now if this is the first request. A build that
+    /// fails (the settings were checked at load, so only reqwest or rustls
+    /// refusing remains) is a config error naming the provider, and the
+    /// next request tries again.
+    fn get(&self, provider: &str) -> Result<&reqwest::Client, TokenError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let built = build_client(provider, &self.spec)?;
+        // Two first requests at once may both build; one client is kept.
+        Ok(self.client.get_or_init(|| built))
+    }
+
+    /// Whether the client has been built (for tests).
+    #[cfg(test)]
+    fn is_built(&self) -> bool {
+        self.client.get().is_some()
+    }
+}
+
+/// What a client is built from, every part already checked: the timeout
+/// (not zero), proxies off for a loopback target, and the certificates of
+/// `ca_file`, read and parsed into trust anchors.
+struct ClientSpec {
+    timeout: Duration,
+    direct: bool,
+    extra_roots: rustls::RootCertStore,
 }
 
 impl fmt::Debug for TokenEndpoint {
@@ -268,68 +310,103 @@ fn client_for(
     settings: &HttpSettings,
     direct: bool,
 ) -> Result<reqwest::Client, TokenError> {
-    let config_error =
-        |field: &str, message: String| TokenError::config(Some(provider), Some(field), message);
+    build_client(provider, &client_spec(provider, settings, direct)?)
+}
+
+/// Checks what a client is built from: the timeout, and `ca_file` (read,
+/// PEM parsed, each certificate made a trust anchor). Cheap next to
+/// [`build_client`]; every config error is found here.
+fn client_spec(
+    provider: &str,
+    settings: &HttpSettings,
+    direct: bool,
+) -> Result<ClientSpec, TokenError> {
     if settings.timeout.is_zero() {
-        return Err(config_error("timeout", "the timeout must be longer than zero".to_owned()));
+        return Err(TokenError::config(
+            Some(provider),
+            Some("timeout"),
+            "the timeout must be longer than zero",
+        ));
     }
+    let extra_roots = extra_roots(provider, settings.ca_file.as_deref())?;
+    Ok(ClientSpec { timeout: settings.timeout, direct, extra_roots })
+}
+
+/// Builds the client of a checked spec (rustls config, Mozilla's roots,
+/// reqwest's connector): the expensive part, deferred to the first request.
+fn build_client(provider: &str, spec: &ClientSpec) -> Result<reqwest::Client, TokenError> {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     let mut builder = reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .connect_timeout(settings.timeout)
+        .timeout(spec.timeout)
+        .connect_timeout(spec.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(USER_AGENT)
         .default_headers(headers);
-    if direct {
+    if spec.direct {
         builder = builder.no_proxy();
     }
-    let tls = tls_config(provider, settings.ca_file.as_deref())?;
-    builder.tls_backend_preconfigured(tls).build().map_err(|e| {
+    let tls = tls_config(provider, &spec.extra_roots)?;
+    let client = builder.tls_backend_preconfigured(tls).build().map_err(|e| {
         TokenError::config(
             Some(provider),
             None,
             format!("cannot build HTTP client: {}", error_line(&e)),
         )
-    })
+    })?;
+    tracing::debug!(provider, "HTTP client built");
+    Ok(client)
+}
+
+/// The certificates of `ca_file` as trust anchors (none without one).
+fn extra_roots(
+    provider: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<rustls::RootCertStore, TokenError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let Some(path) = ca_file else { return Ok(roots) };
+    let ca_error = |message: String| TokenError::config(Some(provider), Some("ca_file"), message);
+    // A regular file of at most 1 MiB (a system bundle is about 200 KiB).
+    let (pem, _) = crate::secret::read_small_file(path, MAX_CA_FILE_BYTES)
+        .map_err(|e| ca_error(format!("cannot read {}: {e}", path.display())))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ca_error(format!("invalid PEM in {}: {}", path.display(), error_line(&e))))?;
+    if certs.is_empty() {
+        return Err(ca_error(format!("no PEM certificate found in {}", path.display())));
+    }
+    for cert in certs {
+        roots.add(cert).map_err(|e| {
+            ca_error(format!(
+                "cannot use the certificates in {}: {}",
+                path.display(),
+                error_line(&e)
+            ))
+        })?;
+    }
+    Ok(roots)
 }
 
 /// The rustls configuration of every client: the ring provider passed
 /// explicitly (no process-wide default is read or installed), Mozilla's roots
-/// (`webpki-roots`) plus the certificates of `ca_file`, HTTP/1.1 only.
+/// (`webpki-roots`) plus the certificates of `ca_file` (`extra`), HTTP/1.1
+/// only.
 fn tls_config(
     provider: &str,
-    ca_file: Option<&std::path::Path>,
+    extra: &rustls::RootCertStore,
 ) -> Result<rustls::ClientConfig, TokenError> {
-    let config_error =
-        |field: Option<&str>, message: String| TokenError::config(Some(provider), field, message);
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    if let Some(path) = ca_file {
-        let ca_error = |message: String| config_error(Some("ca_file"), message);
-        // A regular file of at most 1 MiB (a system bundle is about 200 KiB).
-        let (pem, _) = crate::secret::read_small_file(path, MAX_CA_FILE_BYTES)
-            .map_err(|e| ca_error(format!("cannot read {}: {e}", path.display())))?;
-        let certs =
-            CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| {
-                ca_error(format!("invalid PEM in {}: {}", path.display(), error_line(&e)))
-            })?;
-        if certs.is_empty() {
-            return Err(ca_error(format!("no PEM certificate found in {}", path.display())));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| {
-                ca_error(format!(
-                    "cannot use the certificates in {}: {}",
-                    path.display(),
-                    error_line(&e)
-                ))
-            })?;
-        }
-    }
+    roots.roots.extend(extra.roots.iter().cloned());
     let ring = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(ring)
         .with_safe_default_protocol_versions()
-        .map_err(|e| config_error(None, format!("cannot build TLS config: {}", error_line(&e))))?
+        .map_err(|e| {
+            TokenError::config(
+                Some(provider),
+                None,
+                format!("cannot build TLS config: {}", error_line(&e)),
+            )
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
     // reqwest leaves a preconfigured config's ALPN alone; we speak HTTP/1.1.
@@ -338,8 +415,10 @@ fn tls_config(
 }
 
 impl TokenEndpoint {
-    /// Validates `url` (the https rule, see [`check_url`]) and builds the
-    /// provider's client. No network.
+    /// Validates `url` (the https rule, see [`check_url`]) and the HTTP
+    /// settings (the timeout; `ca_file` is read and its certificates
+    /// parsed). No network. The HTTP client itself is built on the first
+    /// request.
     pub fn new(
         provider: &str,
         url: Url,
@@ -347,8 +426,14 @@ impl TokenEndpoint {
         clock: SharedClock,
     ) -> Result<Self, TokenError> {
         check_url(provider, "token_url", &url, settings.allow_insecure_http)?;
-        let client = client_for(provider, settings, is_loopback(&url))?;
+        let spec = client_spec(provider, settings, is_loopback(&url))?;
+        let client = Arc::new(LazyClient { spec, client: OnceLock::new() });
         Ok(Self { provider: provider.into(), url, client, clock, limits: settings.into() })
+    }
+
+    /// The provider's HTTP client, built on the first call.
+    fn client(&self) -> Result<&reqwest::Client, TokenError> {
+        self.client.get(&self.provider)
     }
 
     /// The provider this endpoint belongs to.
@@ -842,8 +927,8 @@ impl TokenRequest<'_> {
             }
         }
         let mut request = match self.method {
-            RequestMethod::Post => endpoint.client.post(url),
-            RequestMethod::Get => endpoint.client.get(url),
+            RequestMethod::Post => endpoint.client()?.post(url),
+            RequestMethod::Get => endpoint.client()?.get(url),
         };
         match (&self.body, self.method) {
             (BodyKind::Empty, _) => {}
@@ -1266,6 +1351,49 @@ mod tests {
         check_redacted("https://a.example/t", "https://a.example/t");
         check_redacted("https://a.example/t?code=s3cr3t#x", "https://a.example/t?…");
         check_redacted("https://u:p@a.example:8443/t", "https://a.example:8443/t");
+    }
+
+    /// A cache or store hit sends nothing, so it must not pay for a client
+    /// (rustls config, roots, connector): the endpoint builds it on the
+    /// first request, once, shared by its clones.
+    #[test]
+    fn the_client_is_built_on_first_use_once_and_shared_by_clones() {
+        let url = Url::parse("http://127.0.0.1:9/token").unwrap();
+        let clock: SharedClock = Arc::new(crate::SystemClock);
+        let endpoint = TokenEndpoint::new("p", url, &HttpSettings::default(), clock).unwrap();
+        let clone = endpoint.clone();
+        assert!(!endpoint.client.is_built(), "no client before a request");
+        let first: *const reqwest::Client = endpoint.client().unwrap();
+        assert!(clone.client.is_built(), "clones share the client");
+        assert!(std::ptr::eq(first, clone.client().unwrap()), "built once");
+    }
+
+    /// Deferring the client defers no config error: a zero timeout and a
+    /// `ca_file` that is missing or holds no certificate are refused when
+    /// the endpoint is made.
+    #[test]
+    fn settings_are_checked_when_the_endpoint_is_made() {
+        let url = Url::parse("https://login.example.com/token").unwrap();
+        let make = |settings: &HttpSettings| {
+            let clock: SharedClock = Arc::new(crate::SystemClock);
+            TokenEndpoint::new("p", url.clone(), settings, clock).map(|_| ()).unwrap_err()
+        };
+        let field = |err: TokenError| match err {
+            TokenError::Config { field, .. } => field,
+            other => panic!("unexpected {other:?}"),
+        };
+        let settings = HttpSettings { timeout: Duration::ZERO, ..HttpSettings::default() };
+        assert_eq!(field(make(&settings)).as_deref(), Some("timeout"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = HttpSettings {
+            ca_file: Some(dir.path().join("missing.pem")),
+            ..HttpSettings::default()
+        };
+        assert_eq!(field(make(&settings)).as_deref(), Some("ca_file"));
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        settings.ca_file = Some(empty);
+        assert_eq!(field(make(&settings)).as_deref(), Some("ca_file"));
     }
 
     #[test]

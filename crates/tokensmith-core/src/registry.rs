@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{
     CommonConfig, RefreshTokenStoreConfig, StoreConfig, backticked, closest, from_table,
-    secret_fields, store_from_value,
+    parse_toml, secret_fields, store_from_value,
 };
 use crate::http::{ClientAuth, HttpSettings, TokenEndpoint};
 use crate::refresh_store::{
@@ -58,7 +58,7 @@ pub trait StoreFactory: Send + Sync + fmt::Debug + 'static {
 #[derive(Clone, Debug)]
 enum StoreChoice {
     /// The config's `[store]`, else this one (`None`: no store).
-    FromConfig(Option<StoreConfig>),
+    FromConfig(Option<Box<StoreConfig>>),
     /// No store whatever the config says (`tokensmith token --no-cache`).
     Off,
 }
@@ -637,7 +637,7 @@ impl Registry {
     /// `StoreConfig::file(…)`, its per-user cache.
     #[must_use]
     pub fn with_default_store(mut self, config: StoreConfig) -> Self {
-        self.store = StoreChoice::FromConfig(Some(config));
+        self.store = StoreChoice::FromConfig(Some(Box::new(config)));
         self
     }
 
@@ -661,11 +661,18 @@ impl Registry {
                     "url",
                     "encryption_key",
                     "encrypt",
+                    "call_timeout",
                 ])?;
                 return Ok(None);
             }
             "file" => {
-                config.refuse_fields(&["prefix", "url", "encryption_key", "encrypt"])?;
+                config.refuse_fields(&[
+                    "prefix",
+                    "url",
+                    "encryption_key",
+                    "encrypt",
+                    "call_timeout",
+                ])?;
                 let dir = match &config.path {
                     Some(path) if path.as_os_str().is_empty() => {
                         return Err(StoreConfig::error("path", "the directory path is empty"));
@@ -813,24 +820,7 @@ impl Registry {
     /// # Ok::<(), tokensmith_core::TokenError>(())
     /// ```
     pub fn load_str_lenient(&self, text: &str) -> Result<LoadReport, TokenError> {
-        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            // The message and position only: the error's `Display` quotes the
-            // offending line, which may hold a secret.
-            let at = e
-                .span()
-                .map(|span| {
-                    let before = text.get(..span.start).unwrap_or(text);
-                    let line = before.matches('\n').count() + 1;
-                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                    format!(" at line {line}, column {column}")
-                })
-                .unwrap_or_default();
-            TokenError::config(
-                None,
-                None,
-                format!("invalid TOML{at}: {}", crate::redact::one_line(e.message(), usize::MAX)),
-            )
-        })?;
+        let mut doc = parse_toml(text)?;
         let providers = match doc.remove("providers") {
             Some(toml::Value::Table(t)) => t,
             Some(_) => return Err(TokenError::config(None, Some("providers"), "must be a table")),
@@ -1763,6 +1753,12 @@ mod tests {
         assert_eq!(field(&err).as_deref(), Some("store.url"), "{err}");
         let err = registry.load_str(&with_store("kind = \"memory\"\npath = \"/x\"")).unwrap_err();
         assert_eq!(field(&err).as_deref(), Some("store.path"), "{err}");
+        for kind in ["file", "memory"] {
+            let err = registry
+                .load_str(&with_store(&format!("kind = \"{kind}\"\ncall_timeout = \"1s\"")))
+                .unwrap_err();
+            assert_eq!(field(&err).as_deref(), Some("store.call_timeout"), "{err}");
+        }
         let err =
             registry.load_str(&with_store("kind = \"file\"\nlock_timout = \"1s\"")).unwrap_err();
         assert!(field(&err).is_some_and(|f| f.starts_with("store")), "{err}");

@@ -54,9 +54,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, ExistenceCheck, Script, SetExpiry, SetOptions};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::{
-    AccessToken, NamingKey, ProviderKey, SharedClock, SharedTokenStore, StoreConfig, StoreError,
-    StoreErrorKind, StoreFactory, StoreLease, SystemClock, TokenError, TokenStore, decode_token,
-    encode_token,
+    AccessToken, NamingKey, ProviderKey, STORE_CALL_TIMEOUT, SharedClock, SharedTokenStore,
+    StoreConfig, StoreError, StoreErrorKind, StoreFactory, StoreLease, SystemClock, TokenError,
+    TokenStore, decode_token, encode_token,
 };
 
 use crate::seal::{KEY_LEN, Keys};
@@ -68,6 +68,9 @@ pub const DEFAULT_PREFIX: &str = "tokensmith";
 /// the cache's own [`STORE_CALL_TIMEOUT`](tokensmith_core::STORE_CALL_TIMEOUT)
 /// so the store reports the failure itself.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The shortest bound on one Redis call.
+const MIN_CALL_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// The largest value read back (a sealed token document).
 const MAX_VALUE_LEN: usize = tokensmith_core::MAX_ENCODED_TOKEN_LEN + seal::OVERHEAD;
@@ -149,7 +152,8 @@ impl RedisStoreConfig {
 
     /// Reads a `[store]` table of `kind = "redis"`: `url` (required),
     /// `encryption_key` (required unless `encrypt = false` is written, and
-    /// then refused), `prefix`, `lock_timeout` (used by the cache).
+    /// then refused), `prefix`, `call_timeout` (10 ms to the cache's
+    /// [`STORE_CALL_TIMEOUT`]), `lock_timeout` (used by the cache).
     pub fn from_store_config(config: &StoreConfig) -> Result<Self, TokenError> {
         config.refuse_fields(&["path"])?;
         let url = config.url.as_ref().ok_or_else(|| {
@@ -172,6 +176,20 @@ impl RedisStoreConfig {
                 return Err(StoreConfig::error(
                     "encryption_key",
                     "required for a store of kind \"redis\" (32 random bytes, base64: `head -c 32 /dev/urandom | base64`), unless `encrypt = false` is written",
+                ));
+            }
+        };
+        let store = match config.call_timeout {
+            None => store,
+            Some(timeout) if (MIN_CALL_TIMEOUT..=STORE_CALL_TIMEOUT).contains(&timeout) => {
+                store.with_call_timeout(timeout)
+            }
+            Some(_) => {
+                return Err(StoreConfig::error(
+                    "call_timeout",
+                    format!(
+                        "must be between {MIN_CALL_TIMEOUT:?} and {STORE_CALL_TIMEOUT:?} (the cache stops waiting for a store call after {STORE_CALL_TIMEOUT:?})",
+                    ),
                 ));
             }
         };
@@ -198,7 +216,7 @@ impl RedisStoreConfig {
     /// [`DEFAULT_CALL_TIMEOUT`]; at least 10 ms).
     #[must_use]
     pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
-        self.call_timeout = timeout.max(Duration::from_millis(10));
+        self.call_timeout = timeout.max(MIN_CALL_TIMEOUT);
         self
     }
 

@@ -71,3 +71,18 @@ fn typos_name_the_field_written_and_suggest_the_one_meant() {
         assert!(!line.contains("there are no fields"), "{what}: {line}");
     }
 }
+
+#[test]
+fn every_command_reports_broken_toml_with_its_position_and_no_secret() {
+    let env = TestEnv::new();
+    // Line 4 is broken; line 3 holds a secret toml's own message would quote.
+    env.write_config(
+        "[providers.p]\nkind = \"deyel\"\nclient_secret = \"sec-Qz81\"\nclient_id = app\n",
+    );
+    for args in [&["token", "p"][..], &["check"], &["list"], &["cache", "clear"]] {
+        let line = env.run(args).fails(2).to_owned();
+        assert!(line.contains("invalid TOML at line 4, column 13"), "{args:?}: {line}");
+        assert!(line.contains("config.toml: "), "names the file: {args:?}: {line}");
+        assert!(!line.contains("sec-Qz81"), "{args:?}: {line}");
+    }
+}

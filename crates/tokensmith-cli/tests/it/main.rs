@@ -10,6 +10,10 @@ mod config_errors;
 mod demo;
 mod exit_codes;
 #[cfg(unix)]
+mod fault_server;
+#[cfg(unix)]
+mod faults;
+#[cfg(unix)]
 mod leak_audit;
 mod output;
 mod redis;

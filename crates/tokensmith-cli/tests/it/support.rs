@@ -40,6 +40,11 @@ impl TestEnv {
         self.rt.block_on(CustomEmulator::start(description)).unwrap()
     }
 
+    /// The runtime serving the emulators (for servers of a test's own).
+    pub(crate) fn rt(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+
     /// The working directory of the binary.
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
@@ -74,7 +79,13 @@ impl TestEnv {
     /// The binary, in the test's directory, with its own cache home and no
     /// `TOKENSMITH_CONFIG`.
     pub(crate) fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokensmith"));
+        self.command_for(env!("CARGO_BIN_EXE_tokensmith"))
+    }
+
+    /// `program` (the binary, or a wrapper that execs it) in the
+    /// environment of [`TestEnv::command`].
+    pub(crate) fn command_for(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
         cmd.current_dir(self.dir.path())
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .env("HOME", self.dir.path().join("home"))

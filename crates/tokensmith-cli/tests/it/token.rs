@@ -97,6 +97,27 @@ fn consecutive_calls_hit_the_vendor_once() {
     assert_eq!(deyel.requests(), 1);
 }
 
+/// A cache hit sends nothing, so it builds no HTTP client (rustls config,
+/// roots, connector: most of what loading a provider cost), neither for the
+/// provider asked for nor for the others in the config; a miss builds the
+/// one it uses. Seen through the `-v` log (core's `HTTP client built`).
+#[test]
+fn a_cache_hit_builds_no_http_client() {
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    let soti = env.emulator(Vendor::SotiConnect);
+    env.write_config(&format!("{}\n{}", provider(&deyel, "lowcode"), provider(&soti, "mdm")));
+    let built = |stderr: &str| stderr.lines().filter(|l| l.contains("HTTP client built")).count();
+    let miss = env.run(&["-v", "token", "lowcode"]);
+    let token = miss.ok().to_owned();
+    assert_eq!(built(&miss.stderr), 1, "a miss builds its provider's client:\n{}", miss.stderr);
+    let hit = env.run(&["-v", "token", "lowcode"]);
+    assert_eq!(hit.ok(), token, "served from the cache");
+    assert_eq!(built(&hit.stderr), 0, "a hit builds no client:\n{}", hit.stderr);
+    assert_eq!(deyel.requests(), 1);
+    assert_eq!(soti.requests(), 0);
+}
+
 #[test]
 fn no_cache_asks_every_time_and_leaves_the_cache_alone() {
     let env = TestEnv::new();

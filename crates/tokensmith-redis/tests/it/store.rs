@@ -199,6 +199,10 @@ fn config_errors_name_the_field_and_quote_no_secret() {
     let config = RedisStoreConfig::from_store_config(&table(&ok(""))).unwrap();
     assert_eq!(config.prefix(), "tokensmith");
     assert!(!format!("{config:?}").contains("PASSWORD"));
+    assert!(format!("{config:?}").contains("call_timeout: 1s"), "{config:?}");
+    let config =
+        RedisStoreConfig::from_store_config(&table(&ok("call_timeout = \"250ms\""))).unwrap();
+    assert!(format!("{config:?}").contains("call_timeout: 250ms"), "{config:?}");
     for (text, expected) in [
         (ok("").replace("redis://", "http://"), "store.url"),
         (ok("").replace("redis://", "rediss://").replace("/0", "/0#insecure"), "store.url"),
@@ -208,6 +212,8 @@ fn config_errors_name_the_field_and_quote_no_secret() {
         (ok("prefix = \"\""), "store.prefix"),
         (ok("path = \"/tmp/x\""), "store.path"),
         (ok("encrypt = false"), "store.encrypt"),
+        (ok("call_timeout = \"5ms\""), "store.call_timeout"),
+        (ok("call_timeout = \"3s\""), "store.call_timeout"),
         ("kind = \"redis\"".to_owned(), "store.url"),
     ] {
         let err = RedisStoreConfig::from_store_config(&table(&text)).unwrap_err();
