@@ -47,10 +47,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
+use secrecy::zeroize::Zeroize as _;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use url::form_urlencoded;
@@ -456,7 +456,8 @@ impl TokenEndpoint {
         TokenRequest {
             endpoint: self,
             auth: None,
-            form: Vec::new(),
+            form: Form::default(),
+            secret_fields: Vec::new(),
             method: RequestMethod::Post,
             body: BodyKind::Form,
             query: Vec::new(),
@@ -481,6 +482,81 @@ enum BodyKind {
 enum Value {
     Plain(String),
     Secret(SecretString),
+}
+
+/// Form fields, form-urlencoded as they are added (`a=1&b=2`), wiped when
+/// dropped: secret fields are in it.
+#[derive(Default)]
+struct Form(String);
+
+impl Form {
+    /// Appends `name=value`, form-urlencoded, after a `&` unless first.
+    fn append(&mut self, name: &str, value: &str) {
+        if self.0.capacity() == 0 {
+            // One allocation for a typical grant's few short fields.
+            self.0.reserve(64);
+        }
+        append_pair(&mut self.0, name, value);
+    }
+}
+
+impl Drop for Form {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// Appends `name=value` to `out`, both form-urlencoded, after a `&` unless
+/// `out` is empty: what `form_urlencoded::Serializer::append_pair` writes.
+fn append_pair(out: &mut String, name: &str, value: &str) {
+    if !out.is_empty() {
+        out.push('&');
+    }
+    form_encode(out, name);
+    out.push('=');
+    form_encode(out, value);
+}
+
+/// The bytes form-urlencoding leaves as they are: ASCII alphanumerics and
+/// `*-._`.
+const FORM_UNCHANGED: [bool; 256] = {
+    let unchanged = b"*-._0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < unchanged.len() {
+        table[unchanged[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Appends `text` form-urlencoded (`application/x-www-form-urlencoded`):
+/// ASCII alphanumerics and `*-._` as they are, space as `+`, every other
+/// byte (of the UTF-8) as `%XX`, exactly as `form_urlencoded::byte_serialize`
+/// (a test compares the two), runs of unchanged bytes copied whole.
+fn form_encode(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| !FORM_UNCHANGED[usize::from(b)])
+            .map_or(bytes.len(), |run| start + run);
+        // `start..end` is unchanged ASCII: both ends are char boundaries.
+        if start < end {
+            out.push_str(&text[start..end]);
+        }
+        let Some(&byte) = bytes.get(end) else { break };
+        if byte == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+        start = end + 1;
+    }
 }
 
 impl Value {
@@ -527,7 +603,12 @@ fn put_at(value: &mut serde_json::Value, pointer: &str, text: &str) {
 pub struct TokenRequest<'a> {
     endpoint: &'a TokenEndpoint,
     auth: Option<(ClientAuth, String, Option<SecretString>)>,
-    form: Vec<(String, Value)>,
+    /// The form fields in the order they were added, encoded as they come
+    /// (the client-auth fields go before them when the body is built).
+    form: Form,
+    /// The names and values of the secret form fields (also in `form`), to
+    /// scrub them from errors.
+    secret_fields: Vec<(String, SecretString)>,
     method: RequestMethod,
     body: BodyKind,
     query: Vec<(String, Value)>,
@@ -543,7 +624,10 @@ impl fmt::Debug for TokenRequest<'_> {
         f.debug_struct("TokenRequest")
             .field("endpoint", self.endpoint)
             .field("auth", &self.auth.as_ref().map(|a| a.0))
-            .field("fields", &self.form.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .field(
+                "fields",
+                &form_urlencoded::parse(self.form.0.as_bytes()).map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("method", &self.method)
             .field("query", &self.query.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
             .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
@@ -567,13 +651,14 @@ impl TokenRequest<'_> {
 
     /// Adds a plain form field.
     pub fn param(mut self, name: &str, value: &str) -> Self {
-        self.form.push((name.to_owned(), Value::Plain(value.to_owned())));
+        self.form.append(name, value);
         self
     }
 
     /// Adds a secret form field (password, code, refresh token, verifier).
     pub fn secret_param(mut self, name: &str, value: &SecretString) -> Self {
-        self.form.push((name.to_owned(), Value::Secret(value.clone())));
+        self.form.append(name, value.expose_secret());
+        self.secret_fields.push((name.to_owned(), value.clone()));
         self
     }
 
@@ -737,22 +822,45 @@ impl TokenRequest<'_> {
     /// assert_eq!(body.expose_secret(), "grant_type=client_credentials");
     /// ```
     pub fn encode(&self) -> (Option<SecretString>, SecretString) {
-        let (header, body) = self.encode_plain();
-        (header.map(SecretString::from), SecretString::from(body))
+        let body = self.body_from(Form(self.form.0.clone()));
+        (self.authorization().map(SecretString::from), SecretString::from(body))
     }
 
-    /// [`encode`](Self::encode) as plain strings, for [`send`](Self::send)
-    /// to hand to reqwest by value (no second copy of the body). Both hold
-    /// secrets: never logged, the header sent marked sensitive.
-    fn encode_plain(&self) -> (Option<String>, String) {
-        let (header, pairs) = self.encode_pairs();
-        let body = match &self.body {
-            BodyKind::Form => pairs,
+    /// The `Authorization` value: the Basic credentials of
+    /// [`basic_auth`](Self::basic_auth), or else of a Basic
+    /// [`client_auth`](Self::client_auth). Holds secrets: never logged, sent
+    /// marked sensitive.
+    fn authorization(&self) -> Option<String> {
+        if let Some(basic) = &self.basic {
+            return Some(basic.expose_secret().to_owned());
+        }
+        let (auth, id, secret) = self.auth.as_ref()?;
+        let secret = secret.as_ref().map_or("", |s| s.expose_secret());
+        match auth {
+            ClientAuth::BasicFormEncoded => {
+                let mut id_encoded = String::new();
+                form_encode(&mut id_encoded, id);
+                let mut encoded = Form::default();
+                form_encode(&mut encoded.0, secret);
+                Some(basic(&id_encoded, &encoded.0))
+            }
+            ClientAuth::BasicRaw => Some(basic(id, secret)),
+            ClientAuth::RequestBody | ClientAuth::None => None,
+        }
+    }
+
+    /// The body this request sends, `fields` being its form fields
+    /// (encoded): the form with the client-auth fields first (or the JSON
+    /// document, or nothing). Holds secrets: never logged.
+    fn body_from(&self, mut fields: Form) -> String {
+        match &self.body {
+            BodyKind::Form => self.with_auth_fields(std::mem::take(&mut fields.0)),
             BodyKind::Empty => String::new(),
             BodyKind::Json { value, secrets } => {
+                let pairs = Form(self.with_auth_fields(std::mem::take(&mut fields.0)));
                 let mut value = value.clone();
                 if let serde_json::Value::Object(members) = &mut value {
-                    for (name, field) in form_urlencoded::parse(pairs.as_bytes()) {
+                    for (name, field) in form_urlencoded::parse(pairs.0.as_bytes()) {
                         members.insert(name.into_owned(), serde_json::Value::String(field.into()));
                     }
                 }
@@ -761,48 +869,30 @@ impl TokenRequest<'_> {
                 }
                 value.to_string()
             }
-        };
-        let header = match &self.basic {
-            Some(basic) => Some(basic.expose_secret().to_owned()),
-            None => header,
-        };
-        (header, body)
+        }
     }
 
-    /// The Basic header of [`client_auth`](Self::client_auth) and the form
-    /// fields, form-urlencoded.
-    fn encode_pairs(&self) -> (Option<String>, String) {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        let mut header = None;
+    /// `fields` (form-encoded) after the client-auth fields that go in the
+    /// body (`client_id`, and `client_secret` when there is one), if any.
+    fn with_auth_fields(&self, fields: String) -> String {
+        let mut out = match &self.auth {
+            Some((ClientAuth::RequestBody | ClientAuth::None, ..)) => {
+                String::with_capacity(64 + fields.len())
+            }
+            _ => return fields,
+        };
+        let fields = Form(fields);
         if let Some((auth, id, secret)) = &self.auth {
-            let secret_str = secret.as_ref().map_or("", |s| s.expose_secret());
-            match auth {
-                ClientAuth::BasicFormEncoded => {
-                    let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
-                    let sec = SecretString::from(
-                        form_urlencoded::byte_serialize(secret_str.as_bytes()).collect::<String>(),
-                    );
-                    header = Some(basic(&id, sec.expose_secret()));
-                }
-                ClientAuth::BasicRaw => header = Some(basic(id, secret_str)),
-                ClientAuth::RequestBody => {
-                    body.append_pair("client_id", id);
-                    if secret.is_some() {
-                        body.append_pair("client_secret", secret_str);
-                    }
-                }
-                ClientAuth::None => {
-                    body.append_pair("client_id", id);
-                }
+            append_pair(&mut out, "client_id", id);
+            if let (ClientAuth::RequestBody, Some(secret)) = (auth, secret) {
+                append_pair(&mut out, "client_secret", secret.expose_secret());
             }
         }
-        for (name, value) in &self.form {
-            match value {
-                Value::Plain(v) => body.append_pair(name, v),
-                Value::Secret(v) => body.append_pair(name, v.expose_secret()),
-            };
+        if !fields.0.is_empty() {
+            out.push('&');
+            out.push_str(&fields.0);
         }
-        (header, body.finish())
+        out
     }
 
     /// Sends the request and parses the response into a token.
@@ -874,14 +964,21 @@ impl TokenRequest<'_> {
         Ok(request)
     }
 
-    async fn send_parsed(self, shape: Option<&ResponseShape>) -> Result<AccessToken, TokenError> {
+    async fn send_parsed(
+        mut self,
+        shape: Option<&ResponseShape>,
+    ) -> Result<AccessToken, TokenError> {
         let endpoint = self.endpoint;
         let provider = &*endpoint.provider;
-        let (header, body) = self.encode_plain();
-        // The header value is built once, marked sensitive (never in
-        // reqwest's `Debug`), and kept (a reference-counted clone) so an
-        // error can scrub it from what the server echoed.
-        let header = header
+        // The body and header are built once, as plain strings handed to
+        // reqwest by value (the encoded fields are moved, not copied); the
+        // header goes out marked sensitive (never in reqwest's `Debug`). An
+        // error builds what was sent again to scrub it from the response
+        // ([`sent`](Self::sent)): the success path keeps no copy.
+        let fields = std::mem::take(&mut self.form);
+        let body = self.body_from(fields);
+        let header = self
+            .authorization()
             .map(|text| {
                 // Base64 output is always a valid header value.
                 HeaderValue::try_from(text).map(|mut value| {
@@ -897,21 +994,21 @@ impl TokenRequest<'_> {
                     "credentials cannot be carried in a header",
                 )
             })?;
-        let request = self.build(body, header.clone())?;
+        let request = self.build(body, header)?;
         // The receipt time is when the request goes out: the server counts
         // `expires_in` from about then, so a slow answer shortens the
         // token's life rather than lengthening it.
         let received_at = endpoint.clock.timestamp();
         let received = execute(provider, &endpoint.url, request, endpoint.limits).await?;
         if received.oversized {
-            return Err(self.too_large(&received, header.as_ref()));
+            return Err(self.too_large(&received));
         }
-        let mut raw =
-            RawResponse::new(received.status, received.content_type.as_deref(), &received.body);
+        let content_type = received.content_type.as_ref().and_then(|v| v.to_str().ok());
+        let mut raw = RawResponse::new(received.status, content_type, &received.body);
         raw.retry_after = received.retry_after(&*endpoint.clock);
         // A server may echo the request back (form, Authorization header):
         // the error never shows what was sent, in any spelling.
-        let sent = || self.sent(header.as_ref());
+        let sent = || self.sent();
         match shape {
             None => parse_sent(provider, &raw, received_at, &sent),
             Some(shape) => parse_shaped(provider, &raw, received_at, shape, &sent),
@@ -920,29 +1017,24 @@ impl TokenRequest<'_> {
 
     /// The error for a body over the limit, its snippet cut from what was
     /// read, scrubbed of what the request sent before the cut.
-    fn too_large(&self, received: &Received, header: Option<&HeaderValue>) -> TokenError {
+    fn too_large(&self, received: &Received) -> TokenError {
         let limit = self.endpoint.limits.max_body_bytes;
-        too_large(
-            &self.endpoint.provider,
-            received.status,
-            limit,
-            &received.body,
-            &self.sent(header),
-        )
+        too_large(&self.endpoint.provider, received.status, limit, &received.body, &self.sent())
     }
 
     /// Every secret value this request sends (client secret, secret form
     /// fields, the `Authorization` header), in each spelling a server may
     /// echo it in. Only called on the error path.
-    fn sent(&self, header: Option<&HeaderValue>) -> Secrets {
+    fn sent(&self) -> Secrets {
         fn secret((name, v): &(String, Value)) -> Option<(&str, &str)> {
             match v {
                 Value::Secret(s) => Some((name.as_str(), s.expose_secret())),
                 Value::Plain(_) => None,
             }
         }
+        let fields = self.secret_fields.iter().map(|(name, s)| (name.as_str(), s.expose_secret()));
         let named: Vec<(&str, &str)> =
-            self.form.iter().chain(&self.query).chain(&self.headers).filter_map(secret).collect();
+            fields.chain(self.query.iter().chain(&self.headers).filter_map(secret)).collect();
         let json: Vec<(&str, &str)> = match &self.body {
             BodyKind::Json { secrets, .. } => secrets
                 .iter()
@@ -963,8 +1055,9 @@ impl TokenRequest<'_> {
         // Names a secret is sent under are secret keys too (an echo such as
         // `"clientKey": "…"` is redacted whatever its value became).
         let keys = named.iter().chain(&json).map(|(k, _)| *k).filter(|k| !k.is_empty());
-        // The header is base64 after `Basic `: always visible ASCII.
-        let header = header.and_then(|h| h.to_str().ok());
+        // The `Authorization` value sent, built again (base64 after `Basic `).
+        let header = Form(self.authorization().unwrap_or_default());
+        let header = Some(header.0.as_str()).filter(|h| !h.is_empty());
         Secrets::sent(values, header).with_keys(keys)
     }
 }
@@ -1023,7 +1116,8 @@ pub async fn fetch_json(
 /// A response read within the limits.
 struct Received {
     status: u16,
-    content_type: Option<String>,
+    /// The `Content-Type` header (read as text where it is used).
+    content_type: Option<HeaderValue>,
     /// The `Retry-After` header, read by [`Received::retry_after`].
     retry_after: Option<HeaderValue>,
     /// The body, or when `oversized` what was read of it before the limit
@@ -1076,7 +1170,7 @@ async fn execute(
     }
     let status = status.as_u16();
     let headers = response.headers();
-    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = headers.get(CONTENT_TYPE).cloned();
     let retry_after = headers.get(RETRY_AFTER).cloned();
     let limit = limits.max_body_bytes;
     let announced = response.content_length();
@@ -1120,18 +1214,42 @@ fn parse_retry_after(value: &HeaderValue, now: impl FnOnce() -> SystemTime) -> O
     Some(date.duration_since(now()).unwrap_or(Duration::ZERO))
 }
 
-/// `Basic base64(id:secret)`, encoded straight into one string (the
-/// credentials are never joined in plain text).
+/// `Basic base64(id:secret)` (standard alphabet, padded), encoded straight
+/// into one string: the credentials are never joined in plain text, and
+/// nothing but the (at most three) bytes of the group being encoded is held
+/// on the way (a test compares it with the `base64` crate's encoding of the
+/// joined text).
 fn basic(id: &str, secret: &str) -> String {
-    use std::io::Write as _;
-    let mut header = String::with_capacity(6 + (id.len() + secret.len() + 1).div_ceil(3) * 4);
-    header.push_str("Basic ");
-    let mut encoder = base64::write::EncoderStringWriter::from_consumer(header, &STANDARD);
-    // Writing to a `String` cannot fail.
-    let _ = encoder.write_all(id.as_bytes());
-    let _ = encoder.write_all(b":");
-    let _ = encoder.write_all(secret.as_bytes());
-    encoder.into_inner()
+    let alphabet = base64::alphabet::STANDARD.as_str().as_bytes();
+    let sextet = |group: u32, shift: u32| alphabet[(group >> shift & 0x3f) as usize];
+    let len = id.len() + 1 + secret.len();
+    let mut header = Vec::with_capacity(6 + len.div_ceil(3) * 4);
+    header.extend_from_slice(b"Basic ");
+    let (mut group, mut held) = (0_u32, 0);
+    for part in [id.as_bytes(), b":", secret.as_bytes()] {
+        for &byte in part {
+            group = group << 8 | u32::from(byte);
+            held += 1;
+            if held == 3 {
+                let quad =
+                    [sextet(group, 18), sextet(group, 12), sextet(group, 6), sextet(group, 0)];
+                header.extend_from_slice(&quad);
+                (group, held) = (0, 0);
+            }
+        }
+    }
+    match held {
+        1 => header.extend_from_slice(&[sextet(group, 2), sextet(group << 4, 0), b'=', b'=']),
+        2 => header.extend_from_slice(&[
+            sextet(group, 10),
+            sextet(group, 4),
+            sextet(group << 2, 0),
+            b'=',
+        ]),
+        _ => {}
+    }
+    // Base64 is ASCII.
+    String::from_utf8(header).unwrap_or_default()
 }
 
 /// The error for a body over `limit`, `start` being what was read of it;
@@ -1287,5 +1405,58 @@ mod tests {
         assert_eq!(reason(DEFAULT_MAX_BODY_BYTES), "response body larger than 1 MiB refused");
         assert_eq!(reason(2048), "response body larger than 2 KiB refused");
         assert_eq!(reason(100), "response body larger than 100 bytes refused");
+    }
+
+    /// The Basic value as the `base64` crate encodes the joined credentials.
+    fn joined_basic(id: &str, secret: &str) -> String {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    }
+
+    #[test]
+    fn basic_pads_every_length() {
+        assert_eq!(basic("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(basic("", ""), "Basic Og==");
+        for (id, secret) in [("a", ""), ("ab", ""), ("abc", "d"), ("é", "ü€"), ("id", "s:e:c")]
+        {
+            assert_eq!(basic(id, secret), joined_basic(id, secret), "{id:?} {secret:?}");
+        }
+    }
+
+    #[test]
+    fn form_encoding_of_every_byte_class() {
+        let encode = |text: &str| {
+            let mut out = String::new();
+            form_encode(&mut out, text);
+            out
+        };
+        assert_eq!(encode(""), "");
+        assert_eq!(encode("read write"), "read+write");
+        assert_eq!(encode("a*b-c.d_e~f"), "a*b-c.d_e%7Ef");
+        assert_eq!(encode("é/€ +&="), "%C3%A9%2F%E2%82%AC+%2B%26%3D");
+        let mut form = Form::default();
+        form.append("grant_type", "client_credentials");
+        form.append("scope", "read write");
+        assert_eq!(form.0, "grant_type=client_credentials&scope=read+write");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn form_encoding_is_form_urlencoded(text in ".{0,40}", bytes in "[ -~]{0,40}") {
+            for text in [text, bytes] {
+                let mut ours = String::new();
+                form_encode(&mut ours, &text);
+                let theirs: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+                proptest::prop_assert_eq!(ours, theirs);
+            }
+        }
+
+        #[test]
+        fn basic_is_base64_of_the_joined_credentials(id in ".{0,20}", secret in ".{0,40}") {
+            proptest::prop_assert_eq!(basic(&id, &secret), joined_basic(&id, &secret));
+        }
     }
 }

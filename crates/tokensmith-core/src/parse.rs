@@ -634,7 +634,7 @@ fn token_from(map: &Map<String, Value>, received_at: Timestamp) -> Result<Access
         refresh_token: str_field(map, "refresh_token"),
         id_token: str_field(map, "id_token"),
     };
-    build_token(&fields, received_at)
+    build_token(fields, received_at)
 }
 
 /// A `scope` string as a [`Scope`], `None` when blank.
@@ -660,7 +660,7 @@ struct TokenFields<'m> {
 
 /// The token of `fields`, or why there is none (expired on arrival, control
 /// characters).
-fn build_token(fields: &TokenFields<'_>, received_at: Timestamp) -> Result<AccessToken, String> {
+fn build_token(fields: TokenFields<'_>, received_at: Timestamp) -> Result<AccessToken, String> {
     let token = fields.access_token;
     let builder = AccessToken::builder(token, received_at);
     let builder = match fields.expires_in.and_then(seconds).filter(|s| !s.is_zero()) {
@@ -690,7 +690,7 @@ fn build_token(fields: &TokenFields<'_>, received_at: Timestamp) -> Result<Acces
     let secret = |value: Option<&str>| value.map(|s| SecretString::from(s.to_owned()));
     Ok(builder
         .token_type(TokenType::parse(fields.token_type))
-        .scope(fields.scope.clone())
+        .scope(fields.scope)
         .refresh_token(secret(fields.refresh_token))
         .id_token(secret(fields.id_token))
         .build())
@@ -717,7 +717,10 @@ fn fast_token(response: &RawResponse<'_>, received_at: Timestamp) -> Option<Acce
     if first != Some(&b'{') {
         return None;
     }
-    let fast: FastToken<'_> = serde_json::from_slice(response.body).ok()?;
+    let fast = match FastToken::scan(response.body) {
+        Some(fast) => fast,
+        None => serde_json::from_slice(response.body).ok()?,
+    };
     if fast.has_error {
         return None;
     }
@@ -730,7 +733,7 @@ fn fast_token(response: &RawResponse<'_>, received_at: Timestamp) -> Option<Acce
         refresh_token: non_blank(fast.refresh_token.as_deref()),
         id_token: non_blank(fast.id_token.as_deref()),
     };
-    build_token(&fields, received_at).ok()
+    build_token(fields, received_at).ok()
 }
 
 /// `value` without its padding ([`unpadded`]), unless blank.
@@ -739,6 +742,7 @@ fn non_blank(value: Option<&str>) -> Option<&str> {
 }
 
 /// A JSON string, borrowed from the body unless it has escapes.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Text<'a>(Cow<'a, str>);
 
 impl std::ops::Deref for Text<'_> {
@@ -827,6 +831,7 @@ impl<'de> serde::Deserialize<'de> for Skipped {
 
 /// The members of a token response [`fast_token`] reads.
 #[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct FastToken<'a> {
     access_token: Option<Text<'a>>,
     token_type: Option<Text<'a>>,
@@ -883,6 +888,142 @@ impl<'de> serde::Deserialize<'de> for FastToken<'de> {
             }
         }
         d.deserialize_map(Visitor)
+    }
+}
+
+impl<'a> FastToken<'a> {
+    /// The members of the simplest token responses, read without serde
+    /// (serde's machinery cost more than the rest of reading a token): one
+    /// flat JSON object, each member a string without escapes, an integer
+    /// of at most 18 digits, `true`, `false` or `null`; a member read here
+    /// a string (`expires_in` a string or an integer), none repeated, no
+    /// `error` or `errors`. `None` for anything else, which serde then
+    /// reads: wherever this answers, serde reads the same (a test compares
+    /// the two on every body the fast path is tested with).
+    fn scan(body: &'a [u8]) -> Option<Self> {
+        let mut scan = Scan { text: std::str::from_utf8(body).ok()?, at: 0 };
+        let mut out = FastToken::default();
+        let mut seen = [false; 6];
+        scan.eat(b'{')?;
+        loop {
+            let name = scan.string()?;
+            scan.eat(b':')?;
+            let value = scan.scalar()?;
+            let slot = match name {
+                "access_token" => 0,
+                "token_type" => 1,
+                "expires_in" => 2,
+                "scope" => 3,
+                "refresh_token" => 4,
+                "id_token" => 5,
+                "error" | "errors" => return None,
+                _ => 6,
+            };
+            if slot < 6 && std::mem::replace(&mut seen[slot], true) {
+                return None;
+            }
+            match (slot, value) {
+                (6, _) => {}
+                (2, Scalar::Text(text)) => out.expires_in = Some(Value::from(text)),
+                (2, Scalar::Integer(n)) => out.expires_in = Some(Value::from(n)),
+                (_, Scalar::Text(text)) => {
+                    let text = Some(Text(Cow::Borrowed(text)));
+                    match slot {
+                        0 => out.access_token = text,
+                        1 => out.token_type = text,
+                        3 => out.scope = text,
+                        4 => out.refresh_token = text,
+                        _ => out.id_token = text,
+                    }
+                }
+                _ => return None,
+            }
+            match scan.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        scan.skip_whitespace();
+        (scan.at == body.len()).then_some(out)
+    }
+}
+
+/// A JSON value [`FastToken::scan`] reads.
+enum Scalar<'a> {
+    /// A string without escapes.
+    Text(&'a str),
+    /// An integer of at most 18 digits, no sign, no fraction, no exponent.
+    Integer(u64),
+    /// `true`, `false` or `null`.
+    Literal,
+}
+
+/// A position in a JSON text, for [`FastToken::scan`].
+struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn skip_whitespace(&mut self) {
+        let bytes = &self.text.as_bytes()[self.at..];
+        self.at += bytes.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')).count();
+    }
+
+    /// The next byte after any white space.
+    fn next(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        let byte = *self.text.as_bytes().get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    /// `byte`, after any white space.
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    /// A string without escapes or control characters, after any white
+    /// space.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let rest = &self.text.as_bytes()[start..];
+        let len = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.at = start + len + 1;
+        // Both ends are at a `"`: char boundaries.
+        self.text.get(start..start + len)
+    }
+
+    /// A string, a short integer or a literal, after any white space.
+    fn scalar(&mut self) -> Option<Scalar<'a>> {
+        self.skip_whitespace();
+        let rest = &self.text.as_bytes()[self.at..];
+        match rest.first()? {
+            b'"' => self.string().map(Scalar::Text),
+            b'0'..=b'9' => {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                // A leading zero (`01`, not JSON) or a number that may not
+                // fit: serde decides.
+                if digits > 18 || (digits > 1 && rest[0] == b'0') {
+                    return None;
+                }
+                self.at += digits;
+                let value = rest[..digits].iter().fold(0_u64, |n, d| n * 10 + u64::from(d - b'0'));
+                Some(Scalar::Integer(value))
+            }
+            _ => {
+                let literal = ["true", "false", "null"]
+                    .into_iter()
+                    .find(|literal| rest.starts_with(literal.as_bytes()))?;
+                self.at += literal.len();
+                Some(Scalar::Literal)
+            }
+        }
     }
 }
 
@@ -2722,6 +2863,11 @@ mod fast_path_tests {
         let raw = RawResponse::new(status, content_type, body);
         let at = Timestamp::from(now());
         let tolerant = tolerant("p", &raw, at, &|| Secrets::NONE);
+        // Where the scan answers, serde reads the same members.
+        if let Some(scanned) = FastToken::scan(body) {
+            let read: FastToken<'_> = serde_json::from_slice(body).expect("serde reads it too");
+            assert_eq!(scanned, read, "{:?}", String::from_utf8_lossy(body));
+        }
         let fast = fast_token(&raw, at);
         if let Some(token) = &fast {
             assert_eq!(

@@ -1,7 +1,6 @@
 //! [`AccessToken`] and its parts: [`TokenType`], [`Scope`], and how it is
 //! presented to an API ([`Presentation`]).
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -60,18 +59,18 @@ impl fmt::Display for TokenType {
     }
 }
 
-/// The scope granted with a token: the original string and its parsed set.
+/// The scope granted with a token: the original string, split into its
+/// tokens when asked (a token's scope is rarely read, and building a set for
+/// every token received cost more than the rest of reading it).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Scope {
     raw: String,
-    set: BTreeSet<String>,
 }
 
 impl Scope {
     /// Parses a space-delimited scope string (RFC 6749 §3.3).
     pub fn parse(raw: &str) -> Self {
-        let set = raw.split_ascii_whitespace().map(str::to_owned).collect();
-        Self { raw: raw.to_owned(), set }
+        Self { raw: raw.to_owned() }
     }
 
     /// The scope string exactly as the server sent it.
@@ -81,12 +80,15 @@ impl Scope {
 
     /// The individual scope tokens, sorted and de-duplicated.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.set.iter().map(String::as_str)
+        let mut tokens: Vec<&str> = self.raw.split_ascii_whitespace().collect();
+        tokens.sort_unstable();
+        tokens.dedup();
+        tokens.into_iter()
     }
 
     /// Whether `scope` was granted.
     pub fn contains(&self, scope: &str) -> bool {
-        self.set.contains(scope)
+        self.raw.split_ascii_whitespace().any(|token| token == scope)
     }
 }
 

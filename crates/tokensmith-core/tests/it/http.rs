@@ -641,6 +641,35 @@ async fn a_64_mib_body_is_refused_without_reading_it() {
     }
 }
 
+/// A `Content-Length` that announces less than the server then sends: only
+/// the announced bytes are read (the rest is never taken for the body), so
+/// the cap cannot be slipped past by a small announcement; one that
+/// announces more than the cap is refused before any body is read.
+#[tokio::test]
+async fn a_lying_content_length_does_not_widen_the_cap() {
+    let mut settings = settings();
+    settings.max_body_bytes = 1000;
+    for (announced, sent) in [(20, 64 * 1024), (2000, 10)] {
+        let (url, _server) = raw_server(move |mut stream| async move {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {announced}\r\n\r\n");
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&vec![b'x'; sent]).await;
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink).await;
+        })
+        .await;
+        let err = bounded(endpoint_with(&url, &settings).request().send()).await.unwrap_err();
+        let reason = invalid_reason(&err);
+        let body = err.body().map_or("", |b| b.as_str());
+        if announced > 1000 {
+            assert_eq!(reason, "response body larger than 1000 bytes refused");
+            assert!(!body.contains('x'), "a body announced too large was read: {body:?}");
+        } else {
+            assert_eq!(body, "x".repeat(announced), "{reason}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_cap_is_exact() {
     // fetch_json, so the check does not depend on the token parser.
