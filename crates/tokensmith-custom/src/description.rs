@@ -155,6 +155,16 @@ pub(crate) enum Sent {
     Secret(SecretString),
 }
 
+impl Sent {
+    /// The value as sent.
+    pub(crate) fn expose(&self) -> &str {
+        match self {
+            Self::Plain(v) => v,
+            Self::Secret(v) => v.expose_secret(),
+        }
+    }
+}
+
 /// What the request body is.
 #[derive(Clone)]
 pub(crate) enum PlanBody {
