@@ -468,12 +468,11 @@ fn unescape(text: &str) -> String {
         match chars.next() {
             Some('n') => out.push('\n'),
             Some('r') => out.push('\r'),
-            Some('\\') => out.push('\\'),
+            Some('\\') | None => out.push('\\'),
             Some(other) => {
                 out.push('\\');
                 out.push(other);
             }
-            None => out.push('\\'),
         }
     }
     out
@@ -743,16 +742,19 @@ fn toml_value(value: &toml::Value) -> String {
 
 /// A table as TOML text: one `key = value` line per member.
 fn toml_text(table: &toml::Table) -> String {
-    table.iter().map(|(k, v)| format!("{} = {}\n", toml_string(k), toml_value(v))).collect()
+    let mut out = String::new();
+    for (key, value) in table {
+        let _ = writeln!(out, "{} = {}", toml_string(key), toml_value(value));
+    }
+    out
 }
 
 /// A request template rendered by the harness's own reading of the
 /// template language (`{name}` a value, `{{` and `}}` braces): the text,
-/// the names used and the literal runs between them; `None` when it is
+/// and the literal runs between its placeholders; `None` when it is
 /// malformed or names an unknown value.
 struct Rendered {
     text: String,
-    names: Vec<String>,
     literals: Vec<String>,
 }
 
@@ -760,7 +762,7 @@ fn render_template<'v>(
     template: &str,
     value: impl Fn(&str) -> Option<&'v str>,
 ) -> Option<Rendered> {
-    let mut r = Rendered { text: String::new(), names: Vec::new(), literals: vec![String::new()] };
+    let mut r = Rendered { text: String::new(), literals: vec![String::new()] };
     let mut rest = template;
     while let Some(at) = rest.find(['{', '}']) {
         let brace = &rest[at..=at];
@@ -787,7 +789,6 @@ fn render_template<'v>(
             return None;
         }
         r.text.push_str(value(name)?);
-        r.names.push(name.to_owned());
         r.literals.push(String::new());
         rest = &after[close + 1..];
     }
@@ -827,89 +828,22 @@ const OWN_HEADERS: [&str; 4] = ["content-type", "content-length", "host", "user-
 pub fn custom_request(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let d = Described::read(text);
-    let lookup = |name: &str| d.value(name);
+    let templates = d.templates();
     let secrets: Vec<&str> = d.values().iter().filter(|v| v.2).map(|v| v.1).collect();
-
-    // The request templates, as (field, template).
-    let mut templates: Vec<(String, &str)> = Vec::new();
-    templates.extend(d.query.iter().map(|(n, t)| (format!("query {n}"), t.as_str())));
-    templates.extend(d.headers.iter().map(|(n, t)| (format!("header {n}"), t.as_str())));
-    if let Some(t) = d.auth_table.get("value") {
-        templates.push(("auth.value".into(), t));
-    }
-    fn strings<'a>(value: &'a toml::Value, out: &mut Vec<&'a str>) {
-        match value {
-            toml::Value::String(s) => out.push(s),
-            toml::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-            toml::Value::Table(t) => t.values().for_each(|v| strings(v, out)),
-            _ => {}
-        }
-    }
-    let mut field_templates = Vec::new();
-    d.fields.values().for_each(|v| strings(v, &mut field_templates));
-    templates.extend(field_templates.into_iter().map(|t| ("field".to_owned(), t)));
-
     let mut well_formed = true;
     let mut writes_secret = false;
-    let mut placeholder_names = Vec::new();
-    for (_, template) in &templates {
-        match render_template(template, lookup) {
+    for template in &templates {
+        match render_template(template, |name| d.value(name)) {
             Some(r) => {
                 writes_secret |= r
                     .literals
                     .iter()
                     .any(|l| secrets.iter().any(|s| s.chars().count() >= 4 && l.contains(s)));
-                placeholder_names.extend(r.names);
             }
             None => well_formed = false,
         }
     }
-
-    // What may show in an error besides a secret: every name and public
-    // value of the description (a secret equal to a header name, say, is
-    // not distinctive).
-    let mut public: Vec<&str> = vec![d.client_id()];
-    public.extend(d.username.as_deref());
-    public.extend(d.secrets.keys().map(String::as_str));
-    public.extend(d.query.keys().chain(d.headers.keys()).map(String::as_str));
-    public.extend(d.auth_table.iter().filter(|(k, _)| *k != "value").map(|(_, v)| v.as_str()));
-    public.extend(d.auth_table.keys().map(String::as_str));
-    public.extend(
-        [&d.method, &d.body, &d.auth, &d.present_header, &d.present_value, &d.url]
-            .into_iter()
-            .filter_map(|v| v.as_deref()),
-    );
-    public.extend(placeholder_names.iter().map(String::as_str));
-    // Names written in braces, known or not (an unknown one is quoted).
-    for (_, template) in &templates {
-        public.extend(template.split('{').skip(1).filter_map(|rest| {
-            let name = rest.split('}').next()?;
-            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_').then_some(name)
-        }));
-    }
-    fn keys<'a>(table: &'a toml::Table, out: &mut Vec<&'a str>) {
-        for (key, value) in table {
-            out.push(key);
-            if let toml::Value::Table(inner) = value {
-                keys(inner, out);
-            }
-        }
-    }
-    keys(&d.fields, &mut public);
-    let distinctive: Vec<&str> = secrets
-        .iter()
-        .copied()
-        .filter(|s| {
-            s.len() >= 8
-                && s.bytes().any(|b| b.is_ascii_alphabetic())
-                && s.bytes().any(|b| b.is_ascii_digit())
-                // No character `Debug` escapes: an error quoting other
-                // text must not spell a secret by accident.
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~+/=:@".contains(c))
-                && !public.iter().any(|p| p.contains(s))
-        })
-        .collect();
-
+    let distinctive = d.distinctive_secrets(&templates);
     let provider = match d.build() {
         Ok(provider) => provider,
         Err(err) => {
@@ -922,44 +856,148 @@ pub fn custom_request(data: &[u8]) {
     };
     assert!(well_formed, "a malformed template or an unknown name was accepted");
     assert!(!writes_secret, "a template writing out a secret's value was accepted");
-    let shown = format!("{provider:?}");
-    for secret in &distinctive {
-        assert!(!shown.contains(secret), "secret {secret:?} in the provider's Debug {shown}");
-    }
-
     let sent = provider.render();
-    let shown = format!("{sent:?}");
+    let shown = format!("{provider:?} {sent:?}");
     for secret in &distinctive {
-        assert!(!shown.contains(secret), "secret {secret:?} in the request's Debug {shown}");
+        assert!(!shown.contains(secret), "secret {secret:?} in a Debug: {shown}");
     }
-    let render = |t: &str| render_template(t, lookup).expect("a template the product took").text;
     let get = d.method.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("get"));
     assert_eq!(sent.method, if get { "GET" } else { "POST" });
+    check_query(&d, &sent);
+    let headers = check_headers(&d, &sent);
+    let body = sent.body.expose_secret();
+    check_body(&d, sent.content_type, body);
 
-    // The query: the token URL's own, then each described parameter.
+    // No expansion: the whole request is within a small factor of the
+    // input's square (each placeholder stands for at most the input).
+    let size = sent.url.as_str().len()
+        + body.len()
+        + headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+    assert!(size <= 6 * (data.len() + 1).pow(2) + 4096, "{size} bytes from {} bytes", data.len());
+
+    check_presentation(&d, &provider);
+}
+
+/// The strings of a TOML value, at any depth.
+fn toml_strings<'a>(value: &'a toml::Value, out: &mut Vec<&'a str>) {
+    match value {
+        toml::Value::String(s) => out.push(s),
+        toml::Value::Array(items) => items.iter().for_each(|v| toml_strings(v, out)),
+        toml::Value::Table(t) => t.values().for_each(|v| toml_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// The keys of a TOML table, at any depth.
+fn toml_keys<'a>(table: &'a toml::Table, out: &mut Vec<&'a str>) {
+    for (key, value) in table {
+        out.push(key);
+        if let toml::Value::Table(inner) = value {
+            toml_keys(inner, out);
+        }
+    }
+}
+
+impl Described {
+    /// Every request template: query, headers, `auth.value`, body fields.
+    fn templates(&self) -> Vec<&str> {
+        let mut templates: Vec<&str> =
+            self.query.values().chain(self.headers.values()).map(String::as_str).collect();
+        templates.extend(self.auth_table.get("value").map(String::as_str));
+        self.fields.values().for_each(|v| toml_strings(v, &mut templates));
+        templates
+    }
+
+    /// The secrets an error must never show: eight characters or more, a
+    /// letter and a digit, none that `Debug` escapes (an error quoting
+    /// other text must not spell one by accident), and written nowhere
+    /// public (a name, a public value: a secret equal to a header name, say,
+    /// is not distinctive).
+    fn distinctive_secrets(&self, templates: &[&str]) -> Vec<&str> {
+        let mut public: Vec<&str> = vec![self.client_id()];
+        public.extend(self.username.as_deref());
+        public.extend(self.secrets.keys().map(String::as_str));
+        public.extend(self.query.keys().chain(self.headers.keys()).map(String::as_str));
+        public
+            .extend(self.auth_table.iter().filter(|(k, _)| *k != "value").map(|(_, v)| v.as_str()));
+        public.extend(self.auth_table.keys().map(String::as_str));
+        public.extend(
+            [
+                &self.method,
+                &self.body,
+                &self.auth,
+                &self.present_header,
+                &self.present_value,
+                &self.url,
+            ]
+            .into_iter()
+            .filter_map(|v| v.as_deref()),
+        );
+        // Names written in braces, known or not (an unknown one is quoted).
+        for template in templates {
+            public.extend(template.split('{').skip(1).filter_map(|rest| {
+                let name = rest.split('}').next()?;
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_').then_some(name)
+            }));
+        }
+        toml_keys(&self.fields, &mut public);
+        self.values()
+            .into_iter()
+            .filter(|(_, s, secret)| {
+                *secret
+                    && s.len() >= 8
+                    && s.bytes().any(|b| b.is_ascii_alphabetic())
+                    && s.bytes().any(|b| b.is_ascii_digit())
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~+/=:@".contains(c))
+                    && !public.iter().any(|p| p.contains(s))
+            })
+            .map(|(_, s, _)| s)
+            .collect()
+    }
+
+    /// `template` rendered by the harness (the product took it).
+    fn render(&self, template: &str) -> String {
+        render_template(template, |name| self.value(name))
+            .expect("a template the product took")
+            .text
+    }
+
+    /// The client authentication's kind (`none` when not given).
+    fn auth_kind(&self) -> &str {
+        self.auth.as_deref().unwrap_or("none")
+    }
+}
+
+/// The query: the token URL's own parameters, then each described one.
+fn check_query(d: &Described, sent: &tokensmith_custom::RenderedRequest) {
     let base = d.token_url();
-    let mut url = sent.url.clone();
-    url.set_query(None);
-    let mut bare = base.clone();
-    bare.set_query(None);
-    assert_eq!(url, bare, "the token URL changed");
+    let mut sent_bare = sent.url.clone();
+    sent_bare.set_query(None);
+    let mut base_bare = base.clone();
+    base_bare.set_query(None);
+    assert_eq!(sent_bare, base_bare, "the token URL changed");
     let mut query: Vec<(String, String)> = sent.url.query_pairs().into_owned().collect();
     let mut expected: Vec<(String, String)> = base.query_pairs().into_owned().collect();
-    expected.extend(d.query.iter().map(|(n, t)| (n.clone(), render(t))));
+    expected.extend(d.query.iter().map(|(n, t)| (n.clone(), d.render(t))));
     query.sort();
     expected.sort();
     assert_eq!(query, expected, "the query");
+}
 
-    // The headers: described, the auth header, Basic credentials.
+/// The headers: described, the auth header, Basic credentials; each one
+/// HTTP can carry and none of tokensmith's own. Returns them.
+fn check_headers(
+    d: &Described,
+    sent: &tokensmith_custom::RenderedRequest,
+) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> =
         sent.headers.iter().map(|(n, v)| (n.clone(), v.expose_secret().to_owned())).collect();
     let mut expected: Vec<(String, String)> =
-        d.headers.iter().map(|(n, t)| (n.clone(), render(t))).collect();
-    let kind = d.auth.as_deref().unwrap_or("none");
-    match kind {
+        d.headers.iter().map(|(n, t)| (n.clone(), d.render(t))).collect();
+    match d.auth_kind() {
         "header" => expected.push((
             d.auth_table.get("header").cloned().expect("an auth header"),
-            render(d.auth_table.get("value").expect("an auth value")),
+            d.render(d.auth_table.get("value").expect("an auth value")),
         )),
         "basic" => {
             let named = |key: &str, default: &str| {
@@ -982,10 +1020,28 @@ pub fn custom_request(data: &[u8]) {
         let lower = name.to_ascii_lowercase();
         assert!(!OWN_HEADERS.contains(&lower.as_str()), "header {name} is tokensmith's own");
     }
+    headers
+}
 
-    // The body: the fields, then those of `auth = "body"`.
+/// A described JSON body value as the harness renders it.
+fn json_value(d: &Described, value: &toml::Value) -> Value {
+    match value {
+        toml::Value::String(t) => Value::String(d.render(t)),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => Value::from(*f),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(t) => Value::String(t.to_string()),
+        toml::Value::Array(items) => Value::Array(items.iter().map(|v| json_value(d, v)).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.iter().map(|(k, v)| (k.clone(), json_value(d, v))).collect())
+        }
+    }
+}
+
+/// The body: the fields, then those of `auth = "body"`.
+fn check_body(d: &Described, content_type: Option<&str>, body: &str) {
     let mut auth_fields = Vec::new();
-    if kind == "body" {
+    if d.auth_kind() == "body" {
         let id = d.auth_table.get("id_field").map_or("client_id", String::as_str);
         auth_fields.push((id.to_owned(), d.client_id().to_owned()));
         if let Some(secret) = &d.client_secret {
@@ -993,8 +1049,7 @@ pub fn custom_request(data: &[u8]) {
             auth_fields.push((field.to_owned(), secret.clone()));
         }
     }
-    let body = sent.body.expose_secret();
-    match sent.content_type {
+    match content_type {
         None => {
             assert!(body.is_empty(), "a body without a content type");
             assert!(d.fields.is_empty() && auth_fields.is_empty(), "fields dropped");
@@ -1008,7 +1063,7 @@ pub fn custom_request(data: &[u8]) {
                 .iter()
                 .map(|(name, value)| {
                     let text = match value {
-                        toml::Value::String(t) => render(t),
+                        toml::Value::String(t) => d.render(t),
                         toml::Value::Integer(i) => i.to_string(),
                         toml::Value::Float(f) => f.to_string(),
                         toml::Value::Boolean(b) => b.to_string(),
@@ -1023,22 +1078,7 @@ pub fn custom_request(data: &[u8]) {
             assert_eq!(pairs, expected, "the form");
         }
         Some("application/json") => {
-            fn json(value: &toml::Value, render: &dyn Fn(&str) -> String) -> Value {
-                match value {
-                    toml::Value::String(t) => Value::String(render(t)),
-                    toml::Value::Integer(i) => Value::from(*i),
-                    toml::Value::Float(f) => Value::from(*f),
-                    toml::Value::Boolean(b) => Value::Bool(*b),
-                    toml::Value::Datetime(d) => Value::String(d.to_string()),
-                    toml::Value::Array(items) => {
-                        Value::Array(items.iter().map(|v| json(v, render)).collect())
-                    }
-                    toml::Value::Table(t) => {
-                        Value::Object(t.iter().map(|(k, v)| (k.clone(), json(v, render))).collect())
-                    }
-                }
-            }
-            let mut expected = json(&toml::Value::Table(d.fields.clone()), &render);
+            let mut expected = json_value(d, &toml::Value::Table(d.fields.clone()));
             let members = expected.as_object_mut().expect("an object");
             for (name, value) in auth_fields {
                 assert!(members.insert(name, Value::String(value)).is_none(), "a field sent twice");
@@ -1048,15 +1088,11 @@ pub fn custom_request(data: &[u8]) {
         }
         Some(other) => panic!("content type {other}"),
     }
+}
 
-    // No expansion: the whole request is within a small factor of the
-    // input's square (each placeholder stands for at most the input).
-    let size = sent.url.as_str().len()
-        + body.len()
-        + headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
-    assert!(size <= 6 * (data.len() + 1).pow(2) + 4096, "{size} bytes from {} bytes", data.len());
-
-    // The presentation, by the provider and by core.
+/// The presentation, by the provider and by core: `present.value` with the
+/// token (a sane one: what the parser accepts).
+fn check_presentation(d: &Described, provider: &tokensmith_custom::CustomProvider) {
     let token = d.token.as_deref().unwrap_or("tok-1");
     if token.is_empty() || token.trim() != token || token.chars().any(char::is_control) {
         return;
