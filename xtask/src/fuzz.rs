@@ -22,6 +22,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "response_shape",
     "store_decode",
     "agent_request",
+    "custom_request",
 ];
 
 /// Seconds per target when `--seconds` is not given.
@@ -130,5 +131,30 @@ mod tests {
             assert!(manifest.contains(&format!("name = \"{target}\"")), "{target}");
             assert!(fuzz.join(format!("corpus/{target}")).read_dir().unwrap().next().is_some());
         }
+    }
+
+    /// This list is the one `cargo xtask fuzz` runs: every binary in
+    /// `fuzz/fuzz_targets/` and every body in `fuzz/src/lib.rs`'s `TARGETS`
+    /// (which the stable replay, `tests/it/fuzz_corpus.rs`, runs) is on it.
+    #[test]
+    fn no_target_is_left_out_of_the_list() {
+        let fuzz = crate::project_root().join("fuzz");
+        let mut binaries: Vec<String> = std::fs::read_dir(fuzz.join("fuzz_targets"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".rs").to_owned())
+            .collect();
+        binaries.sort();
+        let mut listed: Vec<String> = TARGETS.iter().map(|t| (*t).to_owned()).collect();
+        listed.sort();
+        assert_eq!(binaries, listed, "fuzz/fuzz_targets/ and xtask's TARGETS");
+        let lib = std::fs::read_to_string(fuzz.join("src/lib.rs")).unwrap();
+        let start = lib.find("pub const TARGETS").expect("TARGETS in fuzz/src/lib.rs");
+        let end = start + lib[start..].find("];").unwrap();
+        let mut bodies: Vec<String> = lib[start..end]
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("(\"")?.split('"').next().map(str::to_owned))
+            .collect();
+        bodies.sort();
+        assert_eq!(bodies, listed, "fuzz/src/lib.rs's TARGETS and xtask's TARGETS");
     }
 }

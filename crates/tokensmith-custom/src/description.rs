@@ -155,6 +155,16 @@ pub(crate) enum Sent {
     Secret(SecretString),
 }
 
+impl Sent {
+    /// The value as sent.
+    pub(crate) fn expose(&self) -> &str {
+        match self {
+            Self::Plain(v) => v,
+            Self::Secret(v) => v.expose_secret(),
+        }
+    }
+}
+
 /// What the request body is.
 #[derive(Clone)]
 pub(crate) enum PlanBody {
@@ -229,6 +239,14 @@ impl Credentials {
         self.values.iter().map(|(n, _, _)| format!("`{{{n}}}`")).collect::<Vec<_>>().join(", ")
     }
 }
+
+/// The headers tokensmith sets itself, which a description may not.
+const OWN_HEADERS: [&str; 4] = ["content-type", "content-length", "host", "user-agent"];
+
+/// How deep the tables and arrays of a JSON body may nest (the body itself
+/// counts): far below the 128 levels at which JSON parsers, `serde_json`'s
+/// included, refuse a document.
+const MAX_JSON_DEPTH: usize = 32;
 
 /// The names no extra secret may take.
 const BUILT_IN: [&str; 4] = ["client_id", "client_secret", "username", "password"];
@@ -329,10 +347,10 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
         if auth_header.as_ref().is_some_and(|(h, _)| taken(h)) {
             return Err(ctx.error(&field, "request.auth already sends this header"));
         }
-        if ["content-type", "content-length", "host", "user-agent"].iter().any(|h| taken(h)) {
+        if OWN_HEADERS.iter().any(|h| taken(h)) {
             return Err(ctx.error(&field, "this header is set by tokensmith"));
         }
-        headers.push((name.clone(), checker.template(&field, value)?));
+        headers.push((name.clone(), checker.header_template(&field, value)?));
     }
     if let Some((name, value)) = auth_header {
         headers.push((name, value));
@@ -423,10 +441,13 @@ fn client_auth(
                 ctx.error("request.auth.header", "required with type = \"header\"")
             })?;
             checker.header_name("request.auth.header", &name)?;
+            if OWN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+                return Err(ctx.error("request.auth.header", "this header is set by tokensmith"));
+            }
             let value = auth.value.as_deref().ok_or_else(|| {
                 ctx.error("request.auth.value", "required with type = \"header\"")
             })?;
-            auth_header = Some((name, checker.template("request.auth.value", value)?));
+            auth_header = Some((name, checker.header_template("request.auth.value", value)?));
         }
         "body" => {
             only("user", &auth.user, "\"basic\"")?;
@@ -484,6 +505,7 @@ fn body(
                 "",
                 &toml::Value::Table(fields.clone()),
                 &mut secrets,
+                0,
             )?;
             for (name, template) in auth_fields {
                 if fields.contains_key(name) {
@@ -586,7 +608,15 @@ impl Checker<'_> {
     /// A request template: parsed, its names known, no secret written out in
     /// its literal text; evaluated.
     fn template(&self, field: &str, text: &str) -> Result<Sent, TokenError> {
-        let template = Template::parse(text).map_err(|e| self.ctx.error(field, e))?;
+        let template = match Template::parse(text) {
+            Ok(template) => template,
+            Err(malformed) => {
+                // The message quotes the text: never one that writes out a
+                // secret (said without quoting it).
+                self.no_secret_written(field, text)?;
+                return Err(self.ctx.error(field, malformed));
+            }
+        };
         let mut secret = false;
         for name in template.names() {
             match self.credentials.get(name) {
@@ -600,6 +630,34 @@ impl Checker<'_> {
         let value = template
             .render(|name| self.credentials.get(name).map_or("", |(_, v, _)| v.expose_secret()));
         Ok(if secret { Sent::Secret(SecretString::from(value)) } else { Sent::Plain(value) })
+    }
+
+    /// A header's value template ([`template`](Self::template)) whose
+    /// value HTTP can carry: a control character (CR, LF, NUL, …; tab
+    /// aside), in its literal text or in a value it names, is refused
+    /// naming where it is, never showing it.
+    fn header_template(&self, field: &str, text: &str) -> Result<Sent, TokenError> {
+        let control = |s: &str| s.chars().any(|c| c.is_ascii_control() && c != '\t');
+        let sent = self.template(field, text)?;
+        if !control(sent.expose()) {
+            return Ok(sent);
+        }
+        let template = Template::parse(text).map_err(|e| self.ctx.error(field, e))?;
+        let culprit = template
+            .names()
+            .find(|name| {
+                self.credentials.get(name).is_some_and(|(_, v, _)| control(v.expose_secret()))
+            })
+            .map_or_else(
+                || "its literal text".to_owned(),
+                |name| format!("the value of `{{{name}}}`"),
+            );
+        Err(self.ctx.error(
+            field,
+            format!(
+                "a header value cannot hold a control character (CR, LF, …), and {culprit} holds one"
+            ),
+        ))
     }
 
     /// Refuses literal text that contains a secret's value.
@@ -629,14 +687,27 @@ impl Checker<'_> {
 
     /// A TOML value as a JSON body value: strings are templates (a secret
     /// one recorded at its pointer, `null` in its place), tables objects.
+    ///
+    /// Tables and arrays nest at most [`MAX_JSON_DEPTH`] deep (`depth`
+    /// counts the ones around `value`).
     fn json(
         &self,
         field: &str,
         pointer: &str,
         value: &toml::Value,
         secrets: &mut Vec<(String, SecretString)>,
+        depth: usize,
     ) -> Result<serde_json::Value, TokenError> {
         use serde_json::Value as J;
+        if matches!(value, toml::Value::Array(_) | toml::Value::Table(_)) && depth >= MAX_JSON_DEPTH
+        {
+            return Err(self.ctx.error(
+                field,
+                format!(
+                    "nests tables or arrays more than {MAX_JSON_DEPTH} deep; JSON parsers refuse bodies that deep"
+                ),
+            ));
+        }
         Ok(match value {
             toml::Value::String(text) => match self.template(field, text)? {
                 Sent::Plain(text) => J::String(text),
@@ -654,7 +725,13 @@ impl Checker<'_> {
                     .iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        self.json(&format!("{field}.{i}"), &format!("{pointer}/{i}"), item, secrets)
+                        self.json(
+                            &format!("{field}.{i}"),
+                            &format!("{pointer}/{i}"),
+                            item,
+                            secrets,
+                            depth + 1,
+                        )
                     })
                     .collect::<Result<_, _>>()?,
             ),
@@ -667,6 +744,7 @@ impl Checker<'_> {
                             &format!("{pointer}/{}", escape_pointer(k)),
                             v,
                             secrets,
+                            depth + 1,
                         )?;
                         Ok((k.clone(), inner))
                     })

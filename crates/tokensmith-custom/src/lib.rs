@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::{
     AccessToken, AdapterConfig, AdapterFactory, CommonConfig, ConfigSecret, ProviderContext,
-    SharedTokenProvider, TokenEndpoint, TokenError, TokenProvider, Url, async_trait,
+    SharedTokenProvider, TokenEndpoint, TokenError, TokenProvider, TokenRequest, Url, async_trait,
 };
 
 pub use description::{CustomFields, Presentation};
@@ -169,6 +169,21 @@ impl AdapterConfig for CustomConfig {
     }
 }
 
+impl fmt::Debug for RenderedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The names only: the query and every value may hold a secret.
+        let mut url = self.url.clone();
+        url.set_query(None);
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("RenderedRequest")
+            .field("method", &self.method)
+            .field("url", &url.as_str())
+            .field("content_type", &self.content_type)
+            .field("headers", &names)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A token endpoint described in config. Every call to
 /// [`token`](TokenProvider::token) is one request: the registry adds the
 /// cache.
@@ -212,6 +227,12 @@ impl CustomProvider {
 
     /// One token request, as described.
     pub async fn fetch(&self) -> Result<AccessToken, TokenError> {
+        let token = self.request().send_shaped(&self.plan.shape).await?;
+        Ok(token.with_presentation(self.plan.present.to_core()))
+    }
+
+    /// The token request [`fetch`](Self::fetch) sends, built from the plan.
+    fn request(&self) -> TokenRequest<'_> {
         let plan = &self.plan;
         let mut request = self.endpoint.request().method(plan.method);
         request = match &plan.body {
@@ -242,9 +263,56 @@ impl CustomProvider {
         for secret in &plan.secrets {
             request = request.scrub(secret);
         }
-        let token = request.send_shaped(&plan.shape).await?;
-        Ok(token.with_presentation(plan.present.to_core()))
+        request
     }
+
+    /// The request [`fetch`](Self::fetch) would send, rendered without
+    /// sending it: for the fuzz target `custom_request` and tests of the
+    /// exact values. The body and the `Authorization` header are core's
+    /// encoding of the very request `fetch` sends
+    /// ([`TokenRequest::encode`]); the query is added to the URL and the
+    /// headers listed as core adds them. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn render(&self) -> RenderedRequest {
+        let plan = &self.plan;
+        let (authorization, body) = self.request().encode();
+        let mut url = self.endpoint.url().clone();
+        if !plan.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in &plan.query {
+                pairs.append_pair(name, value.expose());
+            }
+        }
+        let content_type = match plan.body {
+            PlanBody::Form(_) => Some("application/x-www-form-urlencoded"),
+            PlanBody::Json { .. } => Some("application/json"),
+            PlanBody::Empty => None,
+        };
+        let mut headers: Vec<(String, SecretString)> = plan
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), SecretString::from(value.expose())))
+            .collect();
+        headers.extend(authorization.map(|value| ("Authorization".to_owned(), value)));
+        RenderedRequest { method: plan.method.as_str(), url, content_type, headers, body }
+    }
+}
+
+/// A request rendered by [`CustomProvider::render`], not sent. Every value
+/// may hold a secret. Not part of the stable API.
+#[doc(hidden)]
+pub struct RenderedRequest {
+    /// `POST` or `GET`.
+    pub method: &'static str,
+    /// The token URL with the query added.
+    pub url: Url,
+    /// The `Content-Type` of the body (none without a body).
+    pub content_type: Option<&'static str>,
+    /// The headers the description adds, in order, then `Authorization`
+    /// when Basic credentials are sent.
+    pub headers: Vec<(String, SecretString)>,
+    /// The body as sent (empty without one).
+    pub body: SecretString,
 }
 
 #[async_trait]

@@ -222,3 +222,96 @@ fn a_missing_response_table_is_named() {
     let err = build(BASE, &clock()).unwrap_err();
     assert!(err.to_string().contains("response"), "{err}");
 }
+
+/// A header value HTTP cannot carry (CR, LF or another control character,
+/// from the literal text or from a value the template names) is refused at
+/// load, naming the field and where the character is, never the value:
+/// before, the provider loaded and every request failed (or, had core not
+/// refused it, a CR LF would have split the header). Found by the fuzz
+/// target `custom_request`.
+#[test]
+fn a_header_value_with_a_control_character_is_refused_at_load() {
+    check(
+        "[request.headers]\nX-Key = \"Key\\r\\nX-Injected: 1 {api_key}\"\n[response]\ntoken = \"/t\"\n",
+        "request.headers.X-Key",
+        "its literal text holds one",
+    );
+    check(
+        "[request]\nauth = { type = \"header\", header = \"X-Api-Key\", value = \"{password}\\u0000\" }\n[response]\ntoken = \"/t\"\n",
+        "request.auth.value",
+        "control character",
+    );
+    check_text(
+        "kind = \"custom\"\ntoken_url = \"https://api.example.com/login\"\nclient_id = \"svc\"\nsecrets = { api_key = \"the-api-key\\r\\nX-Injected: 1\" }\n[request.headers]\nX-Key = \"Key {api_key}\"\n[response]\ntoken = \"/t\"\n",
+        "request.headers.X-Key",
+        "the value of `{api_key}` holds one",
+    );
+    // A tab is a header value's own character; in a query, a CR LF is
+    // percent-encoded like any other byte.
+    let text = format!(
+        "{BASE}[request]\nheaders = {{ X-Key = \"a\\tb {{api_key}}\" }}\nquery = {{ q = \"a\\r\\nb\" }}\n[response]\ntoken = \"/t\"\n"
+    );
+    build(&text, &clock()).unwrap();
+}
+
+/// `request.auth.header` may not name a header tokensmith sets itself, as
+/// `request.headers` may not: `Host`, `Content-Length` or `Content-Type`
+/// sent twice break the request.
+#[test]
+fn the_auth_header_may_not_be_one_tokensmith_sets() {
+    for name in ["Content-Type", "content-length", "HOST", "User-Agent"] {
+        check(
+            &format!(
+                "[request]\nauth = {{ type = \"header\", header = \"{name}\", value = \"{{api_key}}\" }}\n[response]\ntoken = \"/t\"\n"
+            ),
+            "request.auth.header",
+            "set by tokensmith",
+        );
+    }
+}
+
+/// A malformed template is quoted in its error, unless it writes out a
+/// secret's value: then the error says so without quoting it.
+#[test]
+fn a_malformed_template_that_writes_out_a_secret_is_not_quoted() {
+    check(
+        "[request.headers]\nX-Key = \"Key the-api-key {\"\n[response]\ntoken = \"/t\"\n",
+        "request.headers.X-Key",
+        "write \"{api_key}\" instead",
+    );
+    check(
+        "[request.query]\nk = \"{the-password}\"\n[response]\ntoken = \"/t\"\n",
+        "request.query.k",
+        "`password` written out",
+    );
+    check(
+        "[request.query]\nk = \"{api_key\"\n[response]\ntoken = \"/t\"\n",
+        "request.query.k",
+        "malformed template \"{api_key\"",
+    );
+}
+
+/// A JSON body nested more than 32 deep (tables or arrays, the body
+/// included) is refused at load: before, it was sent, and `serde_json`, as
+/// most JSON parsers, refuses a document nested more than 128 deep. Found
+/// by the fuzz target `custom_request` (input
+/// `fuzz/artifacts/custom_request/crash-350f6859…`).
+#[test]
+fn a_json_body_nested_too_deep_is_refused() {
+    let nested = |levels: usize| {
+        let key = vec!["a"; levels].join(".");
+        format!(
+            "{BASE}[request]\nbody = \"json\"\nfields = {{ {key} = \"{{password}}\" }}\n[response]\ntoken = \"/t\"\n"
+        )
+    };
+    build(&nested(32), &clock()).unwrap();
+    let field = format!("request.fields{}", ".a".repeat(32));
+    check_text(&nested(33), &field, "more than 32 deep");
+    let arrays = format!(
+        "{BASE}[request]\nbody = \"json\"\nfields = {{ a = {}1{} }}\n[response]\ntoken = \"/t\"\n",
+        "[".repeat(32),
+        "]".repeat(32)
+    );
+    let field = format!("request.fields.a{}", ".0".repeat(31));
+    check_text(&arrays, &field, "more than 32 deep");
+}

@@ -272,3 +272,36 @@ async fn wrong_basic_credentials_never_show_in_the_error() {
         !shown.contains("nope-nope-1") && !shown.contains(&STANDARD.encode("svc-1:nope-nope-1"))
     );
 }
+
+/// `CustomProvider::render` (what the fuzz target `custom_request` checks)
+/// is what `fetch` sends: method, path and query, body, content type and
+/// every header, byte for byte, for each request shape.
+#[tokio::test]
+async fn the_rendered_request_is_the_one_sent() {
+    for description in [FORM_BASIC, JSON_NESTED, GET_QUERY, BASIC_USER, ABSOLUTE] {
+        let clock = clock();
+        let emulator = CustomEmulator::start(description).await.unwrap();
+        let now = clock.now();
+        emulator.set_clock(move || now);
+        let provider = build(&with_url(description, &emulator.token_url()), &clock).unwrap();
+        let rendered = provider.render();
+        provider.fetch().await.unwrap();
+        let sent = emulator.last_request().unwrap();
+        assert_eq!(sent.method(), rendered.method, "{description}");
+        let url = &rendered.url;
+        let target =
+            format!("{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default());
+        assert_eq!(sent.target(), target, "{description}");
+        assert_eq!(sent.body(), rendered.body.expose_secret().as_bytes(), "{description}");
+        assert_eq!(sent.header("content-type"), rendered.content_type, "{description}");
+        for (name, value) in &rendered.headers {
+            let got: Vec<&str> = sent
+                .headers()
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(got, [value.expose_secret()], "{name} in {description}");
+        }
+    }
+}
