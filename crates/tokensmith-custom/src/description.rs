@@ -243,6 +243,18 @@ impl Credentials {
 /// The headers tokensmith sets itself, which a description may not.
 const OWN_HEADERS: [&str; 4] = ["content-type", "content-length", "host", "user-agent"];
 
+/// Hop-by-hop headers (RFC 9110 §7.6.1): the HTTP client manages the
+/// connection and the framing; a description may not.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// How deep the tables and arrays of a JSON body may nest (the body itself
 /// counts): far below the 128 levels at which JSON parsers, `serde_json`'s
 /// included, refuse a document.
@@ -350,6 +362,14 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
         if OWN_HEADERS.iter().any(|h| taken(h)) {
             return Err(ctx.error(&field, "this header is set by tokensmith"));
         }
+        if HOP_BY_HOP.iter().any(|h| taken(h)) {
+            return Err(ctx.error(&field, "a hop-by-hop header, managed by the HTTP client"));
+        }
+        if headers.iter().any(|(other, _): &(String, _)| taken(other)) {
+            return Err(
+                ctx.error(&field, "written twice (header names are case-insensitive): keep one")
+            );
+        }
         headers.push((name.clone(), checker.header_template(&field, value)?));
     }
     if let Some((name, value)) = auth_header {
@@ -443,6 +463,12 @@ fn client_auth(
             checker.header_name("request.auth.header", &name)?;
             if OWN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
                 return Err(ctx.error("request.auth.header", "this header is set by tokensmith"));
+            }
+            if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+                return Err(ctx.error(
+                    "request.auth.header",
+                    "a hop-by-hop header, managed by the HTTP client",
+                ));
             }
             let value = auth.value.as_deref().ok_or_else(|| {
                 ctx.error("request.auth.value", "required with type = \"header\"")

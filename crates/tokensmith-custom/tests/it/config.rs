@@ -315,3 +315,38 @@ fn a_json_body_nested_too_deep_is_refused() {
     let field = format!("request.fields.a{}", ".0".repeat(31));
     check_text(&arrays, &field, "more than 32 deep");
 }
+
+/// Hop-by-hop headers belong to the HTTP client (a `Transfer-Encoding` or
+/// `Connection` written in a description would fight its framing), and a
+/// header written twice in two cases would be sent twice.
+#[test]
+fn hop_by_hop_and_twice_written_headers_are_refused() {
+    for name in ["Transfer-Encoding", "connection", "Keep-Alive", "TE", "Upgrade"] {
+        check(
+            &format!("[request.headers]\n{name} = \"x\"\n[response]\ntoken = \"/t\"\n"),
+            &format!("request.headers.{name}"),
+            "hop-by-hop",
+        );
+        check(
+            &format!(
+                "[request]\nauth = {{ type = \"header\", header = \"{name}\", value = \"{{api_key}}\" }}\n[response]\ntoken = \"/t\"\n"
+            ),
+            "request.auth.header",
+            "hop-by-hop",
+        );
+    }
+    let err = build(
+        &format!(
+            "{BASE}[request.headers]\nX-Tenant = \"a\"\nx-tenant = \"b\"\n[response]\ntoken = \"/t\"\n"
+        ),
+        &clock(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("written twice"), "{err}");
+    // One of each case is fine.
+    build(
+        &format!("{BASE}[request.headers]\nX-Tenant = \"a\"\nX-Other = \"b\"\n[response]\ntoken = \"/t\"\n"),
+        &clock(),
+    )
+    .unwrap();
+}
