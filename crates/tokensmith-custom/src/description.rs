@@ -255,6 +255,18 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
+/// Why a description may not send the header `name` (any case), if it may not.
+fn reserved_header(name: &str) -> Option<&'static str> {
+    let among = |list: &[&str]| list.iter().any(|h| name.eq_ignore_ascii_case(h));
+    if among(&OWN_HEADERS) {
+        Some("this header is set by tokensmith")
+    } else if among(&HOP_BY_HOP) {
+        Some("a hop-by-hop header, managed by the HTTP client")
+    } else {
+        None
+    }
+}
+
 /// How deep the tables and arrays of a JSON body may nest (the body itself
 /// counts): far below the 128 levels at which JSON parsers, `serde_json`'s
 /// included, refuse a document.
@@ -359,16 +371,11 @@ pub(crate) fn plan(ctx: &ProviderContext) -> Result<Plan, TokenError> {
         if auth_header.as_ref().is_some_and(|(h, _)| taken(h)) {
             return Err(ctx.error(&field, "request.auth already sends this header"));
         }
-        if OWN_HEADERS.iter().any(|h| taken(h)) {
-            return Err(ctx.error(&field, "this header is set by tokensmith"));
-        }
-        if HOP_BY_HOP.iter().any(|h| taken(h)) {
-            return Err(ctx.error(&field, "a hop-by-hop header, managed by the HTTP client"));
+        if let Some(why) = reserved_header(name) {
+            return Err(ctx.error(&field, why));
         }
         if headers.iter().any(|(other, _): &(String, _)| taken(other)) {
-            return Err(
-                ctx.error(&field, "written twice (header names are case-insensitive): keep one")
-            );
+            return Err(ctx.error(&field, "written twice (names are case-insensitive): keep one"));
         }
         headers.push((name.clone(), checker.header_template(&field, value)?));
     }
@@ -461,14 +468,8 @@ fn client_auth(
                 ctx.error("request.auth.header", "required with type = \"header\"")
             })?;
             checker.header_name("request.auth.header", &name)?;
-            if OWN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-                return Err(ctx.error("request.auth.header", "this header is set by tokensmith"));
-            }
-            if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-                return Err(ctx.error(
-                    "request.auth.header",
-                    "a hop-by-hop header, managed by the HTTP client",
-                ));
+            if let Some(why) = reserved_header(&name) {
+                return Err(ctx.error("request.auth.header", why));
             }
             let value = auth.value.as_deref().ok_or_else(|| {
                 ctx.error("request.auth.value", "required with type = \"header\"")
