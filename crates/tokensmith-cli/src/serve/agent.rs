@@ -180,16 +180,14 @@ impl Agent {
                             .is_some_and(|o| Arc::ptr_eq(&o.provider, &entry.provider))
                     })
                     .count();
-                tracing::info!(
-                    providers = new.providers.len(),
-                    kept,
-                    removed =
-                        old.providers.keys().filter(|n| !new.providers.contains_key(*n)).count(),
-                    "config reloaded"
-                );
-                metrics::counter!("tokensmith_agent_reloads_total", "result" => "ok").increment(1);
-                metrics::gauge!("tokensmith_agent_providers").set(count(new.providers.len()));
+                let removed =
+                    old.providers.keys().filter(|n| !new.providers.contains_key(*n)).count();
+                let providers = new.providers.len();
                 self.current.store(Arc::new(new));
+                // Logged once the new config answers requests.
+                tracing::info!(providers, kept, removed, "config reloaded");
+                metrics::counter!("tokensmith_agent_reloads_total", "result" => "ok").increment(1);
+                metrics::gauge!("tokensmith_agent_providers").set(count(providers));
                 Ok(())
             }
             Err(err) => {

@@ -7,7 +7,9 @@
 //! - `agent`: the providers of the current config (swapped whole on SIGHUP,
 //!   unchanged ones kept) and the warm-up loop;
 //! - `router`: one request answered: the header rule, the endpoints, the
-//!   JSON errors.
+//!   JSON errors;
+//! - `settings`: the runtime and hyper's HTTP/1.1 options (shared with the
+//!   benchmark's baseline server).
 //!
 //! SIGHUP reloads the config; SIGTERM or SIGINT stops accepting, drains the
 //! requests in flight (at most [`DRAIN_TIMEOUT`]) and exits 0.
@@ -16,6 +18,7 @@ mod agent;
 mod listen;
 mod request;
 mod router;
+mod settings;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,7 +30,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -36,16 +39,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use self::agent::{Agent, Snapshot, WARM_INTERVAL};
 use self::listen::{Address, Connection, Listener};
 use self::router::Router;
+use self::settings::http;
 use crate::commands::Context;
 use crate::output;
 
-/// How long a client may take to send a request's headers.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// The most headers a request may carry.
-pub(crate) const MAX_HEADERS: usize = 64;
-/// The largest request head (request line and headers), in bytes; hyper's
-/// smallest allowed read buffer.
-pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// The most connections served at once; more wait in the listen queue.
 const MAX_CONNECTIONS: usize = 4096;
 /// How long SIGTERM waits for requests in flight.
@@ -59,11 +56,7 @@ pub(crate) fn run(
 ) -> anyhow::Result<()> {
     let address = Address::choose(socket, listen, std::env::var_os("XDG_RUNTIME_DIR"))?;
     let snapshot = Snapshot::load(&ctx.config_path, None)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("tokensmith-serve")
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = settings::runtime().context("cannot start the async runtime")?;
     rt.block_on(async {
         // Bound before anything else runs, so a second agent on the same
         // socket is refused before it fetches a token.
@@ -101,17 +94,6 @@ async fn warm_loop(agent: Arc<Agent>, metrics: Option<PrometheusHandle>) {
             handle.run_upkeep();
         }
     }
-}
-
-/// The hyper HTTP/1.1 settings of the agent: bounded heads, a header read
-/// timeout.
-pub(crate) fn http() -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_headers(MAX_HEADERS)
-        .max_buf_size(MAX_HEAD_BYTES);
-    http
 }
 
 /// Accepts connections until SIGTERM or SIGINT, reloading on SIGHUP; then
