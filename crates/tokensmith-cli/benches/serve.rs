@@ -17,16 +17,17 @@
 //! shows the median of each over all pairs, with its interquartile range.
 //!
 //! **Instructions** (`SERVE_BENCH_CALLGRIND=1`): each server runs under
-//! `valgrind --tool=callgrind` twice, answering `N1` and then `N2` requests
-//! on one connection; the difference of the two totals over `N2 - N1` is the
-//! instructions per request, immune to the machine's noise. The profiles
-//! stay in `target/serve-callgrind/` for `callgrind_annotate`.
+//! `valgrind --tool=callgrind`; after a warm-up, the instructions of two
+//! windows of `N` requests on one connection are counted (the counters
+//! zeroed and dumped with `callgrind_control`), immune to the machine's
+//! noise. The profiles of the windows stay in `target/serve-callgrind/` for
+//! `callgrind_annotate`.
 //!
 //! Environment: `SERVE_BENCH_CLIENTS` (connection counts, comma-separated,
 //! default `1,32`), `SERVE_BENCH_BATCH` (requests per batch, all connections
 //! together, default 3,200), `SERVE_BENCH_PAIRS` (measured batch pairs per
 //! connection count, default 100, after 5 warm-up pairs);
-//! `SERVE_BENCH_CALLGRIND_REQUESTS` (`N1,N2`, default `2000,12000`);
+//! `SERVE_BENCH_CALLGRIND_REQUESTS` (`N`, default 5,000);
 //! `SERVE_BENCH_AGENT`: the `tokensmith` binary to run instead of the one
 //! cargo built. Under valgrind it must be one built with
 //! `RUSTFLAGS="--cfg rustix_use_libc"` (rustix's own vDSO lookup crashes
@@ -361,14 +362,14 @@ async fn wait_ready(target: &Target) -> bool {
     false
 }
 
-/// Instructions per request of each server, by callgrind: two runs of
-/// `N1` and `N2` requests on one connection, the difference over
-/// `N2 - N1` (start-up and shut-down cancel out).
+/// Instructions per request of each server, by callgrind: after a warm-up
+/// on one connection the counters are zeroed (`callgrind_control -z`),
+/// then each of [`WINDOWS`] windows of `N` requests is dumped on its own
+/// (`callgrind_control -d`: `NAME.callgrind.1`, `.2`): start-up (and its
+/// time-dependent clock calibrations) and shut-down are left out.
 fn count_instructions(rt: &tokio::runtime::Runtime, bench: &Bench) {
-    let [n1, n2] = match env_list("SERVE_BENCH_CALLGRIND_REQUESTS", &[2000, 12000])[..] {
-        [n1, n2] if n1 < n2 => [n1, n2],
-        _ => panic!("SERVE_BENCH_CALLGRIND_REQUESTS: two counts, the first smaller"),
-    };
+    const WINDOWS: usize = 2;
+    let n = env_or("SERVE_BENCH_CALLGRIND_REQUESTS", 5000);
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/serve-callgrind");
     std::fs::create_dir_all(&out).unwrap();
     let body = {
@@ -377,36 +378,46 @@ fn count_instructions(rt: &tokio::runtime::Runtime, bench: &Bench) {
     };
     let mut per_request = Vec::new();
     for name in ["constant", "agent"] {
-        let mut totals = Vec::new();
-        for n in [n1, n2] {
-            let file = out.join(format!("{name}-{n}.callgrind"));
-            let wrapper = vec![
-                "valgrind".to_owned(),
-                "--tool=callgrind".to_owned(),
-                format!("--callgrind-out-file={}", file.display()),
-            ];
-            let server = if name == "agent" {
-                bench.start_agent(rt, &wrapper)
-            } else {
-                bench.start_constant(rt, &wrapper, &body)
-            };
+        let file = out.join(format!("{name}.callgrind"));
+        for part in 0..=WINDOWS {
+            let _ = std::fs::remove_file(part_file(&file, part));
+        }
+        let wrapper = vec![
+            "valgrind".to_owned(),
+            "--tool=callgrind".to_owned(),
+            format!("--callgrind-out-file={}", file.display()),
+        ];
+        let server = if name == "agent" {
+            bench.start_agent(rt, &wrapper)
+        } else {
+            bench.start_constant(rt, &wrapper, &body)
+        };
+        let mut client = rt.block_on(Client::connect(&server.target)).unwrap();
+        let mut send = |count: usize| {
             rt.block_on(async {
-                let mut client = Client::connect(&server.target).await.unwrap();
-                for _ in 0..n {
+                for _ in 0..count {
                     let answer = client.get(PATH).await.unwrap();
                     assert_eq!(answer.status, 200, "{answer:?}");
                 }
             });
-            server.stop();
-            totals.push(callgrind_total(&file));
+        };
+        send(1000);
+        callgrind_control("-z", &server);
+        let mut windows = Vec::new();
+        for part in 1..=WINDOWS {
+            send(n);
+            callgrind_control("-d", &server);
+            #[allow(clippy::cast_precision_loss, reason = "instruction and request counts")]
+            windows.push(callgrind_total(&part_file(&file, part)) as f64 / n as f64);
         }
-        #[allow(clippy::cast_precision_loss, reason = "instruction and request counts")]
-        let each = (totals[1] as f64 - totals[0] as f64) / (n2 - n1) as f64;
+        drop(client);
+        server.stop();
+        let shown: Vec<String> = windows.iter().map(|w| format!("{w:.0}")).collect();
         report(&format!(
-            "serve/instructions {name}: {} instructions for {n1} requests, {} for {n2}: {each:.0} per request",
-            totals[0], totals[1]
+            "serve/instructions {name}: per request over {WINDOWS} windows of {n} requests: {}",
+            shown.join(", ")
         ));
-        per_request.push(each);
+        per_request.push(windows.iter().sum::<f64>() / windows.len() as f64);
     }
     report(&format!(
         "serve/instructions: tokensmith serve / constant string = {:.3}x ({:.0} more per request); profiles in {}",
@@ -414,6 +425,23 @@ fn count_instructions(rt: &tokio::runtime::Runtime, bench: &Bench) {
         per_request[1] - per_request[0],
         out.display()
     ));
+}
+
+/// Dump `part` of the callgrind profile `file` (`0`: the one written at
+/// exit).
+fn part_file(file: &Path, part: usize) -> PathBuf {
+    if part == 0 { file.to_path_buf() } else { PathBuf::from(format!("{}.{part}", file.display())) }
+}
+
+/// Runs `callgrind_control FLAG PID` on `server` and waits for it.
+fn callgrind_control(flag: &str, server: &Server) {
+    let status = Command::new("callgrind_control")
+        .arg(flag)
+        .arg(server.child.id().to_string())
+        .stdout(Stdio::null())
+        .status()
+        .expect("callgrind_control (valgrind) is installed");
+    assert!(status.success(), "callgrind_control {flag}: {status}");
 }
 
 /// The total instruction count of a callgrind profile.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
-use tokensmith_core::{CachedProvider, ConfigSecret, SharedTokenProvider, TokenError};
+use tokensmith_core::{AccessToken, CachedProvider, ConfigSecret, SharedTokenProvider, TokenError};
 
 use crate::config;
 
@@ -159,6 +159,17 @@ impl Agent {
     /// with, even across a reload).
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// The token of provider `name` and its kind, when its cache holds one
+    /// it can give at once: read without waiting or fetching (the cache's
+    /// `current()`, which starts its refresh-ahead when that is due, as
+    /// `token()` would). `None`: no such provider, or no token to give now
+    /// (ask `token()`).
+    pub(crate) fn warm_token(&self, name: &str) -> Option<(AccessToken, &'static str)> {
+        let snapshot = self.current.load();
+        let entry = snapshot.providers.get(name)?;
+        Some((entry.cache.as_ref()?.current()?, entry.kind))
     }
 
     /// SIGHUP: reads the config again. Providers whose table is unchanged

@@ -21,7 +21,6 @@ mod router;
 mod settings;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -158,10 +157,7 @@ fn spawn<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let router = router.clone();
-    let service = service_fn(move |req| {
-        let router = router.clone();
-        async move { Ok::<_, Infallible>(router.handle(req).await) }
-    });
+    let service = service_fn(move |req| router.handle(req));
     let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
     let open = OpenConnection::new(slot);
     tokio::spawn(async move {

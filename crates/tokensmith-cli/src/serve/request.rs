@@ -83,12 +83,14 @@ pub(crate) fn refusal<'h>(
     exempt: bool,
 ) -> Option<&'static str> {
     let (mut origin, mut forwarded, mut marked) = (false, false, None);
+    // hyper's header names are lowercase: an exact comparison first.
+    let is = |name: &str, known: &str| name == known || name.eq_ignore_ascii_case(known);
     for (name, value) in headers {
-        if name.eq_ignore_ascii_case("origin") {
+        if is(name, "origin") {
             origin = true;
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+        } else if is(name, "x-forwarded-for") {
             forwarded = true;
-        } else if name.eq_ignore_ascii_case(REQUEST_HEADER) && marked.is_none() {
+        } else if is(name, REQUEST_HEADER) && marked.is_none() {
             marked = Some(value == b"1");
         }
     }
