@@ -137,7 +137,11 @@ fn main() {
                 figures[1].push(a);
             }
         }
-        assert_eq!(emulator.tokens_issued(), issued_before, "every answer came from the warm token");
+        assert_eq!(
+            emulator.tokens_issued(),
+            issued_before,
+            "every answer came from the warm token"
+        );
         report_timing(clients, per_connection, &figures, &ratios);
     }
     drop((agent, constant));
@@ -201,9 +205,12 @@ impl Server {
         let stderr = std::fs::File::create(&log).unwrap();
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr).spawn().unwrap();
         let server = Server { child, target: Target::Unix(socket) };
-        if !rt.block_on(wait_ready(&server.target)) {
-            panic!("{cmd:?} did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
+        let ready = rt.block_on(wait_ready(&server.target));
+        assert!(
+            ready,
+            "{cmd:?} did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         server
     }
 
@@ -417,7 +424,8 @@ fn count_instructions(rt: &tokio::runtime::Runtime, bench: &Bench) {
             "serve/instructions {name}: per request over {WINDOWS} windows of {n} requests: {}",
             shown.join(", ")
         ));
-        per_request.push(windows.iter().sum::<f64>() / windows.len() as f64);
+        #[allow(clippy::cast_precision_loss, reason = "two windows")]
+        per_request.push(windows.iter().sum::<f64>() / WINDOWS as f64);
     }
     report(&format!(
         "serve/instructions: tokensmith serve / constant string = {:.3}x ({:.0} more per request); profiles in {}",

@@ -8,6 +8,7 @@
 //! own again when it reads the next request (held across an `await`, each
 //! read would allocate a new buffer); and a warm token costs no boxed future.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -15,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Buf, Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -36,11 +37,59 @@ pub(crate) const MAX_BODY: usize = 16 * 1024;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the router answers with.
-pub(crate) type Body = Full<Bytes>;
+pub(crate) type Body = Full<Chunk>;
+
+/// A response body's bytes: a buffer, or a token's header value, shared with
+/// the token (core makes it once per token): the secret is not copied per
+/// request.
+pub(crate) enum Chunk {
+    /// Any other body.
+    Bytes(Bytes),
+    /// The header value, and how much of it hyper has taken.
+    Header(HeaderValue, usize),
+}
+
+impl From<Bytes> for Chunk {
+    fn from(bytes: Bytes) -> Self {
+        Chunk::Bytes(bytes)
+    }
+}
+
+impl From<&'static str> for Chunk {
+    fn from(text: &'static str) -> Self {
+        Chunk::Bytes(Bytes::from_static(text.as_bytes()))
+    }
+}
+
+impl Buf for Chunk {
+    fn remaining(&self) -> usize {
+        match self {
+            Chunk::Bytes(bytes) => bytes.remaining(),
+            Chunk::Header(value, taken) => value.len() - taken,
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            Chunk::Bytes(bytes) => bytes.chunk(),
+            Chunk::Header(value, taken) => value.as_bytes().get(*taken..).unwrap_or_default(),
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Chunk::Bytes(bytes) => bytes.advance(n),
+            Chunk::Header(value, taken) => {
+                assert!(n <= value.len() - *taken, "advanced past the end of the body");
+                *taken += n;
+            }
+        }
+    }
+}
 
 /// The HTTP side of the agent: answers requests from the current providers.
-/// Cloned for every request (hyper's service futures own what they use): one
-/// reference count.
+/// Cloned (one reference count) for each request that must wait: hyper's
+/// service futures own what they use.
 #[derive(Clone, Debug)]
 pub(crate) struct Router(Arc<Inner>);
 
@@ -86,20 +135,25 @@ impl Router {
     /// Answers `req`: at once when it can (see the module's docs).
     pub(crate) fn handle(&self, req: Request<Incoming>) -> Answer {
         let (endpoint, name) = route(req.uri().path());
-        match self.answer_now(endpoint, name, req) {
+        let name = match self.answer_now(endpoint, name.as_deref(), &req) {
             Ok(response) => {
                 self.count(endpoint, &response);
-                Answer::Now(Some(response))
+                return Answer::Now(Some(response));
             }
-            Err(pending) => {
-                let router = self.clone();
-                Answer::Later(Box::pin(async move {
-                    let response = router.answer_later(pending).await;
-                    router.count(endpoint, &response);
-                    response
-                }))
-            }
-        }
+            // Only a named endpoint waits.
+            Err(()) => name.map(Cow::into_owned).unwrap_or_default(),
+        };
+        let pending = if endpoint == Endpoint::Invalidate {
+            Pending::Invalidate(name, Box::new(req))
+        } else {
+            Pending::Obtain(endpoint, name)
+        };
+        let router = self.clone();
+        Answer::Later(Box::pin(async move {
+            let response = router.answer_later(pending).await;
+            router.count(endpoint, &response);
+            response
+        }))
     }
 
     /// Counts `response` in `tokensmith_agent_requests_total`.
@@ -116,15 +170,16 @@ impl Router {
             .increment(1);
     }
 
-    /// The answer to `req` when it needs no waiting; otherwise what is left
-    /// to do.
+    /// The answer to `req` when it needs no waiting; `Err` when it does: a
+    /// token the cache must fetch (or the error it answers), an
+    /// invalidation.
     fn answer_now(
         &self,
         endpoint: Endpoint,
-        name: Option<String>,
-        req: Request<Incoming>,
-    ) -> Result<Response<Body>, Pending> {
-        if let Some(refusal) = forbidden(&req, matches!(endpoint, Endpoint::Healthz)) {
+        name: Option<&str>,
+        req: &Request<Incoming>,
+    ) -> Result<Response<Body>, ()> {
+        if let Some(refusal) = forbidden(req, matches!(endpoint, Endpoint::Healthz)) {
             return Ok(refusal);
         }
         let allowed = match endpoint {
@@ -154,8 +209,9 @@ impl Router {
                         cache.export_metrics();
                     }
                 }
-                let body = self.0.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
-                let mut response = Response::new(Full::new(Bytes::from(body)));
+                let body =
+                    self.0.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
+                let mut response = Response::new(Full::new(Bytes::from(body).into()));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -164,13 +220,12 @@ impl Router {
             }
             (Endpoint::Providers, _) => self.providers(),
             (Endpoint::Token | Endpoint::Header, Some(name)) => {
-                drop(req);
-                match self.agent().warm_token(&name) {
-                    Some((token, kind)) => render(endpoint, &name, &token, kind),
-                    None => return Err(Pending::Obtain(endpoint, name)),
+                match self.agent().warm_token(name) {
+                    Some((token, kind)) => render(endpoint, name, &token, kind),
+                    None => return Err(()),
                 }
             }
-            (Endpoint::Invalidate, Some(name)) => return Err(Pending::Invalidate(name, req)),
+            (Endpoint::Invalidate, Some(_)) => return Err(()),
             _ => error(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -188,7 +243,7 @@ impl Router {
                 Ok((token, kind)) => render(endpoint, &name, &token, kind),
                 Err(response) => response,
             },
-            Pending::Invalidate(name, req) => self.invalidate(&name, req).await,
+            Pending::Invalidate(name, req) => self.invalidate(&name, *req).await,
         }
     }
 
@@ -255,7 +310,7 @@ impl Router {
         } else {
             tracing::debug!(provider = name, "invalidate: not the current token; nothing to do");
         }
-        let mut response = Response::new(Full::new(Bytes::new()));
+        let mut response = Response::new(Full::new(Bytes::new().into()));
         *response.status_mut() = StatusCode::NO_CONTENT;
         response
     }
@@ -282,7 +337,7 @@ enum Pending {
     /// `GET /v1/token/NAME` or `/v1/header/NAME` without a warm token.
     Obtain(Endpoint, String),
     /// `POST /v1/invalidate/NAME`.
-    Invalidate(String, Request<Incoming>),
+    Invalidate(String, Box<Request<Incoming>>),
 }
 
 /// hyper's service future: the answer made in `call`, or the rest of the
@@ -328,8 +383,8 @@ fn render(endpoint: Endpoint, name: &str, token: &AccessToken, kind: &str) -> Re
 
 /// The header value that presents `token` to a resource server
 /// (`Bearer …`): the one place the agent turns a token into a header.
-pub(crate) fn present(token: &AccessToken) -> Result<Bytes, ()> {
-    token.header_value().map(|value| Bytes::copy_from_slice(value.as_bytes())).map_err(|_| ())
+pub(crate) fn present(token: &AccessToken) -> Result<Chunk, ()> {
+    token.header_value().map(|value| Chunk::Header(value, 0)).map_err(|_| ())
 }
 
 /// The 403 for a request that may come from a browser or be forwarded by
@@ -397,14 +452,14 @@ fn error(
 }
 
 fn json(status: StatusCode, body: String) -> Response<Body> {
-    with_type(status, Bytes::from(body), "application/json")
+    with_type(status, Bytes::from(body).into(), "application/json")
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+fn text(status: StatusCode, body: impl Into<Chunk>) -> Response<Body> {
     with_type(status, body.into(), "text/plain; charset=utf-8")
 }
 
-fn with_type(status: StatusCode, body: Bytes, content_type: &'static str) -> Response<Body> {
+fn with_type(status: StatusCode, body: Chunk, content_type: &'static str) -> Response<Body> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -462,6 +517,21 @@ mod tests {
         for (i, endpoint) in endpoints.into_iter().enumerate() {
             assert_eq!(endpoint as usize, i, "{}", endpoint.label());
         }
+    }
+
+    #[test]
+    fn a_header_value_body_is_read_whole_and_in_parts() {
+        let token = AccessToken::builder("abc", std::time::SystemTime::UNIX_EPOCH).build();
+        let mut body = present(&token).unwrap();
+        assert_eq!(body.remaining(), "Bearer abc".len());
+        assert_eq!(body.chunk(), b"Bearer abc");
+        body.advance(7);
+        assert_eq!((body.remaining(), body.chunk()), (3, &b"abc"[..]));
+        body.advance(3);
+        assert_eq!((body.remaining(), body.chunk()), (0, &b""[..]));
+        let mut text = Chunk::from("ok");
+        text.advance(1);
+        assert_eq!(text.chunk(), b"k");
     }
 
     #[test]

@@ -19,10 +19,7 @@ pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// The agent's runtime: multi-threaded, one worker per CPU (tokio's
 /// default), with I/O and timers.
 pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("tokensmith-serve")
-        .build()
+    tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tokensmith-serve").build()
 }
 
 /// The hyper HTTP/1.1 settings of the agent: bounded heads, a header read
