@@ -30,10 +30,10 @@ use anyhow::Context as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
 
 use self::agent::{Agent, Snapshot, WARM_INTERVAL};
 use self::listen::{Address, Connection, Listener};
@@ -102,7 +102,7 @@ async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let http = http();
-    let graceful = GracefulShutdown::new();
+    let drain = Arc::new(Drain::default());
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
@@ -110,8 +110,8 @@ async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
                 let Ok(slot) = slot else { break };
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
-                        Ok(Connection::Unix(stream)) => spawn(&http, &graceful, &router, stream, slot),
-                        Ok(Connection::Tcp(stream)) => spawn(&http, &graceful, &router, stream, slot),
+                        Ok(Connection::Unix(stream)) => spawn(&http, &drain, &router, stream, slot),
+                        Ok(Connection::Tcp(stream)) => spawn(&http, &drain, &router, stream, slot),
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
                             pause().await;
@@ -127,10 +127,13 @@ async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
             _ = interrupt.recv() => break,
         }
     }
-    tracing::info!(in_flight = graceful.count(), "stopping: draining the requests in flight");
     // No new connections; the socket file goes with the listener.
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    let open = drain.stop_all();
+    tracing::info!(open, "stopping: draining the requests in flight");
+    // Every slot back: every connection's task has ended.
+    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all)).await.is_err() {
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; exiting anyway");
     }
     output::stderr("tokensmith serve: stopped");
@@ -146,10 +149,11 @@ fn reload(router: &Router) {
     });
 }
 
-/// Serves one connection on its own task, watched by `graceful`.
+/// Serves one connection on its own task, until it ends or `drain` stops
+/// it (then hyper finishes the request in hand and closes).
 fn spawn<S>(
     http: &http1::Builder,
-    graceful: &GracefulShutdown,
+    drain: &Arc<Drain>,
     router: &Router,
     stream: S,
     slot: tokio::sync::OwnedSemaphorePermit,
@@ -158,32 +162,82 @@ fn spawn<S>(
 {
     let router = router.clone();
     let service = service_fn(move |req| router.handle(req));
-    let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-    let open = OpenConnection::new(slot);
+    let connection = http.serve_connection(TokioIo::new(stream), service);
+    let (open, stop) = OpenConnection::new(slot, drain.clone());
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
+        let mut connection = std::pin::pin!(connection);
+        let ended = tokio::select! {
+            biased;
+            ended = connection.as_mut() => ended,
+            _ = stop => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = ended {
             tracing::debug!(error = %e, "connection ended with an error");
         }
         drop(open);
     });
 }
 
-/// One open connection: counted in `tokensmith_agent_connections` and
-/// holding one of the [`MAX_CONNECTIONS`] slots until dropped, however its
-/// task ends.
+/// The stop signals of the open connections: on SIGTERM each is told to
+/// finish the request in hand and close. A connection's task checks its own
+/// one-shot channel when woken, an atomic read (hyper-util's
+/// `GracefulShutdown`, used before, had every connection poll one shared
+/// `watch` channel, a lock, at every wake-up).
+#[derive(Default)]
+struct Drain(std::sync::Mutex<(u64, HashMap<u64, oneshot::Sender<()>>)>);
+
+impl Drain {
+    fn open(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<u64, oneshot::Sender<()>>)> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new connection: its id, and the channel that tells it to stop.
+    fn register(&self) -> (u64, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let mut open = self.open();
+        open.0 += 1;
+        let id = open.0;
+        open.1.insert(id, tx);
+        (id, rx)
+    }
+
+    /// Tells every open connection to stop; how many there were.
+    fn stop_all(&self) -> usize {
+        let open = std::mem::take(&mut self.open().1);
+        let count = open.len();
+        for stop in open.into_values() {
+            let _ = stop.send(());
+        }
+        count
+    }
+}
+
+/// One open connection: counted in `tokensmith_agent_connections`, holding
+/// one of the [`MAX_CONNECTIONS`] slots and its place in the [`Drain`] until
+/// dropped, however its task ends.
 struct OpenConnection {
     _slot: tokio::sync::OwnedSemaphorePermit,
+    drain: Arc<Drain>,
+    id: u64,
 }
 
 impl OpenConnection {
-    fn new(slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+    fn new(
+        slot: tokio::sync::OwnedSemaphorePermit,
+        drain: Arc<Drain>,
+    ) -> (Self, oneshot::Receiver<()>) {
         metrics::gauge!("tokensmith_agent_connections").increment(1.0);
-        Self { _slot: slot }
+        let (id, stop) = drain.register();
+        (Self { _slot: slot, drain, id }, stop)
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
+        self.drain.open().1.remove(&self.id);
         metrics::gauge!("tokensmith_agent_connections").decrement(1.0);
     }
 }
