@@ -413,7 +413,7 @@ pub fn agent_request(data: &[u8]) {
             let _ = write!(out, "%{b:02X}");
             out
         });
-        assert_eq!(route(&format!("/v1/token/{again}")).1.as_deref(), Some(name.as_str()));
+        assert_eq!(route(&format!("/v1/token/{again}")).1.as_deref(), Some(&**name));
     }
     let headers: Vec<(&str, &[u8])> = lines
         .filter_map(|line| line.split_once(':'))

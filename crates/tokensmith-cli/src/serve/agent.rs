@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
-use tokensmith_core::{CachedProvider, ConfigSecret, SharedTokenProvider, TokenError};
+use tokensmith_core::{AccessToken, CachedProvider, ConfigSecret, SharedTokenProvider, TokenError};
 
 use crate::config;
 
@@ -161,6 +161,17 @@ impl Agent {
         self.current.load_full()
     }
 
+    /// The token of provider `name` and its kind, when its cache holds one
+    /// it can give at once: read without waiting or fetching (the cache's
+    /// `current()`, which starts its refresh-ahead when that is due, as
+    /// `token()` would). `None`: no such provider, or no token to give now
+    /// (ask `token()`).
+    pub(crate) fn warm_token(&self, name: &str) -> Option<(AccessToken, &'static str)> {
+        let snapshot = self.current.load();
+        let entry = snapshot.providers.get(name)?;
+        Some((entry.cache.as_ref()?.current()?, entry.kind))
+    }
+
     /// SIGHUP: reads the config again. Providers whose table is unchanged
     /// keep their token, removed ones are dropped; a config that does not
     /// load is refused and the current one kept.
@@ -180,16 +191,14 @@ impl Agent {
                             .is_some_and(|o| Arc::ptr_eq(&o.provider, &entry.provider))
                     })
                     .count();
-                tracing::info!(
-                    providers = new.providers.len(),
-                    kept,
-                    removed =
-                        old.providers.keys().filter(|n| !new.providers.contains_key(*n)).count(),
-                    "config reloaded"
-                );
-                metrics::counter!("tokensmith_agent_reloads_total", "result" => "ok").increment(1);
-                metrics::gauge!("tokensmith_agent_providers").set(count(new.providers.len()));
+                let removed =
+                    old.providers.keys().filter(|n| !new.providers.contains_key(*n)).count();
+                let providers = new.providers.len();
                 self.current.store(Arc::new(new));
+                // Logged once the new config answers requests.
+                tracing::info!(providers, kept, removed, "config reloaded");
+                metrics::counter!("tokensmith_agent_reloads_total", "result" => "ok").increment(1);
+                metrics::gauge!("tokensmith_agent_providers").set(count(providers));
                 Ok(())
             }
             Err(err) => {

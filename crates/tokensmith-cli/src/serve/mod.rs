@@ -7,7 +7,9 @@
 //! - `agent`: the providers of the current config (swapped whole on SIGHUP,
 //!   unchanged ones kept) and the warm-up loop;
 //! - `router`: one request answered: the header rule, the endpoints, the
-//!   JSON errors.
+//!   JSON errors;
+//! - `settings`: the runtime and hyper's HTTP/1.1 options (shared with the
+//!   benchmark's baseline server).
 //!
 //! SIGHUP reloads the config; SIGTERM or SIGINT stops accepting, drains the
 //! requests in flight (at most [`DRAIN_TIMEOUT`]) and exits 0.
@@ -16,9 +18,9 @@ mod agent;
 mod listen;
 mod request;
 mod router;
+mod settings;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,25 +29,19 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
 
 use self::agent::{Agent, Snapshot, WARM_INTERVAL};
 use self::listen::{Address, Connection, Listener};
 use self::router::Router;
+use self::settings::http;
 use crate::commands::Context;
 use crate::output;
 
-/// How long a client may take to send a request's headers.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// The most headers a request may carry.
-pub(crate) const MAX_HEADERS: usize = 64;
-/// The largest request head (request line and headers), in bytes; hyper's
-/// smallest allowed read buffer.
-pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// The most connections served at once; more wait in the listen queue.
 const MAX_CONNECTIONS: usize = 4096;
 /// How long SIGTERM waits for requests in flight.
@@ -59,11 +55,7 @@ pub(crate) fn run(
 ) -> anyhow::Result<()> {
     let address = Address::choose(socket, listen, std::env::var_os("XDG_RUNTIME_DIR"))?;
     let snapshot = Snapshot::load(&ctx.config_path, None)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("tokensmith-serve")
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = settings::runtime().context("cannot start the async runtime")?;
     rt.block_on(async {
         // Bound before anything else runs, so a second agent on the same
         // socket is refused before it fetches a token.
@@ -103,17 +95,6 @@ async fn warm_loop(agent: Arc<Agent>, metrics: Option<PrometheusHandle>) {
     }
 }
 
-/// The hyper HTTP/1.1 settings of the agent: bounded heads, a header read
-/// timeout.
-pub(crate) fn http() -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_headers(MAX_HEADERS)
-        .max_buf_size(MAX_HEAD_BYTES);
-    http
-}
-
 /// Accepts connections until SIGTERM or SIGINT, reloading on SIGHUP; then
 /// drains.
 async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
@@ -121,7 +102,7 @@ async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let http = http();
-    let graceful = GracefulShutdown::new();
+    let drain = Arc::new(Drain::default());
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
@@ -129,8 +110,8 @@ async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
                 let Ok(slot) = slot else { break };
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
-                        Ok(Connection::Unix(stream)) => spawn(&http, &graceful, &router, stream, slot),
-                        Ok(Connection::Tcp(stream)) => spawn(&http, &graceful, &router, stream, slot),
+                        Ok(Connection::Unix(stream)) => spawn(&http, &drain, &router, stream, slot),
+                        Ok(Connection::Tcp(stream)) => spawn(&http, &drain, &router, stream, slot),
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
                             pause().await;
@@ -146,10 +127,13 @@ async fn serve(listener: Listener, router: Router) -> anyhow::Result<()> {
             _ = interrupt.recv() => break,
         }
     }
-    tracing::info!(in_flight = graceful.count(), "stopping: draining the requests in flight");
     // No new connections; the socket file goes with the listener.
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    let open = drain.stop_all();
+    tracing::info!(open, "stopping: draining the requests in flight");
+    // Every slot back: every connection's task has ended.
+    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all)).await.is_err() {
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; exiting anyway");
     }
     output::stderr("tokensmith serve: stopped");
@@ -165,10 +149,11 @@ fn reload(router: &Router) {
     });
 }
 
-/// Serves one connection on its own task, watched by `graceful`.
+/// Serves one connection on its own task, until it ends or `drain` stops
+/// it (then hyper finishes the request in hand and closes).
 fn spawn<S>(
     http: &http1::Builder,
-    graceful: &GracefulShutdown,
+    drain: &Arc<Drain>,
     router: &Router,
     stream: S,
     slot: tokio::sync::OwnedSemaphorePermit,
@@ -176,36 +161,83 @@ fn spawn<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let router = router.clone();
-    let service = service_fn(move |req| {
-        let router = router.clone();
-        async move { Ok::<_, Infallible>(router.handle(req).await) }
-    });
-    let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-    let open = OpenConnection::new(slot);
+    let service = service_fn(move |req| router.handle(req));
+    let connection = http.serve_connection(TokioIo::new(stream), service);
+    let (open, stop) = OpenConnection::new(slot, drain.clone());
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
+        let mut connection = std::pin::pin!(connection);
+        let ended = tokio::select! {
+            biased;
+            ended = connection.as_mut() => ended,
+            _ = stop => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = ended {
             tracing::debug!(error = %e, "connection ended with an error");
         }
         drop(open);
     });
 }
 
-/// One open connection: counted in `tokensmith_agent_connections` and
-/// holding one of the [`MAX_CONNECTIONS`] slots until dropped, however its
-/// task ends.
+/// The stop signals of the open connections: on SIGTERM each is told to
+/// finish the request in hand and close. A connection's task checks its own
+/// one-shot channel when woken, an atomic read (hyper-util's
+/// `GracefulShutdown`, used before, had every connection poll one shared
+/// `watch` channel, a lock, at every wake-up).
+#[derive(Default)]
+struct Drain(std::sync::Mutex<(u64, HashMap<u64, oneshot::Sender<()>>)>);
+
+impl Drain {
+    fn open(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<u64, oneshot::Sender<()>>)> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new connection: its id, and the channel that tells it to stop.
+    fn register(&self) -> (u64, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let mut open = self.open();
+        open.0 += 1;
+        let id = open.0;
+        open.1.insert(id, tx);
+        (id, rx)
+    }
+
+    /// Tells every open connection to stop; how many there were.
+    fn stop_all(&self) -> usize {
+        let open = std::mem::take(&mut self.open().1);
+        let count = open.len();
+        for stop in open.into_values() {
+            let _ = stop.send(());
+        }
+        count
+    }
+}
+
+/// One open connection: counted in `tokensmith_agent_connections`, holding
+/// one of the [`MAX_CONNECTIONS`] slots and its place in the [`Drain`] until
+/// dropped, however its task ends.
 struct OpenConnection {
     _slot: tokio::sync::OwnedSemaphorePermit,
+    drain: Arc<Drain>,
+    id: u64,
 }
 
 impl OpenConnection {
-    fn new(slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+    fn new(
+        slot: tokio::sync::OwnedSemaphorePermit,
+        drain: Arc<Drain>,
+    ) -> (Self, oneshot::Receiver<()>) {
         metrics::gauge!("tokensmith_agent_connections").increment(1.0);
-        Self { _slot: slot }
+        let (id, stop) = drain.register();
+        (Self { _slot: slot, drain, id }, stop)
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
+        self.drain.open().1.remove(&self.id);
         metrics::gauge!("tokensmith_agent_connections").decrement(1.0);
     }
 }

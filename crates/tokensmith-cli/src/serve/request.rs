@@ -3,6 +3,8 @@
 //! rule. Plain `std` on purpose: the fuzz targets (`fuzz/src/lib.rs`) include
 //! this file by path, so the code fuzzed is the code served.
 
+use std::borrow::Cow;
+
 /// The endpoints, as the `endpoint` label of the request counter.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Endpoint {
@@ -20,8 +22,9 @@ pub(crate) enum Endpoint {
 /// agent never answers, and an SSRF that only controls a URL cannot add it.
 pub(crate) const REQUEST_HEADER: &str = "tokensmith-request";
 
-/// Which endpoint `path` names, and the provider name in it.
-pub(crate) fn route(path: &str) -> (Endpoint, Option<String>) {
+/// Which endpoint `path` names, and the provider name in it (borrowed from
+/// `path` when it has no percent escape).
+pub(crate) fn route(path: &str) -> (Endpoint, Option<Cow<'_, str>>) {
     let named = |prefix: &str| path.strip_prefix(prefix).and_then(decode_name);
     if path == "/healthz" {
         (Endpoint::Healthz, None)
@@ -42,9 +45,12 @@ pub(crate) fn route(path: &str) -> (Endpoint, Option<String>) {
 
 /// A provider name from its path segment: percent-decoded, one segment,
 /// UTF-8; `None` otherwise (answered 404).
-fn decode_name(segment: &str) -> Option<String> {
+fn decode_name(segment: &str) -> Option<Cow<'_, str>> {
     if segment.is_empty() || segment.contains('/') {
         return None;
+    }
+    if !segment.contains('%') {
+        return Some(Cow::Borrowed(segment));
     }
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -60,7 +66,7 @@ fn decode_name(segment: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 /// The value of one hex digit.
@@ -83,12 +89,14 @@ pub(crate) fn refusal<'h>(
     exempt: bool,
 ) -> Option<&'static str> {
     let (mut origin, mut forwarded, mut marked) = (false, false, None);
+    // hyper's header names are lowercase: an exact comparison first.
+    let is = |name: &str, known: &str| name == known || name.eq_ignore_ascii_case(known);
     for (name, value) in headers {
-        if name.eq_ignore_ascii_case("origin") {
+        if is(name, "origin") {
             origin = true;
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+        } else if is(name, "x-forwarded-for") {
             forwarded = true;
-        } else if name.eq_ignore_ascii_case(REQUEST_HEADER) && marked.is_none() {
+        } else if is(name, REQUEST_HEADER) && marked.is_none() {
             marked = Some(value == b"1");
         }
     }
@@ -126,7 +134,8 @@ mod tests {
         // character.
         assert_eq!(route("/v1/token/%+1"), (Endpoint::Token, None));
         assert_eq!(route("/v1/token/a%-0"), (Endpoint::Token, None));
-        assert_eq!(route("/v1/token/%4A"), (Endpoint::Token, Some("J".to_owned())));
+        assert_eq!(route("/v1/token/%4A"), (Endpoint::Token, Some("J".into())));
+        assert!(matches!(route("/v1/token/plain"), (_, Some(Cow::Borrowed("plain")))));
     }
 
     #[test]

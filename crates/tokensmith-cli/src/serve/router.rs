@@ -1,11 +1,22 @@
 //! One request to the agent, answered (contract §10): the header rule, the
 //! endpoints, and the JSON error object.
+//!
+//! A request is answered in hyper's `call`, before any `await`, whenever it
+//! can be: every request but a token the cache must fetch (or wait for) and
+//! an invalidation (which reads a body). The request is dropped there, so
+//! hyper's read buffer, which the request's path and headers share, is its
+//! own again when it reads the next request (held across an `await`, each
+//! read would allocate a new buffer); and a warm token costs no boxed future.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Buf, Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -26,14 +37,74 @@ pub(crate) const MAX_BODY: usize = 16 * 1024;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the router answers with.
-pub(crate) type Body = Full<Bytes>;
+pub(crate) type Body = Full<Chunk>;
+
+/// A response body's bytes: a buffer, or a token's header value, shared with
+/// the token (core makes it once per token): the secret is not copied per
+/// request.
+pub(crate) enum Chunk {
+    /// Any other body.
+    Bytes(Bytes),
+    /// The header value, and how much of it hyper has taken.
+    Header(HeaderValue, usize),
+}
+
+impl From<Bytes> for Chunk {
+    fn from(bytes: Bytes) -> Self {
+        Chunk::Bytes(bytes)
+    }
+}
+
+impl From<&'static str> for Chunk {
+    fn from(text: &'static str) -> Self {
+        Chunk::Bytes(Bytes::from_static(text.as_bytes()))
+    }
+}
+
+impl Buf for Chunk {
+    fn remaining(&self) -> usize {
+        match self {
+            Chunk::Bytes(bytes) => bytes.remaining(),
+            Chunk::Header(value, taken) => value.len() - taken,
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            Chunk::Bytes(bytes) => bytes.chunk(),
+            Chunk::Header(value, taken) => value.as_bytes().get(*taken..).unwrap_or_default(),
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Chunk::Bytes(bytes) => bytes.advance(n),
+            Chunk::Header(value, taken) => {
+                assert!(n <= value.len() - *taken, "advanced past the end of the body");
+                *taken += n;
+            }
+        }
+    }
+}
 
 /// The HTTP side of the agent: answers requests from the current providers.
+/// Cloned (one reference count) for each request that must wait: hyper's
+/// service futures own what they use.
 #[derive(Clone, Debug)]
-pub(crate) struct Router {
+pub(crate) struct Router(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     agent: Arc<Agent>,
     metrics: Option<PrometheusHandle>,
+    /// `tokensmith_agent_requests_total`, by endpoint and status: each
+    /// registered with the recorder on its first use, then a request only
+    /// increments it (no labelled key built and looked up per request).
+    requests: [[OnceLock<metrics::Counter>; STATUS_LABELS.len()]; ENDPOINTS],
 }
+
+/// How many [`Endpoint`]s there are.
+const ENDPOINTS: usize = 7;
 
 impl Endpoint {
     fn label(self) -> &'static str {
@@ -53,37 +124,63 @@ impl Router {
     /// A router for `agent`; `metrics` renders `/metrics` (without it,
     /// `/metrics` is empty).
     pub(crate) fn new(agent: Arc<Agent>, metrics: Option<PrometheusHandle>) -> Self {
-        Self { agent, metrics }
+        Self(Arc::new(Inner { agent, metrics, requests: Default::default() }))
     }
 
     /// The agent it answers for.
     pub(crate) fn agent(&self) -> &Arc<Agent> {
-        &self.agent
+        &self.0.agent
     }
 
-    /// Answers `req`.
-    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let path = req.uri().path().to_owned();
-        let (endpoint, name) = route(&path);
-        let response = self.dispatch(endpoint, name.as_deref(), req).await;
-        let status = response.status().as_u16();
-        metrics::counter!(
-            "tokensmith_agent_requests_total",
-            "endpoint" => endpoint.label(),
-            "status" => status_label(status)
-        )
-        .increment(1);
-        response
+    /// Answers `req`: at once when it can (see the module's docs).
+    pub(crate) fn handle(&self, req: Request<Incoming>) -> Answer {
+        let (endpoint, name) = route(req.uri().path());
+        let name = match self.answer_now(endpoint, name.as_deref(), &req) {
+            Ok(response) => {
+                self.count(endpoint, &response);
+                return Answer::Now(Some(response));
+            }
+            // Only a named endpoint waits.
+            Err(()) => name.map(Cow::into_owned).unwrap_or_default(),
+        };
+        let pending = if endpoint == Endpoint::Invalidate {
+            Pending::Invalidate(name, Box::new(req))
+        } else {
+            Pending::Obtain(endpoint, name)
+        };
+        let router = self.clone();
+        Answer::Later(Box::pin(async move {
+            let response = router.answer_later(pending).await;
+            router.count(endpoint, &response);
+            response
+        }))
     }
 
-    async fn dispatch(
+    /// Counts `response` in `tokensmith_agent_requests_total`.
+    fn count(&self, endpoint: Endpoint, response: &Response<Body>) {
+        let status = status_index(response.status().as_u16());
+        self.0.requests[endpoint as usize][status]
+            .get_or_init(|| {
+                metrics::counter!(
+                    "tokensmith_agent_requests_total",
+                    "endpoint" => endpoint.label(),
+                    "status" => STATUS_LABELS[status]
+                )
+            })
+            .increment(1);
+    }
+
+    /// The answer to `req` when it needs no waiting; `Err` when it does: a
+    /// token the cache must fetch (or the error it answers), an
+    /// invalidation.
+    fn answer_now(
         &self,
         endpoint: Endpoint,
         name: Option<&str>,
-        req: Request<Incoming>,
-    ) -> Response<Body> {
-        if let Some(refusal) = forbidden(&req, matches!(endpoint, Endpoint::Healthz)) {
-            return refusal;
+        req: &Request<Incoming>,
+    ) -> Result<Response<Body>, ()> {
+        if let Some(refusal) = forbidden(req, matches!(endpoint, Endpoint::Healthz)) {
+            return Ok(refusal);
         }
         let allowed = match endpoint {
             Endpoint::Invalidate => Method::POST,
@@ -101,19 +198,20 @@ impl Router {
                 &format!("this endpoint answers {allow} only"),
             );
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-            return response;
+            return Ok(response);
         }
-        match (endpoint, name) {
+        Ok(match (endpoint, name) {
             (Endpoint::Healthz, _) => text(StatusCode::OK, "ok"),
             (Endpoint::Metrics, _) => {
                 // The caches report on their slow path: make their counters exact.
-                for entry in self.agent.snapshot().providers.values() {
+                for entry in self.agent().snapshot().providers.values() {
                     if let Some(cache) = &entry.cache {
                         cache.export_metrics();
                     }
                 }
-                let body = self.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
-                let mut response = Response::new(Full::new(Bytes::from(body)));
+                let body =
+                    self.0.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
+                let mut response = Response::new(Full::new(Bytes::from(body).into()));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -121,15 +219,31 @@ impl Router {
                 response
             }
             (Endpoint::Providers, _) => self.providers(),
-            (Endpoint::Token, Some(name)) => self.token(name).await,
-            (Endpoint::Header, Some(name)) => self.header(name).await,
-            (Endpoint::Invalidate, Some(name)) => self.invalidate(name, req).await,
+            (Endpoint::Token | Endpoint::Header, Some(name)) => {
+                match self.agent().warm_token(name) {
+                    Some((token, kind)) => render(endpoint, name, &token, kind),
+                    None => return Err(()),
+                }
+            }
+            (Endpoint::Invalidate, Some(_)) => return Err(()),
             _ => error(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 None,
                 "no such endpoint; see GET /v1/providers",
             ),
+        })
+    }
+
+    /// The answer that needs waiting: a token the cache must fetch, or an
+    /// invalidation's body.
+    async fn answer_later(&self, pending: Pending) -> Response<Body> {
+        match pending {
+            Pending::Obtain(endpoint, name) => match self.obtain(&name).await {
+                Ok((token, kind)) => render(endpoint, &name, &token, kind),
+                Err(response) => response,
+            },
+            Pending::Invalidate(name, req) => self.invalidate(&name, *req).await,
         }
     }
 
@@ -139,42 +253,17 @@ impl Router {
             name: &'a str,
             kind: &'a str,
         }
-        let snapshot = self.agent.snapshot();
+        let snapshot = self.agent().snapshot();
         let rows: Vec<Row<'_>> =
             snapshot.providers.iter().map(|(name, entry)| Row { name, kind: entry.kind }).collect();
         json(StatusCode::OK, serde_json::to_string(&rows).unwrap_or_default())
-    }
-
-    async fn token(&self, name: &str) -> Response<Body> {
-        match self.obtain(name).await {
-            Ok((token, kind)) => no_store(json(
-                StatusCode::OK,
-                output::token_json(name, kind, &token, SystemClock.now()),
-            )),
-            Err(response) => response,
-        }
-    }
-
-    async fn header(&self, name: &str) -> Response<Body> {
-        match self.obtain(name).await {
-            Ok((token, _)) => match present(&token) {
-                Ok(value) => no_store(text(StatusCode::OK, value)),
-                Err(()) => token_error(TokenError::invalid_response(
-                    name,
-                    200,
-                    "the access token holds bytes an HTTP header cannot carry",
-                    b"",
-                )),
-            },
-            Err(response) => response,
-        }
     }
 
     /// `POST /v1/invalidate/NAME`: the body is the token a resource server
     /// refused. The provider drops its current token only when that is the
     /// one, so a client holding a token already replaced changes nothing.
     async fn invalidate(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
-        let snapshot = self.agent.snapshot();
+        let snapshot = self.agent().snapshot();
         let Some(entry) = snapshot.providers.get(name) else {
             return unknown_provider(name, &snapshot);
         };
@@ -221,14 +310,15 @@ impl Router {
         } else {
             tracing::debug!(provider = name, "invalidate: not the current token; nothing to do");
         }
-        let mut response = Response::new(Full::new(Bytes::new()));
+        let mut response = Response::new(Full::new(Bytes::new().into()));
         *response.status_mut() = StatusCode::NO_CONTENT;
         response
     }
 
-    /// The token of provider `name` and its kind, or the error response.
+    /// The token of provider `name` and its kind from its `token()` (which
+    /// fetches, joins a fetch or answers the error), or the error response.
     async fn obtain(&self, name: &str) -> Result<(AccessToken, &'static str), Response<Body>> {
-        let snapshot = self.agent.snapshot();
+        let snapshot = self.agent().snapshot();
         let Some(entry) = snapshot.providers.get(name) else {
             return Err(unknown_provider(name, &snapshot));
         };
@@ -242,10 +332,59 @@ impl Router {
     }
 }
 
+/// What is left to do for a request that could not be answered at once.
+enum Pending {
+    /// `GET /v1/token/NAME` or `/v1/header/NAME` without a warm token.
+    Obtain(Endpoint, String),
+    /// `POST /v1/invalidate/NAME`.
+    Invalidate(String, Box<Request<Incoming>>),
+}
+
+/// hyper's service future: the answer made in `call`, or the rest of the
+/// work.
+pub(crate) enum Answer {
+    /// Answered at once (taken when polled).
+    Now(Option<Response<Body>>),
+    /// Answered once the token or the body arrives.
+    Later(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl Future for Answer {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            // Polled again after completion (a contract breach): stay pending.
+            Answer::Now(response) => response.take().map_or(Poll::Pending, |r| Poll::Ready(Ok(r))),
+            Answer::Later(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+/// The `200` for `GET /v1/token/NAME` (the JSON of `token NAME --json`) or
+/// `GET /v1/header/NAME` (the header value) with provider `name`'s `token`.
+fn render(endpoint: Endpoint, name: &str, token: &AccessToken, kind: &str) -> Response<Body> {
+    if endpoint == Endpoint::Token {
+        return no_store(json(
+            StatusCode::OK,
+            output::token_json(name, kind, token, SystemClock.now()),
+        ));
+    }
+    match present(token) {
+        Ok(value) => no_store(text(StatusCode::OK, value)),
+        Err(()) => token_error(TokenError::invalid_response(
+            name,
+            200,
+            "the access token holds bytes an HTTP header cannot carry",
+            b"",
+        )),
+    }
+}
+
 /// The header value that presents `token` to a resource server
 /// (`Bearer …`): the one place the agent turns a token into a header.
-pub(crate) fn present(token: &AccessToken) -> Result<Bytes, ()> {
-    token.header_value().map(|value| Bytes::copy_from_slice(value.as_bytes())).map_err(|_| ())
+pub(crate) fn present(token: &AccessToken) -> Result<Chunk, ()> {
+    token.header_value().map(|value| Chunk::Header(value, 0)).map_err(|_| ())
 }
 
 /// The 403 for a request that may come from a browser or be forwarded by
@@ -313,14 +452,14 @@ fn error(
 }
 
 fn json(status: StatusCode, body: String) -> Response<Body> {
-    with_type(status, Bytes::from(body), "application/json")
+    with_type(status, Bytes::from(body).into(), "application/json")
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+fn text(status: StatusCode, body: impl Into<Chunk>) -> Response<Body> {
     with_type(status, body.into(), "text/plain; charset=utf-8")
 }
 
-fn with_type(status: StatusCode, body: Bytes, content_type: &'static str) -> Response<Body> {
+fn with_type(status: StatusCode, body: Chunk, content_type: &'static str) -> Response<Body> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -333,27 +472,67 @@ fn no_store(mut response: Response<Body>) -> Response<Body> {
     response
 }
 
-/// The `status` label: one static string per status the agent sends.
-fn status_label(status: u16) -> &'static str {
+/// The `status` labels: one per status the agent sends, and `other`.
+const STATUS_LABELS: [&str; 12] =
+    ["200", "204", "400", "403", "404", "405", "408", "413", "500", "502", "503", "other"];
+
+/// The index of `status`'s label in [`STATUS_LABELS`].
+fn status_index(status: u16) -> usize {
     match status {
-        200 => "200",
-        204 => "204",
-        400 => "400",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        408 => "408",
-        413 => "413",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        _ => "other",
+        200 => 0,
+        204 => 1,
+        400 => 2,
+        403 => 3,
+        404 => 4,
+        405 => 5,
+        408 => 6,
+        413 => 7,
+        500 => 8,
+        502 => 9,
+        503 => 10,
+        _ => 11,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_and_endpoint_has_its_label_and_counter() {
+        for status in [200, 204, 400, 403, 404, 405, 408, 413, 500, 502, 503] {
+            assert_eq!(STATUS_LABELS[status_index(status)], status.to_string());
+        }
+        assert_eq!(STATUS_LABELS[status_index(418)], "other");
+        let endpoints = [
+            Endpoint::Token,
+            Endpoint::Header,
+            Endpoint::Invalidate,
+            Endpoint::Providers,
+            Endpoint::Healthz,
+            Endpoint::Metrics,
+            Endpoint::Other,
+        ];
+        assert_eq!(endpoints.len(), ENDPOINTS);
+        for (i, endpoint) in endpoints.into_iter().enumerate() {
+            assert_eq!(endpoint as usize, i, "{}", endpoint.label());
+        }
+    }
+
+    #[test]
+    fn a_header_value_body_is_read_whole_and_in_parts() {
+        let token = AccessToken::builder("abc", std::time::SystemTime::UNIX_EPOCH).build();
+        let mut body = present(&token).unwrap();
+        assert_eq!(body.remaining(), "Bearer abc".len());
+        assert_eq!(body.chunk(), b"Bearer abc");
+        body.advance(7);
+        assert_eq!((body.remaining(), body.chunk()), (3, &b"abc"[..]));
+        body.advance(3);
+        assert_eq!((body.remaining(), body.chunk()), (0, &b""[..]));
+        let mut text = Chunk::from("ok");
+        text.advance(1);
+        assert_eq!(text.chunk(), b"k");
+    }
 
     #[test]
     fn equality_needs_the_same_bytes_and_length() {

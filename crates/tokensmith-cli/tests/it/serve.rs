@@ -4,6 +4,8 @@
 use std::io::BufRead as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Child, Stdio};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -483,66 +485,135 @@ fn sighup_rebuilds_a_provider_whose_secret_file_changed_behind_an_unchanged_tabl
     assert_eq!(get(&rt, &t, "/v1/token/lowcode").status, 200);
 }
 
+/// What the clients of the load test share with it.
+#[derive(Default)]
+struct Load {
+    /// Clients that have had their first answer.
+    started: AtomicUsize,
+    /// Requests answered 200.
+    answered: AtomicUsize,
+    /// Per config (by its number of providers less one): the answers to
+    /// `GET /v1/providers` that came from it.
+    seen: [AtomicUsize; LOAD_RELOADS + 1],
+    /// Set once the last reload has been seen: the clients finish.
+    stop: AtomicBool,
+}
+
+/// The SIGHUPs of the load test.
+const LOAD_RELOADS: usize = 3;
+
+/// 200 clients keep sending requests on their keep-alive connections while
+/// the config is reloaded [`LOAD_RELOADS`] times; every third request is
+/// `GET /v1/providers`, whose length tells which config answered it (config
+/// `k` has `k + 1` providers). The load starts before the first SIGHUP
+/// (every client has had an answer from the first config) and goes on after
+/// the last (each config, once its reload is logged, answers 200 requests
+/// on those connections before the next SIGHUP is sent; each client ends
+/// with one more `/v1/providers` after the last reload), so the reloads
+/// overlap the load by construction, and the answers prove it: on every
+/// connection the configs seen run from the first to the last, never back.
 #[test]
-fn two_hundred_clients_get_one_upstream_fetch_and_a_sighup_fails_no_request() {
+fn two_hundred_clients_get_one_upstream_fetch_and_sighups_during_the_load_fail_no_request() {
     const CLIENTS: usize = 200;
     const REQUESTS: usize = 50;
     let env = TestEnv::new();
     let oauth2 = env.emulator(Vendor::OAuth2);
-    let other = env.emulator(Vendor::Deyel);
-    env.write_config(&provider(&oauth2, "saas"));
+    let others: Vec<_> = (0..LOAD_RELOADS).map(|_| env.emulator(Vendor::Deyel)).collect();
+    // Config `k`: the provider under load, unchanged, and `k` others.
+    let config = |k: usize| {
+        let mut text = provider(&oauth2, "saas");
+        for (i, other) in others[..k].iter().enumerate() {
+            text.push('\n');
+            text.push_str(&provider(other, &format!("other{i}")));
+        }
+        text
+    };
+    env.write_config(&config(0));
     let mut served = Served::start(&env, &[]);
     let rt = client_rt();
     let target = served.target.clone();
-    let statuses = rt.spawn(async move {
+    let load = Arc::new(Load::default());
+    let shared = load.clone();
+    let clients = rt.spawn(async move {
         let tasks: Vec<_> = (0..CLIENTS)
-            .map(|i| {
-                let target = target.clone();
+            .map(|_| {
+                let (target, load) = (target.clone(), shared.clone());
                 tokio::spawn(async move {
                     let mut client = Client::connect(&target).await.unwrap();
-                    let mut failures = Vec::new();
-                    for j in 0..REQUESTS {
-                        let path =
-                            if (i + j) % 2 == 0 { "/v1/header/saas" } else { "/v1/token/saas" };
+                    // The config of each `/v1/providers` answer, in order.
+                    let mut configs = Vec::new();
+                    for j in 0.. {
+                        let last = j % 3 == 0 && j >= REQUESTS && load.stop.load(SeqCst);
+                        let path = ["/v1/providers", "/v1/header/saas", "/v1/token/saas"][j % 3];
                         match client.get(path).await {
-                            Ok(answer) if answer.status == 200 => {}
-                            other => failures.push(format!("{path}: {other:?}")),
+                            Ok(answer) if answer.status == 200 => {
+                                if j % 3 == 0 {
+                                    let config = answer.json().as_array().unwrap().len() - 1;
+                                    load.seen[config].fetch_add(1, SeqCst);
+                                    configs.push(config);
+                                }
+                                if j == 0 {
+                                    load.started.fetch_add(1, SeqCst);
+                                }
+                                load.answered.fetch_add(1, SeqCst);
+                            }
+                            other => return Err(format!("{path}: {other:?}")),
+                        }
+                        if last {
+                            break;
                         }
                     }
-                    failures
+                    Ok(configs)
                 })
             })
             .collect();
-        let mut failures = Vec::new();
+        let mut results = Vec::new();
         for task in tasks {
-            failures.extend(task.await.unwrap());
+            results.push(task.await.unwrap());
         }
-        failures
+        results
     });
-    // Reloads during the load: one that adds a provider, one that changes nothing.
-    env.write_config(&format!("{}\n{}", provider(&oauth2, "saas"), provider(&other, "other")));
-    served.signal(rustix::process::Signal::HUP);
-    served.wait_for_line("config reloaded");
-    served.signal(rustix::process::Signal::HUP);
-    let failures = rt.block_on(statuses).unwrap();
+    let count = |counter: &AtomicUsize| counter.load(SeqCst);
+    // Hang guards only: each wait is for something the load does at once.
+    let under_way = wait_until(|| (count(&load.started) == CLIENTS).then_some(()));
+    assert!(under_way.is_some(), "{} of {CLIENTS} clients answered", count(&load.started));
+    for k in 1..=LOAD_RELOADS {
+        // Reload `k` adds a provider; the one under load is kept.
+        env.write_config(&config(k));
+        served.signal(rustix::process::Signal::HUP);
+        let line = served.wait_for_nth_line("config reloaded", k);
+        assert!(line.contains(&format!("kept={k}")), "{line}");
+        let answered_by_k = wait_until(|| (count(&load.seen[k]) >= CLIENTS).then_some(()));
+        assert!(answered_by_k.is_some(), "config {k} answered {} requests", count(&load.seen[k]));
+    }
+    load.stop.store(true, SeqCst);
+    let results = rt.block_on(clients).unwrap();
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(
         failures.is_empty(),
-        "{} failed, e.g. {:?}",
+        "{} clients failed, e.g. {:?}",
         failures.len(),
         &failures[..failures.len().min(3)]
     );
-    assert_eq!(oauth2.tokens_issued(), 1, "one upstream fetch for {} requests", CLIENTS * REQUESTS);
+    for configs in results.iter().flatten() {
+        assert_eq!(configs.first(), Some(&0), "{configs:?}");
+        assert_eq!(configs.last(), Some(&LOAD_RELOADS), "{configs:?}");
+        assert!(configs.windows(2).all(|w| w[0] <= w[1]), "never an older config: {configs:?}");
+    }
+    let answered = count(&load.answered);
+    assert!(answered >= CLIENTS * REQUESTS, "{answered}");
+    assert_eq!(oauth2.tokens_issued(), 1, "one upstream fetch for {answered} requests");
     let metrics = get(&rt, &served.target, "/metrics").body;
-    let served_ok: u64 = metrics
+    let served_ok: usize = metrics
         .lines()
         .filter(|l| {
             l.starts_with("tokensmith_agent_requests_total")
                 && l.contains(r#"status="200""#)
                 && !l.contains("metrics")
         })
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
         .sum();
-    assert_eq!(served_ok, (CLIENTS * REQUESTS) as u64, "{metrics}");
+    assert_eq!(served_ok, answered, "{metrics}");
 }
 
 #[test]
