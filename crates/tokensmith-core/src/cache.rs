@@ -311,6 +311,23 @@ struct StoreTier {
     invalidated: Mutex<Option<AccessToken>>,
 }
 
+/// Where a fetch's token came from.
+enum Got {
+    /// The store's token, usable when it was read.
+    Stored(AccessToken),
+    /// An upstream request's outcome.
+    Fetched(Result<AccessToken, TokenError>),
+}
+
+impl Got {
+    fn into_result(self) -> Result<AccessToken, TokenError> {
+        match self {
+            Self::Stored(token) => Ok(token),
+            Self::Fetched(result) => result,
+        }
+    }
+}
+
 /// A fetch lease held while the upstream request runs: then the token is
 /// stored and the lease released.
 struct Held {
@@ -983,14 +1000,31 @@ impl Shared {
         let result = match self.store.load_full() {
             None => self.upstream().await,
             Some(tier) => match self.through_store(tier, background).await {
-                (result, None) => result,
-                (result, Some(held)) => {
+                (Got::Stored(token), _) if self.stale_by_now(&token) => {
+                    // Usable when read, stale by now (the process was
+                    // descheduled, or a lease release was slow): the caller
+                    // gets a token from upstream, not "expired on arrival".
+                    tracing::debug!(target: STORE_TARGET, provider = %self.name, "the stored token went stale before it was used; fetching");
+                    self.upstream().await
+                }
+                (got, None) => got.into_result(),
+                (got, Some(held)) => {
+                    let result = got.into_result();
                     held.finish(self, result.as_ref().ok()).await;
                     result
                 }
             },
         };
         self.publish(flight, result, started, background)
+    }
+
+    /// Whether `token` (from the store) is stale by the cache's rule now.
+    fn stale_by_now(&self, token: &AccessToken) -> bool {
+        let expires = token.effective_expires_at();
+        let lifetime = expires.duration_since(token.received_at()).unwrap_or_default();
+        expires
+            .checked_sub(self.config.margin_for(lifetime))
+            .is_none_or(|stale| self.clock.now() >= stale)
     }
 
     /// One upstream request.
@@ -1002,40 +1036,36 @@ impl Shared {
     /// The store's token when it has a usable one; else the lease and an
     /// upstream request, or a wait (at most `lock_timeout`) for the lease
     /// holder's token. Any store failure: an upstream request.
-    async fn through_store(
-        &self,
-        tier: Arc<StoreTier>,
-        background: bool,
-    ) -> (Result<AccessToken, TokenError>, Option<Held>) {
+    async fn through_store(&self, tier: Arc<StoreTier>, background: bool) -> (Got, Option<Held>) {
         let Some(key) = tier.provider_key(self).await else {
-            return (self.upstream().await, None);
+            return (Got::Fetched(self.upstream().await), None);
         };
         // A refresh wants a newer token than the one in service.
         let current = if background { self.current.load_full() } else { None };
         let current = current.as_deref();
         if let Some(token) = self.stored_token(&tier, &key, current).await {
-            return (Ok(token), None);
+            return (Got::Stored(token), None);
         }
         // The read failed (the store is down or slow, not merely empty or
         // corrupt): no round trip for the lease. It would cost a second call
         // timeout per fetch, and a store that is only slow could still grant
         // a lease the cache has stopped waiting for.
         if tier.down.load(Ordering::Acquire) {
-            return (self.upstream().await, None);
+            return (Got::Fetched(self.upstream().await), None);
         }
         let deadline = self.clock.monotonic().saturating_add(tier.lock_timeout);
         let mut pause = LEASE_POLL_FIRST;
         loop {
             match tier.call(self, "lock", tier.store.try_lock(&key, tier.lock_timeout)).await {
-                None => return (self.upstream().await, None),
+                None => return (Got::Fetched(self.upstream().await), None),
                 Some(Some(lease)) => {
                     // Whoever held it may have just stored a token.
                     if let Some(token) = self.stored_token(&tier, &key, current).await {
                         tier.call(self, "release", lease.release()).await;
-                        return (Ok(token), None);
+                        return (Got::Stored(token), None);
                     }
                     let result = self.upstream().await;
-                    return (result, Some(Held { tier, key, lease }));
+                    return (Got::Fetched(result), Some(Held { tier, key, lease }));
                 }
                 Some(None) => {
                     let now = self.clock.monotonic();
@@ -1047,12 +1077,12 @@ impl Shared {
                             "another process held the token store's fetch lock for longer than lock_timeout ({}); fetching without the cache",
                             humantime::format_duration(tier.lock_timeout)
                         );
-                        return (self.upstream().await, None);
+                        return (Got::Fetched(self.upstream().await), None);
                     }
                     self.clock.sleep(pause.min(deadline.saturating_sub(now))).await;
                     pause = (pause * 2).min(LEASE_POLL_MAX);
                     if let Some(token) = self.stored_token(&tier, &key, current).await {
-                        return (Ok(token), None);
+                        return (Got::Stored(token), None);
                     }
                 }
             }

@@ -224,6 +224,105 @@ async fn a_stored_token_within_its_margin_is_not_used() {
     assert_eq!(up2.calls(), 1, "a stale stored token is refetched");
 }
 
+/// A file store where another process stores its token just as this one
+/// takes the lease, and the lease's release is slow: the clock moves
+/// `release_takes` on while it runs.
+#[derive(Debug)]
+struct SlowRelease {
+    inner: FileTokenStore,
+    clock: ManualClock,
+    planted: AccessToken,
+    release_takes: Duration,
+}
+
+#[derive(Debug)]
+struct SlowLease {
+    inner: Box<dyn StoreLease>,
+    clock: ManualClock,
+    takes: Duration,
+}
+
+#[async_trait]
+impl StoreLease for SlowLease {
+    async fn release(self: Box<Self>) -> Result<(), StoreError> {
+        self.clock.advance(self.takes);
+        self.inner.release().await
+    }
+}
+
+#[async_trait]
+impl TokenStore for SlowRelease {
+    fn kind(&self) -> &'static str {
+        "slow-release"
+    }
+
+    async fn naming_key(&self) -> Result<NamingKey, StoreError> {
+        self.inner.naming_key().await
+    }
+
+    async fn load(&self, key: &ProviderKey) -> Result<Option<AccessToken>, StoreError> {
+        self.inner.load(key).await
+    }
+
+    async fn store(
+        &self,
+        key: &ProviderKey,
+        token: &AccessToken,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.store(key, token, ttl).await
+    }
+
+    async fn remove_if_same(
+        &self,
+        key: &ProviderKey,
+        token: &AccessToken,
+    ) -> Result<bool, StoreError> {
+        self.inner.remove_if_same(key, token).await
+    }
+
+    async fn remove(&self, key: &ProviderKey) -> Result<bool, StoreError> {
+        self.inner.remove(key).await
+    }
+
+    async fn try_lock(
+        &self,
+        key: &ProviderKey,
+        ttl: Duration,
+    ) -> Result<Option<Box<dyn StoreLease>>, StoreError> {
+        self.inner.store(key, &self.planted, HOUR).await?;
+        let inner = self.inner.try_lock(key, ttl).await?;
+        Ok(inner.map(|inner| {
+            Box::new(SlowLease { inner, clock: self.clock.clone(), takes: self.release_takes })
+                as Box<dyn StoreLease>
+        }))
+    }
+}
+
+/// A stored token usable when read but stale by the time the cache would
+/// serve it (here: a slow lease release; in a loaded fleet, a process
+/// descheduled between the two) is not served as "expired on arrival": the
+/// caller gets a token from upstream. Found by the CLI fleet test under load.
+#[tokio::test]
+async fn a_stored_token_gone_stale_before_it_is_served_is_fetched_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    // Another process's token, 10 s outside the default 60 s margin.
+    let received = clock.now() - HOUR + Duration::from_secs(70);
+    let planted = AccessToken::builder("from-elsewhere", received).expires_in(HOUR).build();
+    let store = Arc::new(SlowRelease {
+        inner: FileTokenStore::new(dir.path()),
+        clock: clock.clone(),
+        planted,
+        release_takes: Duration::from_secs(20),
+    });
+    let cache = cached(&upstream, store);
+    let got = guarded("the token", cache.token()).await.expect("no caller error");
+    assert_eq!(value(&got), "token-1", "fetched upstream, not the stale stored token");
+    assert_eq!((upstream.calls(), cache.stats().failures), (1, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_caches_sharing_a_file_store_make_one_upstream_request() {
     let dir = tempfile::tempdir().unwrap();
