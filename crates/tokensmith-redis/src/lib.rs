@@ -65,7 +65,7 @@ use crate::seal::{KEY_LEN, Keys};
 pub const DEFAULT_PREFIX: &str = "tokensmith";
 
 /// The default bound on one Redis call (connecting included): 1 s, below
-/// the cache's own [`STORE_CALL_TIMEOUT`](tokensmith_core::STORE_CALL_TIMEOUT)
+/// the cache's own [`STORE_CALL_TIMEOUT`]
 /// so the store reports the failure itself.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
