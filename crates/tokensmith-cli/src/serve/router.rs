@@ -418,9 +418,17 @@ fn unknown_provider(name: &str, snapshot: &super::agent::Snapshot) -> Response<B
 }
 
 /// The response for a token error: its status follows the CLI's exit code
-/// (3 → 502 `rejected`, 4 → 503 `unavailable`).
+/// (3 → 502 `rejected`, 4 → 503 `unavailable`). When the token endpoint said
+/// when to come back (`Retry-After` on a 429 or 5xx), so does the agent, in
+/// whole seconds rounded up.
 fn token_error(err: TokenError) -> Response<Body> {
-    report(&exit::describe(&anyhow::Error::new(err)))
+    let retry_after = err.retry_after();
+    let mut response = report(&exit::describe(&anyhow::Error::new(err)));
+    if let Some(wait) = retry_after {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
+    response
 }
 
 /// The error object of `report` with the status its `error` stands for.

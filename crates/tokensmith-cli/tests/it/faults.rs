@@ -339,6 +339,16 @@ fn the_fault(
     let answer = ask(rt, t, Method::GET, "/v1/token/p", "");
     assert_eq!(answer.status, agent_status, "{row}: {answer:#?}");
     assert_eq!(answer.content_type, "application/json", "{row}: {answer:#?}");
+    // The endpoint's `Retry-After` passed on (7 s, or the date 30 s ahead
+    // as seconds left), and none where it gave none.
+    let retry_after = answer.headers.get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    match status {
+        Some(429) => {
+            let seconds: u64 = retry_after.as_deref().unwrap_or_default().parse().unwrap_or(0);
+            assert!((1..=30).contains(&seconds), "{row}: Retry-After {retry_after:?}");
+        }
+        _ => assert_eq!(retry_after, None, "{row}: {answer:#?}"),
+    }
     let json = answer.json();
     assert_eq!(without_message(&json), expected, "{row}: the agent's error: {answer:#?}");
     assert!(json["message"].as_str().unwrap().contains(says), "{row}: {json}");
