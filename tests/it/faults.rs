@@ -14,17 +14,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::{
     AccessToken, Clock as _, ManualClock, Providers, Registry, TokenError, TransportErrorKind,
 };
+use tokensmith_testkit::tls::PrivateCa;
 use tokensmith_testkit::{Emulator, Fault, Vendor};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio_rustls::rustls::{self, ServerConfig};
 
 /// A hang fails the test instead of stalling the run (never a timing assertion).
 const GUARD: Duration = Duration::from_secs(20);
@@ -347,27 +345,11 @@ async fn an_unresolvable_host_fails_fast_as_a_connect_error() {
 // A self-signed (private CA) TLS endpoint
 
 fn tls_acceptor(dir: &Path) -> (TlsAcceptor, std::path::PathBuf) {
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "tokensmith fault-table CA");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
-    params.use_authority_key_identifier_extension = true;
-    let leaf = params.signed_by(&key, &ca).unwrap();
-    let chain: Vec<CertificateDer<'static>> = vec![leaf.der().clone(), ca.der().clone()];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
+    let ca = PrivateCa::new("tokensmith fault-table CA");
+    let config = ca.issue(&["127.0.0.1"]).rustls_server_config();
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    (TlsAcceptor::from(Arc::new(config)), ca_file)
+    (TlsAcceptor::from(config), ca_file)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

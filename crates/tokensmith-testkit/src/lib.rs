@@ -15,6 +15,8 @@ pub mod redis;
 mod resource;
 mod server;
 mod snippet;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod vendor;
 mod vendors;
 

@@ -10,15 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tokensmith_core::{Clock as _, SystemClock};
+use tokensmith_testkit::tls::PrivateCa;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio_rustls::rustls::{self, ServerConfig};
 
 /// What the server does with a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,25 +279,9 @@ async fn endless<S: AsyncWrite + Unpin>(stream: &mut S) {
 /// A TLS acceptor for `127.0.0.1` signed by a new private CA, and the CA's
 /// PEM file in `dir`.
 fn tls_acceptor(dir: &Path) -> (TlsAcceptor, PathBuf) {
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "tokensmith CLI fault-table CA");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
-    params.use_authority_key_identifier_extension = true;
-    let leaf = params.signed_by(&key, &ca).unwrap();
-    let chain: Vec<CertificateDer<'static>> = vec![leaf.der().clone(), ca.der().clone()];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
+    let ca = PrivateCa::new("tokensmith CLI fault-table CA");
+    let config = ca.issue(&["127.0.0.1"]).rustls_server_config();
     let ca_file = dir.join("fault-ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    (TlsAcceptor::from(Arc::new(config)), ca_file)
+    (TlsAcceptor::from(config), ca_file)
 }

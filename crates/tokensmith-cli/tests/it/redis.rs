@@ -272,22 +272,12 @@ fn a_lease_holder_killed_mid_fetch_frees_the_lease_by_expiry_and_the_waiter_fetc
 /// A private CA and a certificate for `localhost` and 127.0.0.1 signed by
 /// it, as PEM files in `dir`: (chain, key, CA).
 fn tls_files(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "tokensmith redis test CA");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "localhost");
-    params.use_authority_key_identifier_extension = true;
-    let leaf = params.signed_by(&key, &ca).unwrap();
+    let ca = tokensmith_testkit::tls::PrivateCa::new("tokensmith redis test CA");
+    let cert = ca.issue(&["localhost", "127.0.0.1"]);
     let (chain, key_file, ca_file) =
         (dir.join("chain.pem"), dir.join("key.pem"), dir.join("ca.pem"));
-    std::fs::write(&chain, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&chain, cert.chain_pem()).unwrap();
+    std::fs::write(&key_file, cert.key_pem()).unwrap();
     std::fs::write(&ca_file, ca.pem()).unwrap();
     (chain, key_file, ca_file)
 }
