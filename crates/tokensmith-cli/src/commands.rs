@@ -32,14 +32,8 @@ pub(crate) enum CacheUse {
 }
 
 /// `tokensmith token NAME [--json]`
-pub(crate) fn token(
-    ctx: &Context,
-    rt: &Runtime,
-    name: &str,
-    json: bool,
-    cache: CacheUse,
-) -> anyhow::Result<()> {
-    let (token, kind, unsaved) = obtain(ctx, rt, name, cache)?;
+pub(crate) fn token(ctx: &Context, name: &str, json: bool, cache: CacheUse) -> anyhow::Result<()> {
+    let (token, kind, unsaved) = obtain(ctx, name, cache)?;
     if json {
         output::stdout(&output::token_json(name, kind, &token, SystemClock.now()))?;
     } else {
@@ -51,14 +45,8 @@ pub(crate) fn token(
 /// `tokensmith header NAME [--line]`: the value of the header the token
 /// goes in (its presentation, contract §7), or with `--line` the whole
 /// `Name: value` line.
-pub(crate) fn header(
-    ctx: &Context,
-    rt: &Runtime,
-    name: &str,
-    line: bool,
-    cache: CacheUse,
-) -> anyhow::Result<()> {
-    let (token, _, unsaved) = obtain(ctx, rt, name, cache)?;
+pub(crate) fn header(ctx: &Context, name: &str, line: bool, cache: CacheUse) -> anyhow::Result<()> {
+    let (token, _, unsaved) = obtain(ctx, name, cache)?;
     let value = token.header_value().map_err(|_| {
         TokenError::invalid_response(
             name,
@@ -211,7 +199,6 @@ pub(crate) fn cache_clear(ctx: &Context, rt: &Runtime) -> anyhow::Result<()> {
 /// refresh token the server rotated in could not be saved, if it could not.
 fn obtain(
     ctx: &Context,
-    rt: &Runtime,
     name: &str,
     cache_use: CacheUse,
 ) -> anyhow::Result<(AccessToken, &'static str, Option<TokenError>)> {
@@ -225,9 +212,36 @@ fn obtain(
     let kind = providers.info(name).map_or("", |info| info.kind);
     if cache_use == CacheUse::Bypass {
         tracing::debug!(provider = name, "--no-cache: asking the token endpoint");
+    } else if let Some(token) = from_file_store(&providers, name)? {
+        return Ok((token, kind, None));
     }
-    let token = fetch(rt, name, &provider)?;
+    let token = fetch(&crate::runtime()?, name, &provider)?;
     Ok((token, kind, providers.refresh_token_save_error(name)))
+}
+
+/// The file store's token for `name` when the cache may use it, read on a
+/// runtime with a timer only: a cache hit builds no I/O driver (its epoll,
+/// signal pipe and signal tables were a tenth of the hit's own work) and no
+/// HTTP client. Other stores (Redis) need the full runtime: `None`.
+fn from_file_store(providers: &Providers, name: &str) -> anyhow::Result<Option<AccessToken>> {
+    let Some(cache) = providers.cache(name).filter(|cache| cache.store_kind() == Some("file"))
+    else {
+        return Ok(None);
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("cannot start the async runtime")?;
+    let token = rt.block_on(cache.peek());
+    if let Some(token) = &token {
+        tracing::debug!(
+            provider = name,
+            token_type = %token.token_type(),
+            expires_in_s = token.expires_in(SystemClock.now()).map(|d| d.as_secs()),
+            "token received from the file store"
+        );
+    }
+    Ok(token)
 }
 
 fn fetch(

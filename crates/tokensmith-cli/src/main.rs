@@ -78,10 +78,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         |flags: CacheFlags| if flags.no_cache { CacheUse::Bypass } else { CacheUse::ReadWrite };
     match cli.command {
         Command::Token { name, json, cache } => {
-            commands::token(&ctx, &runtime()?, &name, json, cache_use(cache))
+            commands::token(&ctx, &name, json, cache_use(cache))
         }
         Command::Header { name, line, cache } => {
-            commands::header(&ctx, &runtime()?, &name, line, cache_use(cache))
+            commands::header(&ctx, &name, line, cache_use(cache))
         }
         Command::Check => commands::check(&ctx),
         Command::List => commands::list(&ctx),
@@ -103,7 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// One runtime per invocation: a single thread drives the request (and, for
 /// `demo` and `mock-server`, the emulators).
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context as _;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -625,6 +625,61 @@ impl CachedProvider {
         }
     }
 
+    /// The token the cache can serve without asking the token endpoint: its
+    /// own while it is valid for the expiry margin, else its token store's
+    /// when [`token`](TokenProvider::token) would take it (not stale by the
+    /// margin, not the token just invalidated). `None` otherwise, and when
+    /// the store fails or is slow.
+    ///
+    /// It never fetches, never takes or waits for the store's fetch lease
+    /// and never starts a refresh; a token it reads from the store is not
+    /// kept (a `token()` that follows reads the store again). It is for a
+    /// short-lived process that answers from the store before building what
+    /// a request needs: on a cache hit the CLI runs it on a runtime with a
+    /// timer only, and starts no I/O driver. It needs a Tokio runtime with
+    /// the time driver (each store call is bounded); the
+    /// [`FileTokenStore`](crate::FileTokenStore) needs no I/O driver.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use tokensmith_core::{
+    ///     AccessToken, CacheConfig, CachedProvider, Clock, FileTokenStore, ManualClock,
+    ///     ProviderIdentity, TokenProvider,
+    /// };
+    ///
+    /// # async fn demo() -> Result<(), tokensmith_core::TokenError> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let clock = ManualClock::default();
+    /// let upstream = AccessToken::builder("abc", clock.now()).expires_in(Duration::from_secs(3600)).build();
+    /// let cached = || {
+    ///     let store = Arc::new(FileTokenStore::new(dir.path()));
+    ///     CachedProvider::new("demo", Arc::new(upstream.clone()), CacheConfig::default(), Arc::new(clock.clone()))
+    ///         .with_store(store, ProviderIdentity::new("fixed"), Duration::from_secs(10))
+    /// };
+    /// let first = cached();
+    /// assert!(first.peek().await.is_none()); // nothing stored, and nothing fetched
+    /// first.token().await?;
+    /// // The next process finds it without a request.
+    /// let second = cached();
+    /// assert!(second.peek().await.is_some());
+    /// assert_eq!(second.stats().fetches, 0);
+    /// # Ok(()) }
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub async fn peek(&self) -> Option<AccessToken> {
+        let shared = &self.shared;
+        if let Some(entry) = shared.current.load_full()
+            && shared.clock.monotonic() < entry.stale_at
+        {
+            shared.hits.increment();
+            return Some(entry.token.clone());
+        }
+        let tier = shared.store.load_full()?;
+        let key = tier.provider_key(shared).await?;
+        shared.stored_token(&tier, &key, None).await
+    }
+
     /// Starts a task that keeps [`current`](Self::current) answering: it
     /// fetches a token when there is none, starts the background refresh
     /// when the refresh window opens, retries failures on the cache's

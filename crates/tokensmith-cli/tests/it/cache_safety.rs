@@ -157,3 +157,61 @@ fn cache_file_names_are_keyed_per_user() {
     env.run(&["token", "lowcode"]).ok();
     assert_eq!(deyel.requests(), 2, "the names are stable: the third call is a hit");
 }
+
+/// An entry whose name is a link (even to a copy of a good entry) or a FIFO
+/// is not read: the token comes from the endpoint, and a FIFO nobody writes
+/// to does not hold the invocation.
+#[cfg(unix)]
+#[test]
+fn an_entry_that_is_a_link_or_a_fifo_is_not_read() {
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    env.write_config(&provider(&deyel, "lowcode"));
+    let first = env.run(&["token", "lowcode"]).ok().to_owned();
+    assert_eq!(env.run(&["token", "lowcode"]).ok(), first, "a hit");
+    assert_eq!(deyel.requests(), 1);
+    let entries = files_ending(&env.cache_dir(), ".json");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    // A link to a copy of the good entry, in another private directory.
+    let elsewhere = env.dir().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let copy = elsewhere.join("copy.json");
+    fs::copy(entry, &copy).unwrap();
+    fs::remove_file(entry).unwrap();
+    std::os::unix::fs::symlink(&copy, entry).unwrap();
+    let run = env.run(&["token", "lowcode"]);
+    assert_ne!(run.ok(), first, "a new token from the endpoint, not the linked one");
+    assert_eq!(deyel.requests(), 2);
+    // A FIFO at the entry's name: open would wait for a writer forever.
+    fs::remove_file(entry).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        entry.as_path(),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let mut child = env
+        .command()
+        .arg("--config")
+        .arg(env.config_path())
+        .args(["token", "lowcode"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut polls = 0;
+    while child.try_wait().unwrap().is_none() {
+        if polls == 400 {
+            child.kill().unwrap();
+            panic!("the invocation is held by the FIFO");
+        }
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_ne!(run.ok(), "");
+    assert_eq!(deyel.requests(), 3);
+}

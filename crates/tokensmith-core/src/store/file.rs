@@ -139,23 +139,15 @@ impl FileTokenStore {
 
     /// The entry under `key`: `Ok(None)` when there is none.
     fn read(&self, key: &ProviderKey) -> io::Result<Option<Vec<u8>>> {
-        use std::io::Read as _;
         match self.check_dir() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             other => other?,
         }
-        let path = self.entry_path(key);
-        match check_own_file(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            other => other?,
+        match open_own_file(&self.entry_path(key)) {
+            Ok((file, meta)) => read_capped(file, meta.len(), MAX_ENTRY_BYTES).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
-        let mut bytes = Vec::new();
-        match File::open(&path) {
-            Ok(file) => file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Ok(Some(bytes))
     }
 
     fn write(&self, key: &ProviderKey, bytes: &[u8]) -> io::Result<()> {
@@ -442,30 +434,73 @@ impl OwnName {
 /// The key in the file at `path`: `Ok(None)` when the file is there but is
 /// not a 0600 regular file of this user holding exactly [`KEY_LEN`] bytes.
 fn read_key(path: &Path) -> io::Result<Option<[u8; KEY_LEN]>> {
-    use std::io::Read as _;
-    match check_own_file(path) {
-        Ok(()) => {}
+    let (file, meta) = match open_own_file(path) {
+        Ok(opened) => opened,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
         Err(_) => return Ok(None),
-    }
-    let file = File::open(path)?;
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        if meta.permissions().mode() & 0o077 != 0 {
             return Ok(None);
         }
     }
-    let mut bytes = Vec::with_capacity(KEY_LEN + 1);
-    file.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes)?;
+    let bytes = read_capped(file, meta.len(), KEY_LEN as u64)?;
     Ok(<[u8; KEY_LEN]>::try_from(bytes.as_slice()).ok())
+}
+
+/// Opens `path` for reading when it is a regular file of this user, not a
+/// link to one, and gives its metadata. On Unix the checks are made on what
+/// was opened (`O_NOFOLLOW`, then `fstat`): nothing can be swapped in
+/// between the check and the read, and `O_NONBLOCK` keeps a FIFO at the
+/// name from holding the open.
+fn open_own_file(path: &Path) -> io::Result<(File, fs::Metadata)> {
+    #[cfg(unix)]
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        match OpenOptions::new().read(true).custom_flags(flags.bits().cast_signed()).open(path) {
+            Ok(file) => file,
+            // `ELOOP`: the name is a symbolic link.
+            Err(e) if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::LOOP) => {
+                return Err(not_a_regular_file());
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    #[cfg(not(unix))]
+    let file = {
+        if fs::symlink_metadata(path)?.file_type().is_symlink() {
+            return Err(not_a_regular_file());
+        }
+        File::open(path)?
+    };
+    let meta = file.metadata()?;
+    check_own(&meta)?;
+    Ok((file, meta))
+}
+
+/// At most `cap + 1` bytes of `file` (`len` long when it was opened): one
+/// more than `cap` tells the caller it was too long.
+fn read_capped(file: File, len: u64, cap: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let capacity = usize::try_from(len.min(cap) + 1).unwrap_or(usize::MAX);
+    let mut bytes = Vec::with_capacity(capacity);
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Fails unless `path` is a regular file of this user (not a link to one).
 fn check_own_file(path: &Path) -> io::Result<()> {
-    let meta = fs::symlink_metadata(path)?;
+    check_own(&fs::symlink_metadata(path)?)
+}
+
+/// Fails unless `meta` (from `lstat` or `fstat`) is a regular file of this
+/// user.
+fn check_own(meta: &fs::Metadata) -> io::Result<()> {
     if !meta.file_type().is_file() {
-        return Err(io::Error::new(io::ErrorKind::PermissionDenied, "not a regular file"));
+        return Err(not_a_regular_file());
     }
     #[cfg(unix)]
     {
@@ -478,6 +513,10 @@ fn check_own_file(path: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+fn not_a_regular_file() -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, "not a regular file")
 }
 
 /// The cache directory from the environment (see

@@ -471,3 +471,114 @@ async fn invalidate_removes_the_stored_token_if_it_is_still_the_same() {
     assert!(!store.remove_if_same(&key, &token).await.unwrap());
     assert!(store.remove_if_same(&key, &newer).await.unwrap());
 }
+
+/// `peek`: the cache's own token, else the store's on `token()`'s terms;
+/// never a fetch, never the lease.
+#[tokio::test]
+async fn peek_answers_from_the_cache_or_the_store_and_never_fetches() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let (up1, up2) = (Upstream::new(&clock), Upstream::new(&clock));
+    // Nothing anywhere: nothing, and no request, no lease.
+    let store = Counted::new(dir.path());
+    let empty = cached(&up1, store.clone());
+    assert!(empty.peek().await.is_none());
+    assert_eq!(store.calls(), ["naming_key", "load"]);
+    assert_eq!((up1.calls(), empty.stats().fetches), (0, 0));
+    // Its own token: no store call.
+    let token = empty.token().await.unwrap();
+    let calls = store.calls().len();
+    assert_eq!(value(&empty.peek().await.unwrap()), value(&token));
+    assert_eq!(store.calls().len(), calls);
+    // Another instance: the stored token, counted as a store hit.
+    let second = cached(&up2, Arc::new(FileTokenStore::new(dir.path())));
+    assert_eq!(value(&second.peek().await.unwrap()), value(&token));
+    assert_eq!((up2.calls(), second.stats().store_hits), (0, 1));
+    // Not kept: `token()` reads the store again (no request either).
+    assert_eq!(value(&second.token().await.unwrap()), value(&token));
+    assert_eq!((up2.calls(), second.stats().store_hits), (0, 2));
+    // Within the margin: neither instance serves it; still no request.
+    clock.advance(HOUR.saturating_sub(Duration::from_secs(30)));
+    let third = cached(&up2, Arc::new(FileTokenStore::new(dir.path())));
+    assert!(empty.peek().await.is_none());
+    assert!(third.peek().await.is_none());
+    assert_eq!((up1.calls(), up2.calls()), (1, 0));
+}
+
+#[tokio::test]
+async fn peek_never_serves_a_token_just_invalidated() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let upstream = Upstream::new(&clock);
+    // The store keeps the token: its removal is not seen yet.
+    let keeps = Arc::new(KeepsEverything(FileTokenStore::new(dir.path())));
+    let cache = cached(&upstream, keeps);
+    let token = cache.token().await.unwrap();
+    cache.invalidate(&token);
+    assert!(cache.peek().await.is_none());
+    assert_eq!(upstream.calls(), 1);
+}
+
+/// A file store whose removals do nothing (a removal still under way).
+#[derive(Debug)]
+struct KeepsEverything(FileTokenStore);
+
+#[async_trait]
+impl TokenStore for KeepsEverything {
+    fn kind(&self) -> &'static str {
+        "keeps-everything"
+    }
+    async fn naming_key(&self) -> Result<NamingKey, StoreError> {
+        self.0.naming_key().await
+    }
+    async fn load(&self, key: &ProviderKey) -> Result<Option<AccessToken>, StoreError> {
+        self.0.load(key).await
+    }
+    async fn store(
+        &self,
+        key: &ProviderKey,
+        token: &AccessToken,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.0.store(key, token, ttl).await
+    }
+    async fn remove_if_same(&self, _: &ProviderKey, _: &AccessToken) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn remove(&self, _: &ProviderKey) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn try_lock(
+        &self,
+        key: &ProviderKey,
+        ttl: Duration,
+    ) -> Result<Option<Box<dyn StoreLease>>, StoreError> {
+        self.0.try_lock(key, ttl).await
+    }
+}
+
+/// What the CLI relies on: with the file store, `peek` runs on a runtime
+/// with a timer only (no I/O driver), on the real system clock.
+#[test]
+fn peek_on_the_file_store_needs_no_io_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream =
+        AccessToken::builder("abc", tokensmith_core::SystemClock.now()).expires_in(HOUR).build();
+    let cached = || {
+        CachedProvider::new(
+            "test",
+            Arc::new(upstream.clone()),
+            CacheConfig::default(),
+            Arc::new(tokensmith_core::SystemClock),
+        )
+        .with_store(Arc::new(FileTokenStore::new(dir.path())), identity(), LOCK_TIMEOUT)
+    };
+    let timer_only =
+        || tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let first = cached();
+    assert!(timer_only().block_on(first.peek()).is_none());
+    timer_only().block_on(first.token()).unwrap();
+    let second = cached();
+    assert_eq!(value(&timer_only().block_on(second.peek()).unwrap()), "abc");
+    assert_eq!((second.stats().fetches, second.stats().store_hits), (0, 1));
+}
