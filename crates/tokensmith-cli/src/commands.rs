@@ -221,8 +221,9 @@ fn obtain(
 
 /// The file store's token for `name` when the cache may use it, read on a
 /// runtime with a timer only: a cache hit builds no I/O driver (its epoll,
-/// signal pipe and signal tables were a tenth of the hit's own work) and no
-/// HTTP client. Other stores (Redis) need the full runtime: `None`.
+/// signal pipe and signal tables were a tenth of the hit's own work). Other
+/// stores (Redis) need the full runtime: `None`. A miss reads the store
+/// again when it fetches (under the lease), a file read next to a request.
 fn from_file_store(providers: &Providers, name: &str) -> anyhow::Result<Option<AccessToken>> {
     let Some(cache) = providers.cache(name).filter(|cache| cache.store_kind() == Some("file"))
     else {

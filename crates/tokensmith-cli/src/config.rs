@@ -108,8 +108,8 @@ pub(crate) fn read(path: &Path) -> Result<String, TokenError> {
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|file| {
-            // A regular file's length sizes the buffer (one read, not five); a
-            // pipe's is 0.
+            // A regular file's length sizes the buffer (two reads, not five:
+            // the second sees the end); a pipe's is 0.
             let len = file.metadata().map_or(0, |meta| meta.len()).min(MAX_CONFIG_BYTES) + 1;
             text.reserve(usize::try_from(len).unwrap_or_default());
             file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)

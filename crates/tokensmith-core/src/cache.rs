@@ -633,7 +633,11 @@ impl CachedProvider {
     ///
     /// It never fetches, never takes or waits for the store's fetch lease
     /// and never starts a refresh; a token it reads from the store is not
-    /// kept (a `token()` that follows reads the store again). It is for a
+    /// kept (a `token()` that follows reads the store again). Unlike
+    /// `token()` it reads the store during a backoff and while a fetch is in
+    /// flight (it waits for neither). It may write: the first call to a
+    /// store can create the store's naming key (for the file store, its
+    /// directory and key file). It is for a
     /// short-lived process that answers from the store before building what
     /// a request needs: on a cache hit the CLI runs it on a runtime with a
     /// timer only, and starts no I/O driver. It needs a Tokio runtime with

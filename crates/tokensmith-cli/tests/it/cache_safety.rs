@@ -185,14 +185,8 @@ fn an_entry_that_is_a_link_or_a_fifo_is_not_read() {
     assert_eq!(deyel.requests(), 2);
     // A FIFO at the entry's name: open would wait for a writer forever.
     fs::remove_file(entry).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        entry.as_path(),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    rustix::fs::mkfifoat(rustix::fs::CWD, entry.as_path(), rustix::fs::Mode::from_raw_mode(0o600))
+        .unwrap();
     let mut child = env
         .command()
         .arg("--config")

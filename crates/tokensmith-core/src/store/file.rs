@@ -19,8 +19,10 @@
 //!   link to one) of this user; a looser mode than 0700 is tightened before
 //!   use, and a directory of another user is not used at all. An entry, key
 //!   or lock file is used only if it is a regular file of this user, never
-//!   through a symbolic link (`lstat` first; only this user can change the
-//!   directory from there on). A corrupt or implausible entry is a miss.
+//!   through a symbolic link: it is opened `O_NOFOLLOW | O_NONBLOCK` and what
+//!   was opened is checked (`fstat`), so nothing can be swapped in between
+//!   the check and the use, and a FIFO at the name cannot hold the open.
+//!   A corrupt or implausible entry is a miss.
 //!   [`clear`](FileTokenStore::clear) runs the same checks and deletes only
 //!   the names the store writes.
 //! - **Lease:** an exclusive `flock` on `<ProviderKey>.lock`, tried without
@@ -178,19 +180,20 @@ impl FileTokenStore {
     fn lock(&self, key: &ProviderKey) -> io::Result<Option<File>> {
         self.create_dir()?;
         let path = self.lock_path(key);
-        match check_own_file(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            other => other?,
-        }
         let mut options = OpenOptions::new();
         options.create(true).truncate(false).write(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt as _;
-            // `O_NOFOLLOW`: a link planted after the check is not followed.
-            options.mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed());
+            options.mode(0o600).custom_flags(NO_FOLLOW_NO_WAIT.bits().cast_signed());
         }
-        let file = options.open(&path)?;
+        #[cfg(not(unix))]
+        match check_own_file(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+        let file = options.open(&path).map_err(link_refused)?;
+        check_own(&file.metadata()?)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(file)),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
@@ -436,8 +439,12 @@ impl OwnName {
 fn read_key(path: &Path) -> io::Result<Option<[u8; KEY_LEN]>> {
     let (file, meta) = match open_own_file(path) {
         Ok(opened) => opened,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
-        Err(_) => return Ok(None),
+        // Not a file this store can trust (a link, not a regular file,
+        // another user's): replaced. Any other failure (no file descriptor
+        // left, an I/O error) is the caller's: replacing the key would
+        // orphan every entry.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(None),
+        Err(e) => return Err(e),
     };
     #[cfg(unix)]
     {
@@ -450,24 +457,28 @@ fn read_key(path: &Path) -> io::Result<Option<[u8; KEY_LEN]>> {
     Ok(<[u8; KEY_LEN]>::try_from(bytes.as_slice()).ok())
 }
 
+/// `open` flags for the store's files on Unix: a link at the name is not
+/// followed (`ELOOP`), a FIFO cannot hold the open, a terminal is not taken
+/// as the controlling one.
+#[cfg(unix)]
+const NO_FOLLOW_NO_WAIT: rustix::fs::OFlags = rustix::fs::OFlags::NOFOLLOW
+    .union(rustix::fs::OFlags::NONBLOCK)
+    .union(rustix::fs::OFlags::NOCTTY);
+
 /// Opens `path` for reading when it is a regular file of this user, not a
 /// link to one, and gives its metadata. On Unix the checks are made on what
-/// was opened (`O_NOFOLLOW`, then `fstat`): nothing can be swapped in
-/// between the check and the read, and `O_NONBLOCK` keeps a FIFO at the
-/// name from holding the open.
+/// was opened ([`NO_FOLLOW_NO_WAIT`], then `fstat`): nothing can be swapped
+/// in between the check and the read. An untrusted file is
+/// `PermissionDenied`.
 fn open_own_file(path: &Path) -> io::Result<(File, fs::Metadata)> {
     #[cfg(unix)]
     let file = {
         use std::os::unix::fs::OpenOptionsExt as _;
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-        match OpenOptions::new().read(true).custom_flags(flags.bits().cast_signed()).open(path) {
-            Ok(file) => file,
-            // `ELOOP`: the name is a symbolic link.
-            Err(e) if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::LOOP) => {
-                return Err(not_a_regular_file());
-            }
-            Err(e) => return Err(e),
-        }
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(NO_FOLLOW_NO_WAIT.bits().cast_signed())
+            .open(path)
+            .map_err(link_refused)?
     };
     #[cfg(not(unix))]
     let file = {
@@ -481,6 +492,16 @@ fn open_own_file(path: &Path) -> io::Result<(File, fs::Metadata)> {
     Ok((file, meta))
 }
 
+/// An `open` refused because the name is a symbolic link (`ELOOP` under
+/// `O_NOFOLLOW`) is an untrusted file; any other error is itself.
+fn link_refused(err: io::Error) -> io::Error {
+    #[cfg(unix)]
+    if rustix::io::Errno::from_io_error(&err) == Some(rustix::io::Errno::LOOP) {
+        return not_a_regular_file();
+    }
+    err
+}
+
 /// At most `cap + 1` bytes of `file` (`len` long when it was opened): one
 /// more than `cap` tells the caller it was too long.
 fn read_capped(file: File, len: u64, cap: u64) -> io::Result<Vec<u8>> {
@@ -492,6 +513,7 @@ fn read_capped(file: File, len: u64, cap: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Fails unless `path` is a regular file of this user (not a link to one).
+#[cfg(not(unix))]
 fn check_own_file(path: &Path) -> io::Result<()> {
     check_own(&fs::symlink_metadata(path)?)
 }

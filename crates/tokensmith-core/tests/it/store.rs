@@ -582,3 +582,30 @@ fn peek_on_the_file_store_needs_no_io_driver() {
     assert_eq!(value(&timer_only().block_on(second.peek()).unwrap()), "abc");
     assert_eq!((second.stats().fetches, second.stats().store_hits), (0, 1));
 }
+
+/// The naming key file: a link at its name (even to a good key of this
+/// user) or a loose mode is not trusted and is replaced, the link's target
+/// left alone; a good key is kept.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_untrusted_naming_key_is_replaced_and_a_good_one_kept() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let key = async || identity().key(&FileTokenStore::new(&store_dir).naming_key().await.unwrap());
+    let first = key().await;
+    assert_eq!(key().await, first, "a good key is kept");
+    let key_file = store_dir.join("key");
+    let good = std::fs::read(&key_file).unwrap();
+    let copy = dir.path().join("copy");
+    std::fs::write(&copy, &good).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    std::os::unix::fs::symlink(&copy, &key_file).unwrap();
+    let second = key().await;
+    assert_ne!(second, first, "the link is not followed");
+    assert!(!std::fs::symlink_metadata(&key_file).unwrap().is_symlink(), "the link is replaced");
+    assert_eq!(std::fs::read(&copy).unwrap(), good, "its target is untouched");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_ne!(key().await, second, "a key others may read is replaced");
+}
