@@ -848,6 +848,14 @@ fn presentation(ctx: &ProviderContext, fields: &PresentFields) -> Result<Present
     if header.is_empty() || !header.chars().all(tchar) {
         return Err(ctx.error("present.header", format!("{header:?} is not a valid header name")));
     }
+    // The API requests it goes on are framed by their HTTP client: a token
+    // in `Content-Length`, `Host` or `Transfer-Encoding` would break them.
+    if let Some(why) = reserved_header(&header) {
+        return Err(ctx.error(
+            "present.header",
+            format!("{header:?} cannot carry the token ({why}); resource servers read it from a header of their own, such as Authorization or X-Auth-Token"),
+        ));
+    }
     let text = fields.value.as_deref().unwrap_or("Bearer {token}");
     let value = Template::parse(text).map_err(|e| ctx.error("present.value", e))?;
     for name in value.names() {

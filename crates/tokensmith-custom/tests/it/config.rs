@@ -335,6 +335,20 @@ fn hop_by_hop_and_twice_written_headers_are_refused() {
             "hop-by-hop",
         );
     }
+    // Nor can a token be presented in a header the HTTP client frames the
+    // API request with.
+    for (name, why) in [
+        ("Content-Length", "set by tokensmith"),
+        ("host", "set by tokensmith"),
+        ("Transfer-Encoding", "hop-by-hop"),
+        ("Connection", "hop-by-hop"),
+    ] {
+        check(
+            &format!("[present]\nheader = \"{name}\"\n[response]\ntoken = \"/t\"\n"),
+            "present.header",
+            why,
+        );
+    }
     let err = build(
         &format!(
             "{BASE}[request.headers]\nX-Tenant = \"a\"\nx-tenant = \"b\"\n[response]\ntoken = \"/t\"\n"
