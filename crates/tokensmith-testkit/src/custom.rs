@@ -17,10 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokensmith_core::ConfigSecret;
 use tokensmith_core::secrecy::ExposeSecret as _;
@@ -737,25 +734,9 @@ fn put(doc: &mut Value, pointer: &str, value: Value) {
     *at = value;
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = Arc::clone(&shared);
-                let mut stop = stop.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(Arc::clone(&shared), req));
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stop.changed() => {}
-                    }
-                });
-            }
-            _ = stop.changed() => break,
-        }
-    }
+/// Accepts connections until `stop` is dropped, then closes every connection.
+async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<()>) {
+    crate::server::accept_loop(listener, stop, move |req| answer(Arc::clone(&shared), req)).await;
 }
 
 fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {

@@ -14,10 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, WWW_AUTHENTICATE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -266,30 +263,8 @@ impl fmt::Debug for ResourceServer {
 }
 
 /// Accepts connections until `stop` is dropped, then closes every connection.
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Out of file descriptors and the like: back off briefly.
-                    #[allow(clippy::disallowed_methods, reason = "a server's accept backoff, not a token timing")]
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                };
-                let shared = Arc::clone(&shared);
-                let mut stop = stop.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(Arc::clone(&shared), req));
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stop.changed() => {}
-                    }
-                });
-            }
-            _ = stop.changed() => break,
-        }
-    }
+async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<()>) {
+    crate::server::accept_loop(listener, stop, move |req| answer(Arc::clone(&shared), req)).await;
 }
 
 async fn answer(

@@ -34,11 +34,25 @@ const MAX_REQUEST_BODY: usize = 64 * 1024;
 pub(crate) const REDIRECT_PREFIX: &str = "/redirected";
 
 /// Accepts connections until `stop` is dropped, then closes every connection.
-pub(crate) async fn serve(
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<()>) {
+    accept_loop(listener, stop, move |req| dispatch(Arc::clone(&shared), req)).await;
+}
+
+/// The accept loop under every server of the testkit: HTTP/1.1 connections
+/// answered by `answer` until `stop` is dropped, then every connection
+/// closed.
+pub(crate) async fn accept_loop<F, Fut, B, E>(
     listener: TcpListener,
-    shared: Arc<Shared>,
     mut stop: watch::Receiver<()>,
-) {
+    answer: F,
+) where
+    F: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -49,11 +63,10 @@ pub(crate) async fn serve(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
-                let shared = Arc::clone(&shared);
+                let answer = answer.clone();
                 let mut stop = stop.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| dispatch(Arc::clone(&shared), req));
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(answer));
                     tokio::select! {
                         _ = conn => {}
                         _ = stop.changed() => {}
