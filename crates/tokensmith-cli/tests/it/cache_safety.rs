@@ -12,6 +12,30 @@ use tokensmith_testkit::Vendor;
 
 use crate::support::{Run, TestEnv, provider};
 
+/// `tokensmith token lowcode` with the extra environment `vars`, under a
+/// 20 s bound on the test itself that turns a hang into a failure (`what`
+/// names the hang).
+fn token_guarded(env: &TestEnv, vars: &[(&str, &str)], what: &str) -> Run {
+    let mut cmd = env.command();
+    cmd.envs(vars.iter().copied())
+        .arg("--config")
+        .arg(env.config_path())
+        .args(["token", "lowcode"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut polls = 0;
+    while child.try_wait().unwrap().is_none() {
+        if polls == 400 {
+            child.kill().unwrap();
+            panic!("{what}");
+        }
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
 /// The files of `dir` whose name ends with `suffix`.
 fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
@@ -87,28 +111,13 @@ fn a_stopped_peer_holding_the_lock_delays_an_invocation_but_never_blocks_it() {
     for entry in env.cache_files() {
         fs::remove_file(entry).unwrap();
     }
-    let mut child = env
-        .command()
-        .env("TOKENSMITH_CACHE_LOCK_TIMEOUT", "200ms")
-        .arg("--config")
-        .arg(env.config_path())
-        .args(["token", "lowcode"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A bound on the test itself, far above the 200 ms the binary may wait:
-    // before the fix the wait had no end.
-    let mut polls = 0;
-    while child.try_wait().unwrap().is_none() {
-        if polls == 400 {
-            child.kill().unwrap();
-            panic!("the invocation is still waiting for the lock");
-        }
-        polls += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let run = Run::from(child.wait_with_output().unwrap());
+    // The guard is far above the 200 ms the binary may wait: before the fix
+    // the wait had no end.
+    let run = token_guarded(
+        &env,
+        &[("TOKENSMITH_CACHE_LOCK_TIMEOUT", "200ms")],
+        "the invocation is still waiting for the lock",
+    );
     let token = run.ok().to_owned();
     assert_ne!(token, "");
     assert_ne!(token, first, "a new token from the endpoint");
@@ -187,25 +196,7 @@ fn an_entry_that_is_a_link_or_a_fifo_is_not_read() {
     fs::remove_file(entry).unwrap();
     rustix::fs::mkfifoat(rustix::fs::CWD, entry.as_path(), rustix::fs::Mode::from_raw_mode(0o600))
         .unwrap();
-    let mut child = env
-        .command()
-        .arg("--config")
-        .arg(env.config_path())
-        .args(["token", "lowcode"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut polls = 0;
-    while child.try_wait().unwrap().is_none() {
-        if polls == 400 {
-            child.kill().unwrap();
-            panic!("the invocation is held by the FIFO");
-        }
-        polls += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let run = Run::from(child.wait_with_output().unwrap());
+    let run = token_guarded(&env, &[], "the invocation is held by the FIFO");
     assert_ne!(run.ok(), "");
     assert_eq!(deyel.requests(), 3);
 }

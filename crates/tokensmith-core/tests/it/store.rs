@@ -57,16 +57,26 @@ impl TokenProvider for Upstream {
     }
 }
 
-/// The real file store, with a count of every call made to it.
+/// The real file store, with a count of every call made to it; with
+/// `keeps`, removals do nothing (a removal still under way).
 #[derive(Debug)]
 struct Counted {
     inner: FileTokenStore,
     calls: Mutex<Vec<&'static str>>,
+    keeps: bool,
 }
 
 impl Counted {
     fn new(dir: &std::path::Path) -> Arc<Self> {
-        Arc::new(Self { inner: FileTokenStore::new(dir), calls: Mutex::new(Vec::new()) })
+        Arc::new(Self {
+            inner: FileTokenStore::new(dir),
+            calls: Mutex::new(Vec::new()),
+            keeps: false,
+        })
+    }
+
+    fn keeping_everything(dir: &std::path::Path) -> Arc<Self> {
+        Arc::new(Self { keeps: true, ..Arc::into_inner(Self::new(dir)).unwrap() })
     }
 
     fn calls(&self) -> Vec<&'static str> {
@@ -110,11 +120,17 @@ impl TokenStore for Counted {
         token: &AccessToken,
     ) -> Result<bool, StoreError> {
         self.note("remove_if_same");
+        if self.keeps {
+            return Ok(false);
+        }
         self.inner.remove_if_same(key, token).await
     }
 
     async fn remove(&self, key: &ProviderKey) -> Result<bool, StoreError> {
         self.note("remove");
+        if self.keeps {
+            return Ok(false);
+        }
         self.inner.remove(key).await
     }
 
@@ -511,50 +527,11 @@ async fn peek_never_serves_a_token_just_invalidated() {
     let clock = clock();
     let upstream = Upstream::new(&clock);
     // The store keeps the token: its removal is not seen yet.
-    let keeps = Arc::new(KeepsEverything(FileTokenStore::new(dir.path())));
-    let cache = cached(&upstream, keeps);
+    let cache = cached(&upstream, Counted::keeping_everything(dir.path()));
     let token = cache.token().await.unwrap();
     cache.invalidate(&token);
     assert!(cache.peek().await.is_none());
     assert_eq!(upstream.calls(), 1);
-}
-
-/// A file store whose removals do nothing (a removal still under way).
-#[derive(Debug)]
-struct KeepsEverything(FileTokenStore);
-
-#[async_trait]
-impl TokenStore for KeepsEverything {
-    fn kind(&self) -> &'static str {
-        "keeps-everything"
-    }
-    async fn naming_key(&self) -> Result<NamingKey, StoreError> {
-        self.0.naming_key().await
-    }
-    async fn load(&self, key: &ProviderKey) -> Result<Option<AccessToken>, StoreError> {
-        self.0.load(key).await
-    }
-    async fn store(
-        &self,
-        key: &ProviderKey,
-        token: &AccessToken,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        self.0.store(key, token, ttl).await
-    }
-    async fn remove_if_same(&self, _: &ProviderKey, _: &AccessToken) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-    async fn remove(&self, _: &ProviderKey) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-    async fn try_lock(
-        &self,
-        key: &ProviderKey,
-        ttl: Duration,
-    ) -> Result<Option<Box<dyn StoreLease>>, StoreError> {
-        self.0.try_lock(key, ttl).await
-    }
 }
 
 /// What the CLI relies on: with the file store, `peek` runs on a runtime
