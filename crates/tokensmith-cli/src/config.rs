@@ -133,23 +133,21 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Providers, TokenError
     Ok(providers)
 }
 
-/// The providers of `text` for a command that uses only the provider
-/// `name`: the others may be invalid on this host (a secret it does not
-/// hold); they are still parsed, and `name`'s own error is returned.
+/// The provider `name` of `text`, alone, for a command that uses only it:
+/// the others are not built and their secrets not read (they may be
+/// invalid on this host, a secret it does not hold), and a hit costs the
+/// same however many providers the config has. `name`'s own error is
+/// returned; an unknown `name` is reported by `Providers::get`.
 pub(crate) fn load_for_tokens(
     path: &Path,
     text: &str,
     name: &str,
     cache_use: CacheUse,
 ) -> Result<Providers, TokenError> {
-    let (providers, errors) = lenient(&token_registry(cache_use)?, path, text)?.into_parts();
-    for (other, err) in errors {
-        if other == name {
-            return Err(err);
-        }
-        tracing::debug!(provider = %other, error = %err, "provider not loaded; not needed");
-    }
-    tracing::debug!(path = %path.display(), providers = providers.len(), "config loaded");
+    let providers = token_registry(cache_use)?
+        .load_str_one(text, name)
+        .map_err(|e| naming_the_file(path, e))?;
+    tracing::debug!(path = %path.display(), provider = name, "config loaded");
     Ok(providers)
 }
 

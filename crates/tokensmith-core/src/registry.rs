@@ -820,21 +820,7 @@ impl Registry {
     /// # Ok::<(), tokensmith_core::TokenError>(())
     /// ```
     pub fn load_str_lenient(&self, text: &str) -> Result<LoadReport, TokenError> {
-        let mut doc = parse_toml(text)?;
-        let providers = match doc.remove("providers") {
-            Some(toml::Value::Table(t)) => t,
-            Some(_) => return Err(TokenError::config(None, Some("providers"), "must be a table")),
-            None => toml::Table::new(),
-        };
-        let store = doc.remove("store").map(store_from_value).transpose()?;
-        if let Some(key) = doc.keys().next() {
-            return Err(TokenError::config(
-                None,
-                Some(key),
-                "unknown top-level key; providers go under [providers.NAME], the token store under [store]",
-            ));
-        }
-        let store = self.store_for(store)?;
+        let (providers, store) = self.document(text)?;
         let mut map = BTreeMap::new();
         let mut errors = Vec::new();
         let mut stores = BTreeMap::new();
@@ -853,7 +839,93 @@ impl Registry {
                 Err(e) => errors.push((name, e)),
             }
         }
-        Ok(LoadReport { providers: Providers { map }, errors })
+        Ok(LoadReport { providers: Providers { map, unloaded: Vec::new() }, errors })
+    }
+
+    /// Loads only the provider `name` of a config, for a program that uses
+    /// one (the CLI's `token` and `header`): the others are not built and
+    /// their secrets not read, so one that cannot load on this host (a
+    /// secret file it may not read) costs nothing and says nothing. The
+    /// document is still checked as a whole (TOML, top-level keys,
+    /// `[store]`), and a `refresh_token_store` file that a provider before
+    /// `name` (in name order) also names is refused as
+    /// [`load_str`](Self::load_str) refuses it.
+    ///
+    /// `name`'s own error is returned. An unknown `name` is not an error
+    /// here: [`Providers::get`] reports it, listing the configured names.
+    ///
+    /// ```
+    /// # #[derive(Debug)]
+    /// # struct Static;
+    /// # impl tokensmith_core::AdapterFactory for Static {
+    /// #     fn kind(&self) -> &'static str { "static" }
+    /// #     fn build(&self, ctx: tokensmith_core::ProviderContext)
+    /// #         -> Result<tokensmith_core::SharedTokenProvider, tokensmith_core::TokenError> {
+    /// #         Ok(std::sync::Arc::new(tokensmith_core::AccessToken::builder("t", ctx.clock().now()).build()))
+    /// #     }
+    /// # }
+    /// let config = r#"
+    ///     [providers.here]
+    ///     kind = "static"
+    ///     client_id = "me"
+    ///
+    ///     [providers.elsewhere]
+    ///     kind = "static"
+    ///     client_id = "me"
+    ///     client_secret = { env = "SECRET_OF_ANOTHER_HOST" }
+    /// "#;
+    /// let registry = tokensmith_core::Registry::new().with(Static);
+    /// let providers = registry.load_str_one(config, "here")?;
+    /// assert!(providers.get("here").is_ok());
+    /// assert_eq!(providers.len(), 1); // `elsewhere` was never built
+    /// let err = registry.load_str_one(config, "nowhere")?.get("nowhere").unwrap_err();
+    /// assert!(err.to_string().contains("configured: elsewhere, here"));
+    /// # Ok::<(), tokensmith_core::TokenError>(())
+    /// ```
+    pub fn load_str_one(&self, text: &str, name: &str) -> Result<Providers, TokenError> {
+        let (mut providers, store) = self.document(text)?;
+        let unloaded = providers.keys().filter(|other| *other != name).cloned().collect();
+        let Some(value) = providers.remove(name) else {
+            return Ok(Providers { map: BTreeMap::new(), unloaded });
+        };
+        // The refresh-token files of the providers a full load builds first.
+        let mut stores = BTreeMap::new();
+        for (other, value) in providers.iter().filter(|(other, _)| other.as_str() < name) {
+            if let Some(path) = value
+                .get("refresh_token_store")
+                .and_then(|store| store.get("file"))
+                .and_then(toml::Value::as_str)
+                .filter(|path| !path.is_empty())
+            {
+                stores.insert(store_key(Path::new(path)), other.clone());
+            }
+        }
+        let entry = match value {
+            toml::Value::Table(table) => self.build_one(name, table, &mut stores, store.as_ref()),
+            _ => Err(TokenError::config(Some(name), None, "must be a table")),
+        }?;
+        let map = BTreeMap::from([(name.to_owned(), entry)]);
+        Ok(Providers { map, unloaded })
+    }
+
+    /// A config document's `[providers]` table and its `[store]`, built;
+    /// any other top-level key is an error.
+    fn document(&self, text: &str) -> Result<(toml::Table, Option<BuiltStore>), TokenError> {
+        let mut doc = parse_toml(text)?;
+        let providers = match doc.remove("providers") {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(TokenError::config(None, Some("providers"), "must be a table")),
+            None => toml::Table::new(),
+        };
+        let store = doc.remove("store").map(store_from_value).transpose()?;
+        if let Some(key) = doc.keys().next() {
+            return Err(TokenError::config(
+                None,
+                Some(key),
+                "unknown top-level key; providers go under [providers.NAME], the token store under [store]",
+            ));
+        }
+        Ok((providers, self.store_for(store)?))
     }
 
     /// Builds one provider described in code (an adapter's typed config),
@@ -1234,13 +1306,25 @@ struct ProviderEntry {
 #[derive(Debug)]
 pub struct Providers {
     map: BTreeMap<String, ProviderEntry>,
+    /// The providers of the config that were not built
+    /// ([`Registry::load_str_one`]), for [`get`](Self::get)'s error.
+    unloaded: Vec<String>,
 }
 
 impl Providers {
     /// The provider called `name`.
     pub fn get(&self, name: &str) -> Result<SharedTokenProvider, TokenError> {
         self.map.get(name).map(|e| e.provider.clone()).ok_or_else(|| {
-            let names: Vec<&str> = self.map.keys().map(String::as_str).collect();
+            if self.unloaded.iter().any(|other| other == name) {
+                return TokenError::config(
+                    Some(name),
+                    None,
+                    "configured, but not loaded: these providers were loaded for another one only (`Registry::load_str_one`)",
+                );
+            }
+            let mut names: Vec<&str> =
+                self.map.keys().chain(&self.unloaded).map(String::as_str).collect();
+            names.sort_unstable();
             TokenError::config(
                 Some(name),
                 None,
@@ -1397,7 +1481,7 @@ impl ProvidersBuilder {
             }
         }
         errors.sort_by(|a, b| a.0.cmp(&b.0));
-        LoadReport { providers: Providers { map }, errors }
+        LoadReport { providers: Providers { map, unloaded: Vec::new() }, errors }
     }
 }
 
@@ -1524,6 +1608,59 @@ mod tests {
             (Some("q"), Some("refresh_token_store"))
         );
         assert!(message.contains("also used by provider \"p\""), "{err}");
+    }
+
+    /// `load_str_one` builds the one provider asked for: another that could
+    /// not load (a secret file that is not there) costs nothing; the
+    /// document is still checked whole; the refresh-token file rule holds
+    /// as a full load applies it (the later provider by name is refused).
+    #[test]
+    fn load_str_one_builds_only_the_provider_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("rt");
+        let missing = dir.path().join("no-such-secret");
+        let registry = Registry::new().with(Fixed).with(Scoped);
+        let text = format!(
+            "{}\n[providers.broken]\nkind = \"scoped\"\nclient_id = \"id\"\nclient_secret = {{ file = {missing:?} }}\nscope = \"x\"\n",
+            provider(""),
+        );
+        assert!(registry.load_str(&text).unwrap_err().to_string().contains("no-such-secret"));
+        let one = registry.load_str_one(&text, "p").unwrap();
+        assert_eq!(one.names().collect::<Vec<_>>(), ["p"]);
+        assert!(one.get("p").is_ok());
+        let err = one.get("broken").unwrap_err();
+        assert!(err.to_string().contains("not loaded"), "{err}");
+        // The one asked for: its own error.
+        let err = registry.load_str_one(&text, "broken").unwrap_err();
+        assert_eq!(err.provider(), Some("broken"), "{err}");
+        // An unknown name: `get` says so, listing every configured name.
+        let none = registry.load_str_one(&text, "nowhere").unwrap();
+        assert!(none.is_empty());
+        let err = none.get("nowhere").unwrap_err();
+        assert!(err.to_string().contains("no such provider; configured: broken, p"), "{err}");
+        // The whole document is still checked.
+        let unknown_key = format!("colour = 1\n{}", provider(""));
+        let err = registry.load_str_one(&unknown_key, "p").unwrap_err();
+        assert!(
+            matches!(&err, TokenError::Config { field: Some(f), .. } if f == "colour"),
+            "{err}"
+        );
+        assert!(registry.load_str_one("[providers.p", "p").unwrap_err().is_config());
+        // Two providers naming one refresh-token file: the later one (by
+        // name) is refused, as a full load refuses it; the earlier loads.
+        let shared = format!(
+            "{}refresh_token_store = {{ file = {store:?} }}\n[providers.q]\nkind = \"fixed\"\ntoken_url = \"https://as.example/token\"\nclient_id = \"id\"\nrefresh_token_store = {{ file = {:?} }}\n",
+            provider(""),
+            dir.path().join(".").join("rt"),
+        );
+        registry.load_str_one(&shared, "p").unwrap();
+        let err = registry.load_str_one(&shared, "q").unwrap_err();
+        let TokenError::Config { provider, field, .. } = &err else { panic!("{err}") };
+        assert_eq!(
+            (provider.as_deref(), field.as_deref()),
+            (Some("q"), Some("refresh_token_store"))
+        );
+        assert!(err.to_string().contains("also used by provider \"p\""), "{err}");
     }
 
     #[test]
