@@ -118,6 +118,42 @@ fn a_cache_hit_builds_no_http_client() {
     assert_eq!(soti.requests(), 0);
 }
 
+/// `token` builds only the provider asked for: another provider's secret
+/// file is not read (a file others may read draws a warning when it is,
+/// as `check` shows), whether the token is a hit or a fetch.
+#[cfg(unix)]
+#[test]
+fn token_reads_no_other_provider_s_secret() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = TestEnv::new();
+    let deyel = env.emulator(Vendor::Deyel);
+    let soti = env.emulator(Vendor::SotiConnect);
+    let secret_file = env.dir().join("soti-secret");
+    let secret = soti.credentials().client_secret().unwrap();
+    std::fs::write(&secret_file, secret).unwrap();
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mdm = provider(&soti, "mdm").replace(
+        &toml_str(secret),
+        &format!("{{ file = {} }}", toml_str(secret_file.to_str().unwrap())),
+    );
+    assert!(mdm.contains("file ="), "{mdm}");
+    env.write_config(&format!("{}\n{mdm}", provider(&deyel, "lowcode")));
+    let warned = |stderr: &str| stderr.contains("readable by group or others");
+    let check = env.run(&["-v", "check"]);
+    check.ok();
+    assert!(warned(&check.stderr), "check reads it:\n{}", check.stderr);
+    for run in ["fetch", "hit"] {
+        let token = env.run(&["-v", "token", "lowcode"]);
+        token.ok();
+        assert!(!warned(&token.stderr), "{run}: read:\n{}", token.stderr);
+        assert!(!token.stderr.contains("soti-secret"), "{run}:\n{}", token.stderr);
+    }
+    assert_eq!(deyel.requests(), 1);
+    let other = env.run(&["-v", "token", "mdm"]);
+    other.ok();
+    assert!(warned(&other.stderr), "its own provider reads it:\n{}", other.stderr);
+}
+
 #[test]
 fn no_cache_asks_every_time_and_leaves_the_cache_alone() {
     let env = TestEnv::new();
