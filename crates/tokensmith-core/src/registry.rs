@@ -1,8 +1,9 @@
 //! The [`Registry`] of adapter factories, and [`Providers`] loaded from config.
 //!
 //! A `kind` string selects a factory (opendal's shape). Loading a config
-//! validates every provider without touching the network and wraps each one in
-//! the cache ([`CachedProvider`]) exactly once.
+//! validates every provider (or, with [`Registry::load_str_one`], the one
+//! asked for) without touching the network and wraps each one built in the
+//! cache ([`CachedProvider`]) exactly once.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -849,7 +850,8 @@ impl Registry {
     /// document is still checked as a whole (TOML, top-level keys,
     /// `[store]`), and a `refresh_token_store` file that a provider before
     /// `name` (in name order) also names is refused as
-    /// [`load_str`](Self::load_str) refuses it.
+    /// [`load_str`](Self::load_str) refuses it, even when that provider
+    /// could not load on this host (its secrets are not read to find out).
     ///
     /// `name`'s own error is returned. An unknown `name` is not an error
     /// here: [`Providers::get`] reports it, listing the configured names.
@@ -888,16 +890,24 @@ impl Registry {
         let Some(value) = providers.remove(name) else {
             return Ok(Providers { map: BTreeMap::new(), unloaded });
         };
-        // The refresh-token files of the providers a full load builds first.
-        let mut stores = BTreeMap::new();
-        for (other, value) in providers.iter().filter(|(other, _)| other.as_str() < name) {
-            if let Some(path) = value
+        // The refresh-token files of the providers a full load builds first,
+        // read from their tables (building them would read their secrets): an
+        // earlier provider reserves its file even where it cannot load. Only
+        // needed when this one names a file.
+        let file_of = |table: &toml::Value| {
+            table
                 .get("refresh_token_store")
                 .and_then(|store| store.get("file"))
                 .and_then(toml::Value::as_str)
                 .filter(|path| !path.is_empty())
-            {
-                stores.insert(store_key(Path::new(path)), other.clone());
+                .map(|path| store_key(Path::new(path)))
+        };
+        let mut stores = BTreeMap::new();
+        if value.get("refresh_token_store").is_some_and(|store| store.get("file").is_some()) {
+            for (other, table) in providers.iter().filter(|(other, _)| other.as_str() < name) {
+                if let Some(file) = file_of(table) {
+                    stores.insert(file, other.clone());
+                }
             }
         }
         let entry = match value {
@@ -1370,7 +1380,8 @@ impl Providers {
         self.map.keys().map(String::as_str)
     }
 
-    /// How many providers there are.
+    /// How many providers were built (after
+    /// [`Registry::load_str_one`]: one at most).
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -1654,6 +1665,18 @@ mod tests {
             dir.path().join(".").join("rt"),
         );
         registry.load_str_one(&shared, "p").unwrap();
+        // `p` reserves its file even where it cannot load (a secret this
+        // host does not hold): its secrets are not read to find out.
+        let p_cannot_load = shared.replacen(
+            "client_id = \"id\"",
+            "client_id = \"id\"\nclient_secret = { env = \"TOKENSMITH_TEST_UNSET_VAR\" }",
+            1,
+        );
+        assert!(registry.load_str_one(&p_cannot_load, "p").is_err());
+        for text in [&shared, &p_cannot_load] {
+            let err = registry.load_str_one(text, "q").unwrap_err();
+            assert!(err.to_string().contains("also used by provider \"p\""), "{err}");
+        }
         let err = registry.load_str_one(&shared, "q").unwrap_err();
         let TokenError::Config { provider, field, .. } = &err else { panic!("{err}") };
         assert_eq!(

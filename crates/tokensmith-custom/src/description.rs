@@ -850,10 +850,10 @@ fn presentation(ctx: &ProviderContext, fields: &PresentFields) -> Result<Present
     }
     // The API requests it goes on are framed by their HTTP client: a token
     // in `Content-Length`, `Host` or `Transfer-Encoding` would break them.
-    if let Some(why) = reserved_header(&header) {
+    if reserved_header(&header).is_some() {
         return Err(ctx.error(
             "present.header",
-            format!("{header:?} cannot carry the token ({why}); resource servers read it from a header of their own, such as Authorization or X-Auth-Token"),
+            format!("{header:?} cannot carry the token: the HTTP client sets it for each request; resource servers read a token from a header of its own, such as Authorization or X-Auth-Token"),
         ));
     }
     let text = fields.value.as_deref().unwrap_or("Bearer {token}");
