@@ -150,6 +150,21 @@ enum Part {
     TokenType,
 }
 
+/// The headers that frame an HTTP request, which a [`Presentation`] may not
+/// name: `Host`, `Content-Length` and the hop-by-hop headers (RFC 9110
+/// §7.6.1).
+const FRAMING_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// Why a [`Presentation`] cannot be made: the header name or the template is
 /// not one a header can carry. Its message names the problem, never a token.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
@@ -163,13 +178,22 @@ impl Presentation {
     pub const TOKEN_TYPE: &str = "{token_type}";
 
     /// A presentation in header `name` with the value made from `template`
-    /// (see the type's docs for what a template may hold).
+    /// (see the type's docs for what a template may hold). `name` may not be
+    /// a header that frames the request (`Host`, `Content-Length`, or a
+    /// hop-by-hop header such as `Transfer-Encoding`): a token there would
+    /// break every request it goes on.
     pub fn new(name: &str, template: &str) -> Result<Self, InvalidPresentation> {
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
             InvalidPresentation(format!(
                 "{name:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
             ))
         })?;
+        // `HeaderName` is lowercase.
+        if FRAMING_HEADERS.contains(&header.as_str()) {
+            return Err(InvalidPresentation(format!(
+                "{name:?} frames the HTTP request (the client sets it): a token cannot travel in it"
+            )));
+        }
         let parts = parse_template(template).map_err(InvalidPresentation)?;
         Ok(Self(Arc::new(PresentationInner {
             name: name.into(),
@@ -721,6 +745,17 @@ mod tests {
         let t = token("a\nb", None);
         assert!(t.header().is_err());
         assert!(t.header_value().is_err());
+    }
+
+    #[test]
+    fn a_header_that_frames_the_request_cannot_carry_the_token() {
+        for name in ["Host", "content-length", "Transfer-Encoding", "Connection", "TE", "Upgrade"] {
+            let err = Presentation::header(name).unwrap_err();
+            assert!(err.to_string().contains("frames the HTTP request"), "{name}: {err}");
+        }
+        for name in ["Authorization", "X-Auth-Token", "Proxy-Authorization", "X-Host"] {
+            Presentation::header(name).unwrap();
+        }
     }
 
     #[test]
