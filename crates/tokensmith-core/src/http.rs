@@ -61,6 +61,20 @@ use crate::parse::{RawResponse, ResponseShape, parse_sent, parse_shaped};
 use crate::redact::{Secrets, Shape, redact};
 use crate::{AccessToken, Clock, SharedClock, TokenError, TransportErrorKind};
 
+/// The hop-by-hop headers (RFC 9110 §7.6.1), lowercase: the HTTP client
+/// manages the connection and the framing with them, so no configured
+/// header (a custom vendor's request headers, a token's presentation) may
+/// be one. The one list tokensmith checks them against.
+pub const HOP_BY_HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// The largest `ca_file` read: 1 MiB (a FIFO or device is refused).
 pub(crate) const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
 

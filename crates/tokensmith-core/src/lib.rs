@@ -20,7 +20,7 @@
 //! | token stores | applications, store authors | [`TokenStore`], [`SharedTokenStore`], [`StoreLease`], [`FileTokenStore`], [`StoreConfig`], [`StoreFactory`], [`ProviderIdentity`], [`ProviderKey`], [`NamingKey`], [`StoreError`], [`encode_token`], [`decode_token`] |
 //! | refresh tokens | applications | [`RefreshTokenStore`], [`SharedRefreshTokenStore`], [`MemoryRefreshTokenStore`], [`FileRefreshTokenStore`] |
 //! | adapters | adapter authors | [`AdapterFactory`], [`ProviderContext`] |
-//! | requests | adapter authors | the one request helper: [`TokenEndpoint`], [`TokenRequest`], [`ClientAuth`], [`RequestMethod`], [`HttpSettings`]; [`fetch_json`] and [`check_url`] for discovery documents |
+//! | requests | adapter authors | the one request helper: [`TokenEndpoint`], [`TokenRequest`], [`ClientAuth`], [`RequestMethod`], [`HttpSettings`]; [`fetch_json`] and [`check_url`] for discovery documents; [`HOP_BY_HOP_HEADERS`], which no configured header may be |
 //! | responses | adapter authors | the one tolerant parser: [`parse_response`], [`RawResponse`], [`MAX_EXPIRES_IN`]; [`ResponseShape`] and [`TimeFormat`] for a response described in config |
 //! | renewal | adapter authors | [`Renewal`], [`RenewalGrant`]: single-use codes and rotated refresh tokens |
 //! | re-exports | everyone | [`secrecy`], [`Url`], so adapters and applications name the same versions |
@@ -71,7 +71,8 @@ pub use clock::{Clock, ManualClock, SharedClock, Sleep, SystemClock, Timestamp};
 pub use config::{CommonConfig, RefreshTokenStoreConfig, StoreConfig, parse_duration};
 pub use error::{BodySnippet, BoxError, ErrorDetail, TokenError, TransportErrorKind, error_line};
 pub use http::{
-    ClientAuth, HttpSettings, RequestMethod, TokenEndpoint, TokenRequest, check_url, fetch_json,
+    ClientAuth, HOP_BY_HOP_HEADERS, HttpSettings, RequestMethod, TokenEndpoint, TokenRequest,
+    check_url, fetch_json,
 };
 pub use parse::{MAX_EXPIRES_IN, RawResponse, ResponseShape, TimeFormat, parse_response};
 pub use provider::{SharedTokenProvider, TokenProvider};

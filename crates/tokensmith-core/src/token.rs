@@ -150,20 +150,12 @@ enum Part {
     TokenType,
 }
 
-/// The headers that frame an HTTP request, which a [`Presentation`] may not
-/// name: `Host`, `Content-Length` and the hop-by-hop headers (RFC 9110
-/// §7.6.1).
-const FRAMING_HEADERS: [&str; 9] = [
-    "host",
-    "content-length",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Whether the header `lowercase` frames an HTTP request, so that a
+/// [`Presentation`] may not name it: `Host`, `Content-Length` and the
+/// [hop-by-hop headers](crate::HOP_BY_HOP_HEADERS).
+fn frames_requests(lowercase: &str) -> bool {
+    matches!(lowercase, "host" | "content-length") || crate::HOP_BY_HOP_HEADERS.contains(&lowercase)
+}
 
 /// Why a [`Presentation`] cannot be made: the header name or the template is
 /// not one a header can carry. Its message names the problem, never a token.
@@ -189,7 +181,7 @@ impl Presentation {
             ))
         })?;
         // `HeaderName` is lowercase.
-        if FRAMING_HEADERS.contains(&header.as_str()) {
+        if frames_requests(header.as_str()) {
             return Err(InvalidPresentation(format!(
                 "{name:?} frames the HTTP request (the client sets it): a token cannot travel in it"
             )));

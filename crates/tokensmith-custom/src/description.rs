@@ -243,24 +243,12 @@ impl Credentials {
 /// The headers tokensmith sets itself, which a description may not.
 const OWN_HEADERS: [&str; 4] = ["content-type", "content-length", "host", "user-agent"];
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1): the HTTP client manages the
-/// connection and the framing; a description may not.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// Why a description may not send the header `name` (any case), if it may not.
 fn reserved_header(name: &str) -> Option<&'static str> {
     let among = |list: &[&str]| list.iter().any(|h| name.eq_ignore_ascii_case(h));
     if among(&OWN_HEADERS) {
         Some("this header is set by tokensmith")
-    } else if among(&HOP_BY_HOP) {
+    } else if among(tokensmith_core::HOP_BY_HOP_HEADERS) {
         Some("a hop-by-hop header, managed by the HTTP client")
     } else {
         None
